@@ -1,0 +1,210 @@
+package mailflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Notifier composes the outbound messages that an event causes. The
+// messages are enqueued in the same transaction as the event.
+type Notifier interface {
+	// OrderCreated returns the order notifications to the parties.
+	OrderCreated(o *Order) ([]*OutboxMessage, error)
+	// DecisionRecorded returns what a recorded decision sends: the binding
+	// confirmation, rejection notices, an acknowledgement or a conflict alert.
+	// prev is the status before the decision, d carries its Effect.
+	DecisionRecorded(o *Order, d Decision, prev Status) ([]*OutboxMessage, error)
+}
+
+// Flow runs the order loop's use cases on a store.
+type Flow struct {
+	Store    Store
+	Notifier Notifier // nil: nothing is sent
+	Now      func() time.Time
+}
+
+func (s *Flow) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// CreateOrder validates and stores an order with its frozen snapshot and
+// enqueues its notifications. The same external_id again returns the
+// existing order and created=false.
+func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+	cat, err := s.Store.Catalog(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	snap, err := BuildSnapshot(req, cat)
+	if err != nil {
+		// A known external_id wins over validation: a retried request
+		// whose catalog changed since still finds its order.
+		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+			return ex, false, nil
+		}
+		return nil, false, err
+	}
+	err = s.Store.InTx(ctx, func(tx Tx) error {
+		year := req.OrderedAt.In(berlin).Year()
+		number, err := tx.NextOrderNumber(year)
+		if err != nil {
+			return err
+		}
+		if ex, err := tx.OrderByExternalID(req.ExternalID); err == nil {
+			o = ex
+			return errExists
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		o = &Order{
+			Number:        number,
+			ExternalID:    req.ExternalID,
+			OrderedAt:     req.OrderedAt.UTC(),
+			CreatedAt:     s.now().UTC(),
+			ContractModel: req.ContractModel,
+			Status:        StatusOpen,
+			Snapshot:      snap,
+		}
+		if err := tx.InsertOrder(o); err != nil {
+			return err
+		}
+		if s.Notifier != nil {
+			msgs, err := s.Notifier.OrderCreated(o)
+			if err != nil {
+				return err
+			}
+			return tx.Enqueue(msgs...)
+		}
+		return nil
+	})
+	if errors.Is(err, errExists) {
+		return o, false, nil
+	}
+	if errors.Is(err, ErrConflict) {
+		// Lost a race against a concurrent duplicate: the unique
+		// constraint on external_id held, return the winner.
+		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+			return ex, false, nil
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return o, true, nil
+}
+
+// errExists rolls back an order creation whose external_id exists, so the
+// number allocated for it is not used up.
+var errExists = errors.New("order exists")
+
+func (s *Flow) existing(ctx context.Context, externalID string) (*Order, error) {
+	var o *Order
+	err := s.Store.InTx(ctx, func(tx Tx) error {
+		var err error
+		o, err = tx.OrderByExternalID(externalID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.Order(ctx, o.Number)
+}
+
+// berlin is the time zone of order numbers' years and of dates in mails.
+var berlin = mustLoadLocation("Europe/Berlin")
+
+func mustLoadLocation(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		// Without tzdata on the host fall back to UTC rather than fail;
+		// cmd/mailflow embeds time/tzdata so this does not happen there.
+		return time.UTC
+	}
+	return loc
+}
+
+// ValidateDecision checks a manual decision's fields against the order.
+func ValidateDecision(o *Order, d *Decision) error {
+	var verr ValidationError
+	switch d.Party {
+	case PartyProvider:
+	case PartyIntermediary:
+		if o.ContractModel != ModelUV {
+			verr.add("party", "a %s order has no intermediary", o.ContractModel)
+		}
+	case "":
+		verr.add("party", "is required (provider or intermediary)")
+	default:
+		verr.add("party", "must be provider or intermediary")
+	}
+	if !d.Intent.Valid() {
+		verr.add("intent", "must be accept, review, working or reject")
+	}
+	d.Reason = strings.TrimSpace(d.Reason)
+	if d.Intent == IntentReject && d.Reason == "" {
+		verr.add("reason", "is required for reject")
+	}
+	if len(d.Reason) > 4000 {
+		verr.add("reason", "must be at most 4000 characters")
+	}
+	return verr.orNil()
+}
+
+// Decide records a decision on an order, derives the new status and
+// enqueues what the outcome sends, all in one transaction.
+func (s *Flow) Decide(ctx context.Context, number string, d Decision) (*Order, error) {
+	var o *Order
+	err := s.Store.InTx(ctx, func(tx Tx) error {
+		var err error
+		o, err = tx.LockOrder(number)
+		if err != nil {
+			return err
+		}
+		if err := ValidateDecision(o, &d); err != nil {
+			return err
+		}
+		_, err = s.apply(tx, o, d)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// apply appends d to a locked order, re-evaluates it, stores the result
+// and enqueues the outcome's messages. It returns the recorded decision
+// with its effect.
+func (s *Flow) apply(tx Tx, o *Order, d Decision) (Decision, error) {
+	if d.At.IsZero() {
+		d.At = s.now()
+	}
+	d.At = d.At.UTC()
+	if err := tx.InsertDecision(o.ID, &d); err != nil {
+		return d, err
+	}
+	prev := o.Status
+	ev := Evaluate(o.ContractModel, append(o.History, d))
+	if err := tx.SaveEvaluation(o.ID, ev); err != nil {
+		return d, err
+	}
+	o.History = ev.Decisions
+	o.Status, o.BindingAt, o.Conflict = ev.Status, ev.BindingAt, ev.Conflict
+	d = ev.Decisions[len(ev.Decisions)-1]
+	if s.Notifier != nil {
+		msgs, err := s.Notifier.DecisionRecorded(o, d, prev)
+		if err != nil {
+			return d, fmt.Errorf("mailflow: compose outcome: %w", err)
+		}
+		if err := tx.Enqueue(msgs...); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,95 @@
+package mailflow
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what the domain needs from persistence. storage.Store
+// implements it for SQLite and PostgreSQL.
+type Store interface {
+	// InTx runs fn in one database transaction: everything fn writes
+	// commits together or not at all.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Catalog returns the whole current catalog.
+	Catalog(ctx context.Context) (*Catalog, error)
+	// ImportCatalog inserts or updates every entry of cat; existing orders'
+	// snapshots are untouched.
+	ImportCatalog(ctx context.Context, cat *Catalog) error
+	// Order returns one order by number with its history.
+	Order(ctx context.Context, number string) (*Order, error)
+	// Orders lists orders newest first.
+	Orders(ctx context.Context, f OrderFilter) ([]Order, error)
+}
+
+// OrderFilter selects orders for a list.
+type OrderFilter struct {
+	Status Status
+	Query  string // order number, customer or provider, case-insensitive substring
+	Limit  int
+	Offset int
+}
+
+// Tx is the part of the store that runs inside one transaction.
+type Tx interface {
+	// NextOrderNumber allocates the next number of a year, YYYY-NNNNNN.
+	// It serialises concurrent creations until the transaction ends.
+	NextOrderNumber(year int) (string, error)
+	// OrderByExternalID returns ErrNotFound when no order has the id.
+	OrderByExternalID(externalID string) (*Order, error)
+	// InsertOrder stores a new order and sets its ID.
+	InsertOrder(o *Order) error
+	// LockOrder loads an order with its history and locks it against
+	// concurrent decisions until the transaction ends.
+	LockOrder(number string) (*Order, error)
+	// LockOrderByID is LockOrder by the internal id.
+	LockOrderByID(id int64) (*Order, error)
+	// InsertDecision appends a decision to an order's history and sets its ID.
+	InsertDecision(orderID int64, d *Decision) error
+	// SaveEvaluation stores the derived status, binding time, conflict flag
+	// and each decision's effect.
+	SaveEvaluation(orderID int64, ev Evaluation) error
+	// Enqueue adds messages to the outbox; they are sent after commit.
+	Enqueue(msgs ...*OutboxMessage) error
+}
+
+// OutboxMessage is one outbound email, built once and stored raw so that a
+// resend is byte-identical.
+type OutboxMessage struct {
+	ID            int64      `json:"id"`
+	OrderID       int64      `json:"order_id,omitempty"` // 0: not about one order (digest)
+	OrderNumber   string     `json:"order_number,omitempty"`
+	Ref           int64      `json:"ref"` // the notification id that reply tokens carry
+	Kind          string     `json:"kind"`
+	Party         string     `json:"party,omitempty"`
+	Sender        string     `json:"sender"` // envelope sender
+	Recipients    []string   `json:"recipients"`
+	MessageID     string     `json:"message_id"`
+	Subject       string     `json:"subject"`
+	Raw           []byte     `json:"-"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt time.Time  `json:"next_attempt_at"`
+	LastError     string     `json:"last_error,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	SentAt        *time.Time `json:"sent_at,omitempty"`
+}
+
+// Outbox row states.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// Kinds of outbound message.
+const (
+	KindNotification = "notification"
+	KindConfirmation = "confirmation"
+	KindRejection    = "rejection"
+	KindAck          = "ack"
+	KindAlert        = "alert"
+	KindReminder     = "reminder"
+	KindBilling      = "billing"
+	KindDigest       = "digest"
+)

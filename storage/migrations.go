@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order, each in its own transaction; the
+// schema_version table remembers how many ran. Placeholders {id}, {blob}
+// and {ts} become the dialect's types. Never edit a released migration:
+// append a new one.
+var migrations = []string{
+	// 1: catalog, orders, decisions, outbox, inbound, scheduler state.
+	`
+CREATE TABLE providers (
+	id TEXT PRIMARY KEY,
+	doc TEXT NOT NULL,
+	updated_at {ts} NOT NULL
+);
+CREATE TABLE intermediaries (
+	id TEXT PRIMARY KEY,
+	doc TEXT NOT NULL,
+	updated_at {ts} NOT NULL
+);
+CREATE TABLE services (
+	id TEXT PRIMARY KEY,
+	provider_id TEXT NOT NULL REFERENCES providers(id),
+	doc TEXT NOT NULL,
+	updated_at {ts} NOT NULL
+);
+CREATE TABLE terms (
+	kind TEXT NOT NULL,            -- 'agb' or 'conditions'
+	owner TEXT NOT NULL,           -- terms id for AGB, service id for conditions
+	version TEXT NOT NULL,
+	title TEXT NOT NULL DEFAULT '',
+	valid_from TEXT NOT NULL,      -- YYYY-MM-DD
+	valid_until TEXT,              -- YYYY-MM-DD, inclusive
+	body TEXT NOT NULL,
+	sha256 TEXT NOT NULL,
+	PRIMARY KEY (kind, owner, version)
+);
+CREATE TABLE order_counters (
+	year INTEGER PRIMARY KEY,
+	last INTEGER NOT NULL
+);
+CREATE TABLE orders (
+	id {id},
+	number TEXT NOT NULL UNIQUE,
+	external_id TEXT NOT NULL UNIQUE,
+	contract_model TEXT NOT NULL,
+	ordered_at {ts} NOT NULL,
+	created_at {ts} NOT NULL,
+	status TEXT NOT NULL,
+	binding_at {ts},
+	conflict BOOLEAN NOT NULL DEFAULT FALSE,
+	provider_id TEXT NOT NULL,
+	intermediary_id TEXT,
+	search TEXT NOT NULL,          -- lowercased number, customer and provider for the status page search
+	snapshot TEXT NOT NULL
+);
+CREATE INDEX orders_status ON orders (status, id);
+CREATE INDEX orders_binding ON orders (binding_at);
+CREATE TABLE decisions (
+	id {id},
+	order_id BIGINT NOT NULL REFERENCES orders(id),
+	party TEXT NOT NULL,
+	intent TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	source TEXT NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	message_id TEXT NOT NULL DEFAULT '',
+	inbound_id BIGINT,
+	effect TEXT NOT NULL DEFAULT '',
+	at {ts} NOT NULL
+);
+CREATE INDEX decisions_order ON decisions (order_id, id);
+CREATE TABLE outbox (
+	id {id},
+	order_id BIGINT REFERENCES orders(id),
+	ref BIGINT NOT NULL UNIQUE,
+	kind TEXT NOT NULL,
+	party TEXT NOT NULL DEFAULT '',
+	sender TEXT NOT NULL,
+	recipients TEXT NOT NULL,
+	message_id TEXT NOT NULL UNIQUE,
+	subject TEXT NOT NULL,
+	raw {blob} NOT NULL,
+	status TEXT NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at {ts} NOT NULL,
+	claimed_until {ts},
+	last_error TEXT NOT NULL DEFAULT '',
+	created_at {ts} NOT NULL,
+	sent_at {ts}
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_order ON outbox (order_id);
+CREATE TABLE inbound (
+	id {id},
+	message_id TEXT NOT NULL UNIQUE, -- Message-ID, or sha256:<hex> of the raw message
+	sha256 TEXT NOT NULL,
+	received_at {ts} NOT NULL,
+	mailbox TEXT NOT NULL DEFAULT '',
+	uidvalidity BIGINT NOT NULL DEFAULT 0,
+	uid BIGINT NOT NULL DEFAULT 0,
+	from_addr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	verdict TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	order_id BIGINT REFERENCES orders(id),
+	party TEXT NOT NULL DEFAULT '',
+	intent TEXT NOT NULL DEFAULT '',
+	needs_review BOOLEAN NOT NULL DEFAULT FALSE,
+	size BIGINT NOT NULL DEFAULT 0,
+	raw {blob}
+);
+CREATE INDEX inbound_order ON inbound (order_id);
+CREATE INDEX inbound_review ON inbound (needs_review);
+CREATE TABLE imap_state (
+	mailbox TEXT PRIMARY KEY,
+	uidvalidity BIGINT NOT NULL,
+	last_uid BIGINT NOT NULL,
+	last_sync {ts}
+);
+CREATE TABLE billing_reminders (
+	id {id},
+	order_id BIGINT NOT NULL REFERENCES orders(id),
+	period_key TEXT NOT NULL,
+	period_start {ts} NOT NULL,
+	period_end {ts} NOT NULL,
+	net_cents BIGINT NOT NULL,
+	vat_cents BIGINT NOT NULL,
+	gross_cents BIGINT NOT NULL,
+	created_at {ts} NOT NULL,
+	UNIQUE (order_id, period_key)
+);
+CREATE TABLE confirmation_reminders (
+	order_id BIGINT NOT NULL REFERENCES orders(id),
+	party TEXT NOT NULL,
+	kind TEXT NOT NULL,            -- 'remind' or 'escalate'
+	sent_at {ts} NOT NULL,
+	PRIMARY KEY (order_id, party, kind, sent_at)
+);
+CREATE TABLE answer_throttle (
+	sender TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	day TEXT NOT NULL,
+	PRIMARY KEY (sender, reason, day)
+);
+`,
+}
+
+// SchemaVersion is the number of migrations this binary knows.
+var SchemaVersion = len(migrations)
+
+// Migrate applies pending migrations. It refuses to run against a schema
+// newer than the binary knows, so an old binary cannot corrupt the data of
+// a newer one.
+func (s *Store) Migrate(ctx context.Context) error {
+	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("storage: migrate: %w", err)
+	}
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
+	err = s.inTx(ctx, func(tx *Tx) error {
+		if s.d.name == "postgres" {
+			// Several daemons may start at once.
+			if _, err := tx.exec(`SELECT pg_advisory_xact_lock(7246001)`); err != nil {
+				return err
+			}
+		}
+		var versions []int
+		if err := tx.sel(&versions, `SELECT version FROM schema_version`); err != nil {
+			return err
+		}
+		v := 0
+		if len(versions) > 0 {
+			v = versions[0]
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade mailflow", v, len(migrations))
+		}
+		if v == len(migrations) {
+			done = true
+			return nil
+		}
+		ddl := strings.NewReplacer("{id}", s.d.id, "{blob}", s.d.blob, "{ts}", s.d.ts).Replace(migrations[v])
+		for _, stmt := range strings.Split(ddl, ";\n") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+		}
+		if v == 0 {
+			_, err := tx.exec(`INSERT INTO schema_version (version) VALUES (?)`, v+1)
+			return err
+		}
+		_, err := tx.exec(`UPDATE schema_version SET version = ?`, v+1)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("storage: migrate: %w", err)
+	}
+	return done, nil
+}

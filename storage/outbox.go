@@ -1,0 +1,272 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"mailflow/mailflow"
+)
+
+type outboxRow struct {
+	ID            int64      `db:"id"`
+	OrderID       *int64     `db:"order_id"`
+	OrderNumber   *string    `db:"number"`
+	Ref           int64      `db:"ref"`
+	Kind          string     `db:"kind"`
+	Party         string     `db:"party"`
+	Sender        string     `db:"sender"`
+	Recipients    string     `db:"recipients"`
+	MessageID     string     `db:"message_id"`
+	Subject       string     `db:"subject"`
+	Raw           []byte     `db:"raw"`
+	Status        string     `db:"status"`
+	Attempts      int        `db:"attempts"`
+	NextAttemptAt time.Time  `db:"next_attempt_at"`
+	LastError     string     `db:"last_error"`
+	CreatedAt     time.Time  `db:"created_at"`
+	SentAt        *time.Time `db:"sent_at"`
+}
+
+func (r outboxRow) message() *mailflow.OutboxMessage {
+	m := &mailflow.OutboxMessage{ID: r.ID, Ref: r.Ref, Kind: r.Kind, Party: r.Party, Sender: r.Sender,
+		MessageID: r.MessageID, Subject: r.Subject, Raw: r.Raw, Status: r.Status, Attempts: r.Attempts,
+		NextAttemptAt: r.NextAttemptAt.UTC(), LastError: r.LastError, CreatedAt: r.CreatedAt.UTC(), SentAt: utcPtr(r.SentAt)}
+	if r.OrderID != nil {
+		m.OrderID = *r.OrderID
+	}
+	if r.OrderNumber != nil {
+		m.OrderNumber = *r.OrderNumber
+	}
+	json.Unmarshal([]byte(r.Recipients), &m.Recipients)
+	return m
+}
+
+const outboxColumns = `o.id, o.order_id, ord.number, o.ref, o.kind, o.party, o.sender, o.recipients, o.message_id, o.subject,
+	o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at`
+
+const outboxFrom = ` FROM outbox o LEFT JOIN orders ord ON ord.id = o.order_id`
+
+// Enqueue adds messages to the outbox in the caller's transaction.
+func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
+	for _, m := range msgs {
+		if m == nil {
+			continue
+		}
+		rcpt, _ := json.Marshal(m.Recipients)
+		if m.CreatedAt.IsZero() {
+			m.CreatedAt = time.Now()
+		}
+		if m.NextAttemptAt.IsZero() {
+			m.NextAttemptAt = m.CreatedAt
+		}
+		m.Status = mailflow.OutboxPending
+		var orderID *int64
+		if m.OrderID != 0 {
+			orderID = &m.OrderID
+		}
+		err := t.get(&m.ID, `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject, raw,
+			status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject, m.Raw,
+			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("storage: enqueue: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
+// ClaimOutbox leases up to limit due messages to this sender until
+// now+lease. A message whose sender died is claimed again once its lease
+// ends; with PostgreSQL several daemons claim disjoint rows (SKIP LOCKED).
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*mailflow.OutboxMessage, error) {
+	var out []*mailflow.OutboxMessage
+	err := s.inTx(ctx, func(tx *Tx) error {
+		lock := ""
+		if s.d.name == "postgres" {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		var ids []int64
+		if err := tx.sel(&ids, `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
+			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`+lock,
+			mailflow.OutboxPending, utc(now), utc(now), limit); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		q, args := inList(ids)
+		if _, err := tx.exec(`UPDATE outbox SET claimed_until = ? WHERE id IN (`+q+`)`, append([]any{utc(now.Add(lease))}, args...)...); err != nil {
+			return err
+		}
+		var rows []outboxRow
+		if err := tx.sel(&rows, `SELECT `+outboxColumns+`, o.raw`+outboxFrom+` WHERE o.id IN (`+q+`) ORDER BY o.next_attempt_at, o.id`, args...); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			out = append(out, r.message())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: claim outbox: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+func inList(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return strings.TrimSuffix(strings.Repeat("?,", len(ids)), ","), args
+}
+
+// MarkSent records a delivered message.
+func (s *Store) MarkSent(ctx context.Context, id int64, at time.Time) error {
+	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = '' WHERE id = ?`,
+		mailflow.OutboxSent, utc(at), id)
+	if err != nil {
+		return fmt.Errorf("storage: mark sent: %w", err)
+	}
+	return nil
+}
+
+// MarkRetry records a temporary failure and when to try again.
+func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error {
+	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claimed_until = NULL, last_error = ? WHERE id = ? AND status = ?`,
+		utc(next), reason, id, mailflow.OutboxPending)
+	if err != nil {
+		return fmt.Errorf("storage: mark retry: %w", err)
+	}
+	return nil
+}
+
+// MarkFailed records a permanent failure. It reports whether this call
+// changed the row, so the coordinator is alerted once.
+func (s *Store) MarkFailed(ctx context.Context, id int64, reason string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, claimed_until = NULL, last_error = ? WHERE id = ? AND status <> ?`,
+		mailflow.OutboxFailed, reason, id, mailflow.OutboxFailed)
+	if err != nil {
+		return false, fmt.Errorf("storage: mark failed: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// NextOutboxDue returns when the earliest pending message is due, or
+// false when none is pending.
+func (s *Store) NextOutboxDue(ctx context.Context) (time.Time, bool, error) {
+	var rows []struct {
+		Next  time.Time  `db:"next_attempt_at"`
+		Claim *time.Time `db:"claimed_until"`
+	}
+	if err := s.sel(ctx, &rows, `SELECT next_attempt_at, claimed_until FROM outbox WHERE status = ? ORDER BY next_attempt_at LIMIT 50`, mailflow.OutboxPending); err != nil {
+		return time.Time{}, false, fmt.Errorf("storage: next outbox due: %w", err)
+	}
+	var best time.Time
+	for _, r := range rows {
+		t := r.Next
+		if r.Claim != nil && r.Claim.After(t) {
+			t = *r.Claim
+		}
+		if best.IsZero() || t.Before(best) {
+			best = t
+		}
+	}
+	return best, !best.IsZero(), nil
+}
+
+// OutboxList lists outbox rows newest first; status "" lists all.
+func (s *Store) OutboxList(ctx context.Context, status string, limit int) ([]*mailflow.OutboxMessage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := "", []any{}
+	if status != "" {
+		where, args = " WHERE o.status = ?", append(args, status)
+	}
+	var rows []outboxRow
+	if err := s.sel(ctx, &rows, `SELECT `+outboxColumns+outboxFrom+where+` ORDER BY o.id DESC LIMIT ?`, append(args, limit)...); err != nil {
+		return nil, fmt.Errorf("storage: list outbox: %w", err)
+	}
+	out := make([]*mailflow.OutboxMessage, len(rows))
+	for i, r := range rows {
+		out[i] = r.message()
+	}
+	return out, nil
+}
+
+// OrderMessages returns the outbox rows of one order, oldest first.
+func (s *Store) OrderMessages(ctx context.Context, orderID int64) ([]*mailflow.OutboxMessage, error) {
+	var rows []outboxRow
+	if err := s.sel(ctx, &rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.order_id = ? ORDER BY o.id`, orderID); err != nil {
+		return nil, fmt.Errorf("storage: order messages: %w", err)
+	}
+	out := make([]*mailflow.OutboxMessage, len(rows))
+	for i, r := range rows {
+		out[i] = r.message()
+	}
+	return out, nil
+}
+
+// OutboxRaw returns the stored bytes of one outbound message.
+func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
+	var raw []byte
+	if err := s.get(ctx, &raw, `SELECT raw FROM outbox WHERE id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: outbox raw: %w", mapErr(err))
+	}
+	return raw, nil
+}
+
+// OutboxByMessageID finds an outbound message by its Message-ID.
+func (s *Store) OutboxByMessageID(ctx context.Context, messageID string) (*mailflow.OutboxMessage, error) {
+	var r outboxRow
+	if err := s.get(ctx, &r, `SELECT `+outboxColumns+outboxFrom+` WHERE o.message_id = ?`, messageID); err != nil {
+		return nil, fmt.Errorf("storage: outbox by message id: %w", mapErr(err))
+	}
+	return r.message(), nil
+}
+
+// RetryOutbox puts a failed (or pending) row back into the queue now.
+func (s *Store) RetryOutbox(ctx context.Context, id int64, now time.Time) error {
+	res, err := s.exec(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND status <> ?`,
+		mailflow.OutboxPending, utc(now), id, mailflow.OutboxSent)
+	if err != nil {
+		return fmt.Errorf("storage: retry outbox: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var status string
+		if err := s.get(ctx, &status, `SELECT status FROM outbox WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("storage: retry outbox %d: %w", id, mapErr(err))
+		}
+		return fmt.Errorf("storage: retry outbox %d: %w: already sent", id, mailflow.ErrConflict)
+	}
+	return nil
+}
+
+// OutboxStats counts rows per status and the age of the oldest pending one.
+func (s *Store) OutboxStats(ctx context.Context, now time.Time) (map[string]int, time.Duration, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int    `db:"n"`
+	}
+	if err := s.sel(ctx, &rows, `SELECT status, COUNT(*) AS n FROM outbox GROUP BY status`); err != nil {
+		return nil, 0, fmt.Errorf("storage: outbox stats: %w", err)
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	var oldest []time.Time
+	if err := s.sel(ctx, &oldest, `SELECT created_at FROM outbox WHERE status = ? ORDER BY created_at LIMIT 1`, mailflow.OutboxPending); err != nil {
+		return nil, 0, fmt.Errorf("storage: outbox stats: %w", err)
+	}
+	var age time.Duration
+	if len(oldest) > 0 {
+		age = now.Sub(oldest[0])
+	}
+	return out, age, nil
+}

@@ -1,0 +1,177 @@
+// Package storage is mailflow's sqlx store for SQLite (the embedded
+// default) and PostgreSQL (production, several daemons). All SQL lives
+// here, one file per entity; where the dialects differ they differ in one
+// place, the dialect struct.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"mailflow/mailflow"
+)
+
+func init() {
+	// sqlx knows "sqlite3" but not modernc's "sqlite".
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// dialect holds what differs between SQLite and PostgreSQL.
+type dialect struct {
+	name      string
+	id        string // auto-increment primary key
+	blob      string
+	ts        string
+	forUpdate string // row lock suffix; SQLite's immediate transactions already lock the database
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME"}
+	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ", forUpdate: " FOR UPDATE"}
+)
+
+// Store is the database behind mailflow.
+type Store struct {
+	db *sqlx.DB
+	d  dialect
+}
+
+var _ mailflow.Store = (*Store)(nil)
+
+// Open connects to the database and applies pending migrations. driver is
+// "sqlite" or "postgres"; for SQLite the DSN is a file name, to which the
+// pragmas for WAL, a busy timeout and foreign keys are added.
+func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	var d dialect
+	switch driver {
+	case "", "sqlite":
+		d = sqliteDialect
+		driver = "sqlite"
+		if !strings.Contains(dsn, "?") {
+			// _txlock=immediate: deferred transactions that read then
+			// write fail with "database is locked" under concurrency.
+			dsn += "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+		}
+	case "postgres":
+		d = postgresDialect
+	default:
+		return nil, fmt.Errorf("storage: unknown driver %q (want sqlite or postgres)", driver)
+	}
+	db, err := sqlx.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open: %w", err)
+	}
+	if d.name == "postgres" {
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(10)
+	} else {
+		db.SetMaxOpenConns(8)
+	}
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{db: db, d: d}
+	if err := s.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.d.name }
+
+// Ping checks that the database answers, for /readyz.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// DB exposes the handle for tests and tools in this module.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Tx is a transaction of the store; it implements mailflow.Tx.
+type Tx struct {
+	tx  *sqlx.Tx
+	s   *Store
+	ctx context.Context
+}
+
+// InTx runs fn in one transaction, committing when it returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(mailflow.Tx) error) error {
+	return s.inTx(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: begin: %w", mapErr(err))
+	}
+	if err := fn(&Tx{tx: tx, s: s, ctx: ctx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.tx.Rebind(query), args...)
+}
+
+func (t *Tx) get(dest any, query string, args ...any) error {
+	return t.tx.GetContext(t.ctx, dest, t.tx.Rebind(query), args...)
+}
+
+func (t *Tx) sel(dest any, query string, args ...any) error {
+	return t.tx.SelectContext(t.ctx, dest, t.tx.Rebind(query), args...)
+}
+
+func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
+	return s.db.GetContext(ctx, dest, s.db.Rebind(query), args...)
+}
+
+func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) error {
+	return s.db.SelectContext(ctx, dest, s.db.Rebind(query), args...)
+}
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, s.db.Rebind(query), args...)
+}
+
+// mapErr turns driver errors into the domain's sentinels.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailflow.ErrNotFound
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("%w: %s", mailflow.ErrConflict, pe.Message)
+	}
+	if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("%w: %v", mailflow.ErrConflict, err)
+	}
+	return err
+}
+
+// utc normalises times before they are stored: SQLite compares the text.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
