@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/web"
+)
+
+func readJSONFile(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// printValidation lists field errors one per line.
+func (a *app) explain(err error) error {
+	var verr *mailflow.ValidationError
+	if errors.As(err, &verr) {
+		for _, fe := range verr.Errors {
+			fmt.Fprintf(a.stderr, "  %s: %s\n", fe.Field, fe.Message)
+		}
+	}
+	return err
+}
+
+func (a *app) catalog(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "import" {
+		fmt.Fprintln(a.stderr, "usage: mailflow catalog import FILE")
+		return errUsage
+	}
+	pos, err := a.verbFlags("catalog import", args[1:], nil, 1, "FILE")
+	if err != nil {
+		return err
+	}
+	var cat mailflow.Catalog
+	if err := readJSONFile(pos[0], &cat); err != nil {
+		return err
+	}
+	if err := mailflow.ValidateCatalog(&cat); err != nil {
+		return a.explain(err)
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.ImportCatalog(ctx, &cat); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "imported %d providers, %d intermediaries, %d terms, %d services\n",
+		len(cat.Providers), len(cat.Intermediaries), len(cat.Terms), len(cat.Services))
+	return nil
+}
+
+func (a *app) order(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(a.stderr, "usage: mailflow order create|list|show|decide …")
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	var status, party, intent, reason string
+	var pos []string
+	var err error
+	switch sub {
+	case "create":
+		pos, err = a.verbFlags("order create", args, nil, 1, "FILE")
+	case "list":
+		pos, err = a.verbFlags("order list", args, func(fs *flag.FlagSet) {
+			fs.StringVar(&status, "status", "", "only orders with this status code")
+		}, 0, "[-status CODE]")
+	case "show":
+		pos, err = a.verbFlags("order show", args, nil, 1, "NUMBER")
+	case "decide":
+		pos, err = a.verbFlags("order decide", args, func(fs *flag.FlagSet) {
+			fs.StringVar(&party, "party", "", "provider or intermediary")
+			fs.StringVar(&intent, "intent", "", "accept, review, working or reject")
+			fs.StringVar(&reason, "reason", "", "reason (required for reject)")
+		}, 1, "NUMBER -party P -intent I [-reason R]")
+	default:
+		fmt.Fprintf(a.stderr, "mailflow: unknown order verb %q\n", sub)
+		return errUsage
+	}
+	if err != nil {
+		return err
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	flow, err := a.flow(s)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
+		var req mailflow.OrderRequest
+		if err := readJSONFile(pos[0], &req); err != nil {
+			return err
+		}
+		o, created, err := flow.CreateOrder(ctx, &req)
+		if err != nil {
+			return a.explain(err)
+		}
+		if a.json {
+			return a.printJSON(web.NewOrderResponse(o, nil))
+		}
+		verb := "created"
+		if !created {
+			verb = "exists"
+		}
+		fmt.Fprintf(a.stdout, "%s %s (%s, %s)\n", verb, o.Number, o.ContractModel, o.Status.Label())
+		return nil
+	case "list":
+		if status != "" && !mailflow.Status(status).Valid() {
+			return fmt.Errorf("-status: unknown status code %q", status)
+		}
+		orders, err := s.Orders(ctx, mailflow.OrderFilter{Status: mailflow.Status(status), Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if a.json {
+			out := make([]web.OrderResponse, len(orders))
+			for i := range orders {
+				out[i] = web.NewOrderResponse(&orders[i], nil)
+			}
+			return a.printJSON(out)
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NUMBER\tORDERED\tMODEL\tSERVICE\tSTATUS")
+		for _, o := range orders {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Number, o.OrderedAt.In(a.cfg.location).Format("2006-01-02 15:04"),
+				o.ContractModel, o.Snapshot.Service.Name, o.Status.Label())
+		}
+		return tw.Flush()
+	case "show":
+		o, err := s.Order(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		msgs, err := s.OrderMessages(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(web.NewOrderResponse(o, msgs))
+		}
+		a.printOrder(o, msgs)
+		return nil
+	case "decide":
+		actor := "cli"
+		if u, err := user.Current(); err == nil {
+			actor = "cli:" + u.Username
+		}
+		o, err := flow.Decide(ctx, pos[0], mailflow.Decision{Party: party, Intent: mailflow.Intent(intent),
+			Reason: reason, Source: mailflow.SourceManual, Actor: actor})
+		if err != nil {
+			return a.explain(err)
+		}
+		if a.json {
+			return a.printJSON(web.NewOrderResponse(o, nil))
+		}
+		fmt.Fprintf(a.stdout, "%s: %s\n", o.Number, o.Status.Label())
+		return nil
+	}
+	return nil
+}
+
+func (a *app) printOrder(o *mailflow.Order, msgs []*mailflow.OutboxMessage) {
+	loc := a.cfg.location
+	sn := o.Snapshot
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Bestellung\t%s (%s)\n", o.Number, o.ExternalID)
+	fmt.Fprintf(tw, "Status\t%s [%s]\n", o.Status.Label(), o.Status)
+	fmt.Fprintf(tw, "Bestellt am\t%s\n", o.OrderedAt.In(loc).Format("02.01.2006 15:04"))
+	if o.BindingAt != nil {
+		fmt.Fprintf(tw, "Verbindlich seit\t%s (Bereitstellung bis %s)\n", o.BindingAt.In(loc).Format("02.01.2006 15:04"), o.ProvisioningDeadline().In(loc).Format("02.01.2006"))
+	}
+	fmt.Fprintf(tw, "Vertragsmodell\t%s\n", o.ContractModel)
+	fmt.Fprintf(tw, "Kunde\t%s, %s, %s %s (Leitweg-ID %s)\n", sn.Customer.Name, sn.Customer.Street, sn.Customer.PostalCode, sn.Customer.City, sn.Customer.LeitwegID)
+	fmt.Fprintf(tw, "Anbieter\t%s\n", sn.Provider.Name)
+	if sn.Intermediary != nil {
+		fmt.Fprintf(tw, "Intermediär\t%s\n", sn.Intermediary.Name)
+	}
+	fmt.Fprintf(tw, "Leistung\t%s\n", sn.Service.Name)
+	fmt.Fprintf(tw, "Preis\t%s: %d,%02d %s %s (USt %g %%)\n", sn.Price.Name, sn.Price.AmountCents/100, sn.Price.AmountCents%100, sn.Price.Currency, sn.Price.Interval, sn.Price.VATPercent)
+	fmt.Fprintf(tw, "AGB\t%s, sha256 %s\n", sn.Terms.Version, sn.Terms.SHA256)
+	fmt.Fprintf(tw, "Bedingungen\t%s, sha256 %s\n", sn.Conditions.Version, sn.Conditions.SHA256)
+	if o.Conflict {
+		fmt.Fprintf(tw, "Konflikt\tspätere Erklärungen widersprechen dem Endstatus\n")
+	}
+	tw.Flush()
+	fmt.Fprintln(a.stdout, "\nVerlauf:")
+	tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPARTY\tINTENT\tSOURCE\tEFFECT\tREASON")
+	for _, d := range o.History {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.At.In(loc).Format("2006-01-02 15:04:05"), d.Party, d.Intent, d.Source, d.Effect, oneLine(d.Reason))
+	}
+	tw.Flush()
+	if len(msgs) > 0 {
+		fmt.Fprintln(a.stdout, "\nNachrichten:")
+		a.printOutbox(msgs)
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+func (a *app) printOutbox(msgs []*mailflow.OutboxMessage) {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORDER\tKIND\tPARTY\tSTATUS\tATTEMPTS\tCREATED\tERROR")
+	for _, m := range msgs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.OrderNumber, m.Kind, m.Party, m.Status, m.Attempts,
+			m.CreatedAt.In(a.cfg.location).Format("2006-01-02 15:04:05"), oneLine(m.LastError))
+	}
+	tw.Flush()
+}
+
+func (a *app) outbox(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
+		fmt.Fprintln(a.stderr, "usage: mailflow outbox list [-status S] | outbox retry ID")
+		return errUsage
+	}
+	var status string
+	var pos []string
+	var err error
+	if args[0] == "list" {
+		pos, err = a.verbFlags("outbox list", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&status, "status", "", "pending, sent or failed")
+		}, 0, "[-status S]")
+	} else {
+		pos, err = a.verbFlags("outbox retry", args[1:], nil, 1, "ID")
+	}
+	if err != nil {
+		return err
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if args[0] == "list" {
+		msgs, err := s.OutboxList(ctx, status, 1000)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(msgs)
+		}
+		a.printOutbox(msgs)
+		return nil
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "mailflow: outbox retry: ID must be a number")
+		return errUsage
+	}
+	if err := s.RetryOutbox(ctx, id, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "outbox %d queued again; a running daemon sends it on its next pass\n", id)
+	return nil
+}
