@@ -1,0 +1,200 @@
+package storage_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/storage"
+	"mailflow/storage/storagetest"
+)
+
+func loadCatalog(t *testing.T) *mailflow.Catalog {
+	b, err := os.ReadFile("../examples/catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat mailflow.Catalog
+	if err := json.Unmarshal(b, &cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailflow.ValidateCatalog(&cat); err != nil {
+		t.Fatal(err)
+	}
+	return &cat
+}
+
+func loadOrder(t *testing.T, name string) *mailflow.OrderRequest {
+	b, err := os.ReadFile("../examples/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req mailflow.OrderRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	return &req
+}
+
+func TestMigrations(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			drv, dsn := storagetest.DSN(t, driver)
+			s, err := storage.Open(ctx, drv, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Applying again is a no-op.
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("second migrate: %v", err)
+			}
+			var v int
+			s.DB().Get(&v, `SELECT version FROM schema_version`)
+			if v != storage.SchemaVersion {
+				t.Errorf("version %d, want %d", v, storage.SchemaVersion)
+			}
+			// A schema from a newer binary is refused.
+			if _, err := s.DB().Exec(`UPDATE schema_version SET version = version + 1`); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if _, err := storage.Open(ctx, drv, dsn); err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+				t.Errorf("open newer schema: %v, want a refusal", err)
+			}
+		})
+	}
+}
+
+func TestCatalogReimportKeepsSnapshots(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			cat := loadCatalog(t)
+			if err := s.ImportCatalog(ctx, cat); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Catalog(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Services) != 2 || len(got.Terms) != 2 || len(got.Services[0].Conditions) != 1 || got.Terms[0].SHA256 != mailflow.TextSHA256(got.Terms[0].Text) {
+				t.Fatalf("catalog round trip: %+v", got)
+			}
+			flow := &mailflow.Flow{Store: s}
+			o, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-dv.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The provider changes its price and the AGB text is corrected.
+			cat.Services[0].Prices[0].AmountCents = 999
+			cat.Terms[1].Text += "§ 4 Nachtrag.\n"
+			cat.Terms[1].SHA256 = ""
+			if err := mailflow.ValidateCatalog(cat); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ImportCatalog(ctx, cat); err != nil {
+				t.Fatal(err)
+			}
+			again, err := s.Order(ctx, o.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Snapshot.Price.AmountCents != 120000 || again.Snapshot.Terms.SHA256 != o.Snapshot.Terms.SHA256 {
+				t.Errorf("snapshot changed by re-import: price %d terms %s", again.Snapshot.Price.AmountCents, again.Snapshot.Terms.SHA256)
+			}
+			o2, _, err := flow.CreateOrder(ctx, func() *mailflow.OrderRequest { r := loadOrder(t, "order-dv.json"); r.ExternalID = "new"; return r }())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o2.Snapshot.Price.AmountCents != 999 || o2.Snapshot.Terms.SHA256 == o.Snapshot.Terms.SHA256 {
+				t.Errorf("a new order did not take the new catalog")
+			}
+		})
+	}
+}
+
+// TestTransactionRollsBack: when a step inside a transaction fails,
+// nothing of it stays, and the allocated number is not used up.
+func TestTransactionRollsBack(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			boom := errors.New("compose failed")
+			flow := &mailflow.Flow{Store: s, Notifier: failingNotifier{boom}}
+			if _, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-uv.json")); !errors.Is(err, boom) {
+				t.Fatalf("err = %v, want %v", err, boom)
+			}
+			for _, table := range []string{"orders", "outbox", "order_counters"} {
+				var n int
+				s.DB().Get(&n, "SELECT COUNT(*) FROM "+table)
+				if n != 0 {
+					t.Errorf("%d rows left in %s", n, table)
+				}
+			}
+		})
+	}
+}
+
+type failingNotifier struct{ err error }
+
+func (f failingNotifier) OrderCreated(*mailflow.Order) ([]*mailflow.OutboxMessage, error) {
+	return nil, f.err
+}
+
+func (f failingNotifier) DecisionRecorded(*mailflow.Order, mailflow.Decision, mailflow.Status) ([]*mailflow.OutboxMessage, error) {
+	return nil, f.err
+}
+
+// TestOutboxClaim: a claimed row is leased to one sender; after the lease
+// ends it is claimed again with the same bytes.
+func TestOutboxClaim(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			raw := []byte("Message-ID: <x@y>\r\n\r\nhello\r\n")
+			err := s.InTx(ctx, func(tx mailflow.Tx) error {
+				return tx.Enqueue(&mailflow.OutboxMessage{Ref: 7, Kind: mailflow.KindAlert, Sender: "a@b.example",
+					Recipients: []string{"c@d.example"}, MessageID: "x@y", Subject: "s", Raw: raw, CreatedAt: now})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, err := s.ClaimOutbox(ctx, now, 10, time.Minute)
+			if err != nil || len(first) != 1 || string(first[0].Raw) != string(raw) {
+				t.Fatalf("claim: %v %v", first, err)
+			}
+			if again, _ := s.ClaimOutbox(ctx, now.Add(30*time.Second), 10, time.Minute); len(again) != 0 {
+				t.Errorf("a leased row was claimed twice")
+			}
+			late, _ := s.ClaimOutbox(ctx, now.Add(2*time.Minute), 10, time.Minute)
+			if len(late) != 1 || string(late[0].Raw) != string(raw) || late[0].MessageID != "x@y" {
+				t.Fatalf("after lease: %v", late)
+			}
+			if err := s.MarkSent(ctx, late[0].ID, now); err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := s.ClaimOutbox(ctx, now.Add(time.Hour), 10, time.Minute); len(again) != 0 {
+				t.Errorf("a sent row was claimed")
+			}
+			if first, _ := s.MarkFailed(ctx, late[0].ID, "x"); !first {
+				t.Errorf("MarkFailed on a sent row did not report the change")
+			}
+			if again, _ := s.MarkFailed(ctx, late[0].ID, "x"); again {
+				t.Errorf("MarkFailed twice reported a change twice")
+			}
+		})
+	}
+}
