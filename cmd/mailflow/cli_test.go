@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs mailflow with a config on a fresh SQLite file.
+type cli struct {
+	t      *testing.T
+	config string
+}
+
+func newCLI(t *testing.T) *cli {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailflow.toml")
+	os.WriteFile(cfg, []byte("[database]\ndsn = \""+filepath.Join(dir, "m.db")+"\"\n"), 0o600)
+	return &cli{t: t, config: cfg}
+}
+
+func (c *cli) run(args ...string) (string, string, error) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), append([]string{"-config", c.config}, args...), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func (c *cli) must(args ...string) string {
+	c.t.Helper()
+	out, stderr, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("mailflow %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+func TestCLIOrderLifecycle(t *testing.T) {
+	c := newCLI(t)
+	if out := c.must("check-config"); !strings.Contains(out, "ok") {
+		t.Errorf("check-config: %q", out)
+	}
+	c.must("catalog", "import", "../../examples/catalog.json")
+	if out := c.must("order", "create", "../../examples/order-dv.json"); !strings.Contains(out, "created 2026-000001") {
+		t.Errorf("create: %q", out)
+	}
+	if out := c.must("order", "create", "../../examples/order-dv.json"); !strings.Contains(out, "exists 2026-000001") {
+		t.Errorf("create again: %q", out)
+	}
+	c.must("order", "create", "../../examples/order-uv.json")
+	if out := c.must("order", "list", "-status", "open"); strings.Count(out, "Offen") != 2 {
+		t.Errorf("list: %q", out)
+	}
+	c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "working")
+	if out := c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "accept"); !strings.Contains(out, "Bestellt") {
+		t.Errorf("decide: %q", out)
+	}
+	out := c.must("-json", "order", "show", "2026-000001")
+	var o struct {
+		Status    string
+		BindingAt *string `json:"binding_at"`
+		History   []struct{ Source, Actor string }
+	}
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatalf("show -json: %v\n%s", err, out)
+	}
+	if o.Status != "ordered" || o.BindingAt == nil || len(o.History) != 2 || o.History[0].Source != "manual" || !strings.HasPrefix(o.History[0].Actor, "cli") {
+		t.Errorf("show: %+v", o)
+	}
+	// A reject without reason fails with the field named, exit status 1.
+	_, stderr, err := c.run("order", "decide", "2026-000002", "-party", "intermediary", "-intent", "reject")
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(stderr, "reason") {
+		t.Errorf("reject without reason: %v %q", err, stderr)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{}, {"frobnicate"}, {"order"}, {"order", "show"}, {"order", "decide"}, {"catalog", "import"}, {"outbox", "retry", "x"}} {
+		if _, _, err := c.run(args...); !errors.Is(err, errUsage) {
+			t.Errorf("mailflow %v: %v, want usage error (exit 2)", args, err)
+		}
+	}
+	if _, _, err := c.run("order", "show", "2026-999999"); err == nil || errors.Is(err, errUsage) {
+		t.Errorf("unknown order: %v, want a failure (exit 1)", err)
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	t.Setenv("MAILFLOW_PORTAL_TOKEN", "portal-token-0123456789")
+	t.Setenv("MAILFLOW_COORDINATOR_TOKEN", "coordinator-token-0123456789")
+	t.Setenv("MAILFLOW_REPLY_SECRET", "reply-secret-0123456789")
+	c, err := loadConfig("../../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Tokens[0].Token != "portal-token-0123456789" || c.Replies.Secret != "reply-secret-0123456789" {
+		t.Errorf("env not expanded: %+v", c.HTTP.Tokens)
+	}
+	if c.pollInterval.String() != "2m0s" || c.location.String() != "Europe/Berlin" {
+		t.Errorf("parsed values: %v %v", c.pollInterval, c.location)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("  file-secret-0123456789\n"), 0o600)
+	tests := []struct {
+		name, toml, want string
+	}{
+		{"unknown key", "[smtp]\nhots = \"x\"\n", "unknown key smtp.hots"},
+		{"bad driver", "[database]\ndriver = \"mysql\"\n", "database.driver"},
+		{"postgres without sslmode", "[database]\ndriver = \"postgres\"\ndsn = \"postgres://x@127.0.0.1/db\"\n", "database.dsn"},
+		{"bad port", "[smtp]\nport = 0\n", "smtp.port"},
+		{"bad tls", "[imap]\ntls = \"ssl\"\n", "imap.tls"},
+		{"short token", "[[http.tokens]]\nrole = \"portal\"\ntoken = \"short\"\n", "http.tokens[0].token"},
+		{"bad role", "[[http.tokens]]\nrole = \"admin\"\ntoken = \"0123456789abcdef0\"\n", "http.tokens[0].role"},
+		{"missing env", "[replies]\nsecret = \"${MAILFLOW_NOT_SET_ANYWHERE}\"\n", "replies.secret: environment variable MAILFLOW_NOT_SET_ANYWHERE is not set"},
+		{"bad duration", "[imap]\npoll_interval = \"often\"\n", "imap.poll_interval"},
+		{"bad zone", "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone"},
+		{"escalate before remind", "[schedule]\nremind_after = \"48h\"\nescalate_after = \"1h\"\n", "schedule.escalate_after"},
+		{"missing secret file", "[imap]\npassword_file = \"/nonexistent/pw\"\n", "imap.password_file"},
+		{"plus in reply address", "[replies]\naddress = \"a+b@example.org\"\n", "replies.address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.toml")
+			os.WriteFile(p, []byte(tt.toml), 0o600)
+			_, err := loadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	// <key>_file supplies the secret, trimmed, and the error never shows it.
+	p := filepath.Join(dir, "ok.toml")
+	os.WriteFile(p, []byte("[replies]\nsecret_file = \""+secret+"\"\n[imap]\npassword_file = \""+secret+"\"\n"), 0o600)
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Replies.Secret != "file-secret-0123456789" || c.IMAP.Password != "file-secret-0123456789" {
+		t.Errorf("secret from file = %q", c.Replies.Secret)
+	}
+}
