@@ -182,6 +182,17 @@ func (s *Flow) Decide(ctx context.Context, number string, d Decision) (*Order, e
 // and enqueues the outcome's messages. It returns the recorded decision
 // with its effect.
 func (s *Flow) apply(tx Tx, o *Order, d Decision) (Decision, error) {
+	var msgs []*OutboxMessage
+	d, err := s.applyWith(tx, o, d, nil, &msgs)
+	if err != nil {
+		return d, err
+	}
+	return d, tx.Enqueue(msgs...)
+}
+
+// applyWith is apply with a filter over the composed messages; the kept
+// ones are appended to out for the caller to enqueue.
+func (s *Flow) applyWith(tx Tx, o *Order, d Decision, keep func(*OutboxMessage) (bool, error), out *[]*OutboxMessage) (Decision, error) {
 	if d.At.IsZero() {
 		d.At = s.now()
 	}
@@ -202,8 +213,17 @@ func (s *Flow) apply(tx Tx, o *Order, d Decision) (Decision, error) {
 		if err != nil {
 			return d, fmt.Errorf("mailflow: compose outcome: %w", err)
 		}
-		if err := tx.Enqueue(msgs...); err != nil {
-			return d, err
+		for _, m := range msgs {
+			if keep != nil {
+				ok, err := keep(m)
+				if err != nil {
+					return d, err
+				}
+				if !ok {
+					continue
+				}
+			}
+			*out = append(*out, m)
 		}
 	}
 	return d, nil

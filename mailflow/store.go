@@ -93,3 +93,68 @@ const (
 	KindBilling      = "billing"
 	KindDigest       = "digest"
 )
+
+// InboundMessage is one received email kept as evidence with its verdict.
+type InboundMessage struct {
+	ID          int64     `json:"id"`
+	MessageID   string    `json:"message_id"` // the dedup key: Message-ID, or sha256:<hex>
+	SHA256      string    `json:"sha256"`
+	ReceivedAt  time.Time `json:"received_at"`
+	Mailbox     string    `json:"mailbox,omitempty"`
+	UIDValidity uint32    `json:"uidvalidity,omitempty"`
+	UID         uint32    `json:"uid,omitempty"`
+	From        string    `json:"from"`
+	Subject     string    `json:"subject"`
+	Verdict     string    `json:"verdict"`
+	Reason      string    `json:"reason"`
+	OrderID     int64     `json:"order_id,omitempty"`
+	OrderNumber string    `json:"order_number,omitempty"`
+	Party       string    `json:"party,omitempty"`
+	Intent      Intent    `json:"intent,omitempty"`
+	NeedsReview bool      `json:"needs_review"`
+	Size        int64     `json:"size"`
+	Raw         []byte    `json:"-"`
+}
+
+// InboxTx is what inbound processing needs inside its transaction.
+type InboxTx interface {
+	Tx
+	// ClaimInbound inserts the message with verdict "processing" unless
+	// its MessageID is already stored; duplicate is true then. Concurrent
+	// daemons see the unique key, so one message is decided once.
+	ClaimInbound(m *InboundMessage) (duplicate bool, err error)
+	// FinishInbound stores the verdict of a claimed message.
+	FinishInbound(m *InboundMessage) error
+	// OutboxByMessageIDs returns the first outbound message with one of the ids.
+	OutboxByMessageIDs(ids []string) (*OutboxMessage, error)
+	// FailOutbox marks an outbound message failed (a bounce); reports a change.
+	FailOutbox(id int64, reason string) (bool, error)
+	// AllowAnswer records an answer to sender for reason on day and reports
+	// false if one was already sent (one per sender, reason and day).
+	AllowAnswer(sender, reason, day string) (bool, error)
+	// CountInboundFrom counts messages from sender received since t.
+	CountInboundFrom(sender string, since time.Time) (int, error)
+}
+
+// InboxStore runs inbound transactions.
+type InboxStore interface {
+	Store
+	InboxTx(ctx context.Context, fn func(InboxTx) error) error
+}
+
+// Destinations of a processed message.
+const (
+	FolderProcessed = "processed"
+	FolderReview    = "review"
+)
+
+// FetchedMessage is one message the IMAP watcher fetched.
+type FetchedMessage struct {
+	Mailbox      string
+	UIDValidity  uint32
+	UID          uint32
+	Size         int64
+	Raw          []byte // nil when TooLarge
+	TooLarge     bool
+	InternalDate time.Time
+}

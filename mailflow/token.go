@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"strings"
 )
@@ -150,4 +151,9 @@ func (t *Tokens) FindToken(candidates ...string) (Token, bool) {
 		}
 	}
 	return Token{}, false
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -1,0 +1,354 @@
+package mailflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"mailflow/mailflow/reply"
+)
+
+// Verdicts of inbound messages.
+const (
+	VerdictApplied         = "applied"
+	VerdictDuplicate       = "duplicate"
+	VerdictAutoReply       = "auto-reply"
+	VerdictBounce          = "bounce"
+	VerdictUnmatched       = "unmatched"
+	VerdictUnauthenticated = "unauthenticated"
+	VerdictNoIntent        = "no intent"
+	VerdictConflict        = "conflict"
+	VerdictTooLarge        = "too large"
+	VerdictMalformed       = "malformed"
+)
+
+// Alerter composes a message to the coordinator.
+type Alerter interface {
+	Alert(subject, body string, orderID int64, number string) (*OutboxMessage, error)
+}
+
+// InboxConfig is how replies are authenticated and answered.
+type InboxConfig struct {
+	// RequireAuthenticatedSender also demands a DMARC pass or an aligned
+	// DKIM pass in an Authentication-Results header of TrustedAuthServID.
+	RequireAuthenticatedSender bool
+	TrustedAuthServID          string
+	// LoopLimit is how many messages one sender may send per hour before
+	// answers to it stop (a misbehaving autoresponder). Default 20.
+	LoopLimit int
+}
+
+// Inbox decides what each received email means: DESIGN §4 "Inbound".
+type Inbox struct {
+	Flow    *Flow
+	Store   InboxStore
+	Tokens  *Tokens
+	Alerter Alerter // nil: no alerts
+	Config  InboxConfig
+	Log     *slog.Logger
+	// OnEnqueue is called after a commit that enqueued messages.
+	OnEnqueue func()
+}
+
+// Result is the verdict on one message.
+type Result struct {
+	Verdict string
+	Reason  string
+	Order   string // order number, "" if unmatched
+	Party   string
+	Intent  Intent
+	Dest    string // FolderProcessed or FolderReview
+	Status  Status // the order's status afterwards
+}
+
+// errExplain rolls back the transaction of a dry run.
+var errExplain = errors.New("explain: roll back")
+
+// Process handles one fetched message: store it, classify, match,
+// authenticate, extract the intent, record the decision and enqueue the
+// answers, all in one transaction; then the caller moves the message.
+func (in *Inbox) Process(ctx context.Context, m FetchedMessage) (string, error) {
+	res, err := in.handle(ctx, m, false)
+	if err != nil {
+		return "", err
+	}
+	if in.Log != nil {
+		in.Log.Info("inbound message", "uid", m.UID, "verdict", res.Verdict, "order", res.Order, "party", res.Party, "intent", res.Intent, "status", res.Status)
+	}
+	return res.Dest, nil
+}
+
+// Explain says what Process would do with a raw message, changing nothing.
+func (in *Inbox) Explain(ctx context.Context, raw []byte) (Result, error) {
+	return in.handle(ctx, FetchedMessage{Raw: raw, Size: int64(len(raw))}, true)
+}
+
+func (in *Inbox) handle(ctx context.Context, fm FetchedMessage, dryRun bool) (Result, error) {
+	now := in.Flow.now().UTC()
+	rec := &InboundMessage{ReceivedAt: now, Mailbox: fm.Mailbox, UIDValidity: fm.UIDValidity, UID: fm.UID, Size: fm.Size, Raw: fm.Raw}
+	var msg *reply.Message
+	if fm.TooLarge || fm.Raw == nil {
+		rec.MessageID = fmt.Sprintf("too-large:%s:%d:%d", fm.Mailbox, fm.UIDValidity, fm.UID)
+	} else {
+		var err error
+		msg, err = reply.Parse(fm.Raw)
+		if err != nil {
+			msg = nil
+			rec.SHA256 = sha256Hex(fm.Raw)
+			rec.MessageID = "sha256:" + rec.SHA256
+		} else {
+			rec.SHA256, rec.From, rec.Subject = msg.SHA256, msg.From, truncate(msg.Subject, 500)
+			rec.MessageID = msg.MessageID
+			if rec.MessageID == "" {
+				rec.MessageID = "sha256:" + msg.SHA256
+			}
+		}
+	}
+	var res Result
+	var enqueued bool
+	err := in.Store.InboxTx(ctx, func(tx InboxTx) error {
+		dup, err := tx.ClaimInbound(rec)
+		if err != nil {
+			return err
+		}
+		var msgs []*OutboxMessage
+		if dup {
+			res = Result{Verdict: VerdictDuplicate, Reason: "already received: " + rec.MessageID, Dest: FolderProcessed}
+		} else {
+			res, msgs, err = in.decide(tx, rec, msg, fm)
+			if err != nil {
+				return err
+			}
+			rec.Verdict, rec.Reason, rec.Party, rec.Intent = res.Verdict, res.Reason, res.Party, res.Intent
+			rec.NeedsReview = res.Dest == FolderReview
+			if err := tx.FinishInbound(rec); err != nil {
+				return err
+			}
+		}
+		if err := tx.Enqueue(msgs...); err != nil {
+			return err
+		}
+		enqueued = len(msgs) > 0
+		if dryRun {
+			return errExplain
+		}
+		return nil
+	})
+	if errors.Is(err, errExplain) {
+		return res, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("mailflow: inbound: %w", err)
+	}
+	if enqueued && in.OnEnqueue != nil {
+		in.OnEnqueue()
+	}
+	return res, nil
+}
+
+// tokenShaped finds strings that look like a reply token, to tell a forged
+// or altered token from a reply that carries none.
+var tokenShaped = regexp.MustCompile(`[+.]([a-z2-7]{45})@`)
+
+func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm FetchedMessage) (Result, []*OutboxMessage, error) {
+	review := func(verdict, reason string) Result {
+		return Result{Verdict: verdict, Reason: reason, Dest: FolderReview}
+	}
+	alert := func(res Result, orderID int64, number string) (Result, []*OutboxMessage, error) {
+		if in.Alerter == nil {
+			return res, nil, nil
+		}
+		body := fmt.Sprintf("Eine eingegangene Nachricht braucht eine Entscheidung.\n\nUrteil: %s\nGrund: %s\nAbsender: %s\nBetreff: %s\nMessage-ID: %s\n",
+			res.Verdict, res.Reason, rec.From, rec.Subject, rec.MessageID)
+		a, err := in.Alerter.Alert("Nachricht zur Prüfung: "+res.Verdict, body, orderID, number)
+		if err != nil {
+			return res, nil, err
+		}
+		return res, []*OutboxMessage{a}, nil
+	}
+	if fm.TooLarge || fm.Raw == nil {
+		return alert(review(VerdictTooLarge, fmt.Sprintf("message of %d bytes exceeds the size limit; not downloaded", fm.Size)), 0, "")
+	}
+	if msg == nil {
+		return alert(review(VerdictMalformed, "no message header could be read"), 0, "")
+	}
+	switch msg.Kind {
+	case reply.KindBounce:
+		res := Result{Verdict: VerdictBounce, Reason: msg.KindReason, Dest: FolderProcessed}
+		if msg.BounceAction != "" && msg.BounceAction != "failed" {
+			res.Reason += "; DSN action " + msg.BounceAction + ", nothing failed"
+			return res, nil, nil
+		}
+		out, err := tx.OutboxByMessageIDs(msg.BounceMessageIDs)
+		if errors.Is(err, ErrNotFound) {
+			res.Reason += "; the returned message is not one of ours"
+			return alert(res, 0, "")
+		} else if err != nil {
+			return res, nil, err
+		}
+		why := fmt.Sprintf("bounced: %s %s %s", msg.BounceRecipient, msg.BounceStatus, msg.BounceDiagnostic)
+		changed, err := tx.FailOutbox(out.ID, truncate(strings.TrimSpace(why), 1000))
+		if err != nil {
+			return res, nil, err
+		}
+		res.Order = out.OrderNumber
+		res.Reason += fmt.Sprintf("; outbound message %d (%s) marked failed", out.ID, out.Kind)
+		if !changed {
+			return res, nil, nil
+		}
+		return alert(res, out.OrderID, out.OrderNumber)
+	case reply.KindAutoReply:
+		return Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}, nil, nil
+	}
+
+	// Match: token in a recipient, else in In-Reply-To/References (our
+	// Message-IDs carry it), else the subject tag.
+	var o *Order
+	var party, how string
+	var candidates []string
+	candidates = append(candidates, msg.Recipients...)
+	candidates = append(candidates, msg.InReplyTo...)
+	candidates = append(candidates, msg.References...)
+	if tok, ok := in.Tokens.FindToken(candidates...); ok {
+		var err error
+		o, err = tx.LockOrderByID(tok.OrderID)
+		if errors.Is(err, ErrNotFound) {
+			return alert(review(VerdictUnmatched, "the reply token names an unknown order"), 0, "")
+		} else if err != nil {
+			return Result{}, nil, err
+		}
+		party, how = tok.Party, "reply token"
+	} else {
+		for _, c := range candidates {
+			if tokenShaped.MatchString(strings.ToLower(c) + "@") || tokenShaped.MatchString(strings.ToLower(c)) {
+				return alert(review(VerdictUnauthenticated, "a reply token is present but does not verify (forged or altered)"), 0, "")
+			}
+		}
+		number := reply.SubjectOrderNumber(msg.Subject)
+		if number == "" {
+			return alert(review(VerdictUnmatched, "no reply token, no known In-Reply-To/References and no subject tag"), 0, "")
+		}
+		var err error
+		o, err = tx.LockOrder(number)
+		if errors.Is(err, ErrNotFound) {
+			return alert(review(VerdictUnmatched, "the subject names unknown order "+number), 0, "")
+		} else if err != nil {
+			return Result{}, nil, err
+		}
+		var parties []string
+		for _, p := range o.Parties() {
+			if pt, _ := o.Party(p); pt.MaySend(msg.From) {
+				parties = append(parties, p)
+			}
+		}
+		if len(parties) != 1 {
+			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only, and the sender is registered for %d of its parties", number, len(parties))), o.ID, o.Number)
+		}
+		party, how = parties[0], "subject tag and registered sender"
+	}
+	res := Result{Order: o.Number, Party: party}
+	rec.OrderID = o.ID
+
+	// Authenticate: the sender must be registered for the matched party.
+	pt, ok := o.Party(party)
+	if !ok {
+		res.Verdict, res.Reason, res.Dest = VerdictUnauthenticated, "the token's party has no part in this order", FolderReview
+		return alert(res, o.ID, o.Number)
+	}
+	if !pt.MaySend(msg.From) {
+		res.Verdict, res.Dest = VerdictUnauthenticated, FolderReview
+		res.Reason = fmt.Sprintf("sender is not registered to answer for the %s", party)
+		for _, other := range o.Parties() {
+			if op, _ := o.Party(other); other != party && op.MaySend(msg.From) {
+				res.Reason = fmt.Sprintf("sender is registered for the %s, but the reply answers the %s's notification", other, party)
+			}
+		}
+		return alert(res, o.ID, o.Number)
+	}
+	if in.Config.RequireAuthenticatedSender {
+		if why, ok := authenticated(msg, in.Config.TrustedAuthServID); !ok {
+			res.Verdict, res.Reason, res.Dest = VerdictUnauthenticated, why, FolderReview
+			return alert(res, o.ID, o.Number)
+		}
+	}
+
+	intent, reason, ok, explanation := reply.ExtractIntent(msg.Text)
+	if !ok || intent == reply.IntentNone {
+		res.Verdict, res.Reason, res.Dest = VerdictNoIntent, explanation, FolderReview
+		return alert(res, o.ID, o.Number)
+	}
+	d := Decision{Party: party, Intent: Intent(intent), Reason: reason, Source: SourceEmail, Actor: msg.From, MessageID: msg.MessageID}
+	// Answers are throttled and stop when a sender floods us (loop guard).
+	answer := true
+	if n, err := tx.CountInboundFrom(msg.From, rec.ReceivedAt.Add(-time.Hour)); err != nil {
+		return res, nil, err
+	} else if limit := in.Config.LoopLimit; n > limit && limit > 0 || limit == 0 && n > 20 {
+		answer = false
+	}
+	var msgs []*OutboxMessage
+	d, err := in.Flow.applyWith(tx, o, d, func(m *OutboxMessage) (bool, error) {
+		if m.Kind != KindAck {
+			return true, nil
+		}
+		if !answer {
+			return false, nil
+		}
+		m.Recipients = []string{msg.From}
+		return tx.AllowAnswer(msg.From, o.Number+":"+string(d.Intent), rec.ReceivedAt.In(berlin).Format(time.DateOnly))
+	}, &msgs)
+	if err != nil {
+		return res, nil, err
+	}
+	res.Intent, res.Status = d.Intent, o.Status
+	res.Reason = fmt.Sprintf("matched by %s; %s; effect %s", how, explanation, d.Effect)
+	res.Verdict, res.Dest = VerdictApplied, FolderProcessed
+	if d.Effect == EffectConflict {
+		res.Verdict, res.Dest = VerdictConflict, FolderReview
+	}
+	return res, msgs, nil
+}
+
+// authenticated checks for a DMARC pass or an aligned DKIM pass that our
+// own trusted server recorded (RFC 8601 §5: only trust results of known
+// authserv-ids; RFC 7489 §3.1 relaxed alignment).
+func authenticated(msg *reply.Message, trusted string) (string, bool) {
+	if trusted == "" {
+		return "require_authenticated_sender is set but no trusted_authserv_id is configured", false
+	}
+	at := strings.LastIndexByte(msg.From, '@')
+	if at < 0 {
+		return "sender has no domain", false
+	}
+	domain := msg.From[at+1:]
+	aligned := func(d string) bool { return d != "" && (d == domain || strings.HasSuffix(domain, "."+d) || strings.HasSuffix(d, "."+domain)) }
+	seen := false
+	for _, ar := range msg.AuthResults {
+		if !strings.EqualFold(ar.AuthServID, trusted) {
+			continue
+		}
+		seen = true
+		if ar.DMARC == "pass" && (ar.DMARCFrom == "" || aligned(ar.DMARCFrom)) {
+			return "", true
+		}
+		for _, d := range ar.DKIM {
+			if d.Result == "pass" && aligned(d.Domain) {
+				return "", true
+			}
+		}
+	}
+	if !seen {
+		return "no Authentication-Results from the trusted server " + trusted, false
+	}
+	return "neither DMARC nor an aligned DKIM signature passed", false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,199 @@
+package mailflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/storage"
+	"mailflow/storage/storagetest"
+)
+
+const testSecret = "test-reply-secret-0123456789"
+
+type inboxEnv struct {
+	t      *testing.T
+	st     *storage.Store
+	flow   *mailflow.Flow
+	inbox  *mailflow.Inbox
+	tokens *mailflow.Tokens
+	dv, uv *mailflow.Order
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newInboxEnv(t *testing.T, driver string) *inboxEnv {
+	ctx := context.Background()
+	st := storagetest.Open(t, driver)
+	var cat mailflow.Catalog
+	readJSON(t, "../examples/catalog.json", &cat)
+	if err := mailflow.ValidateCatalog(&cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ImportCatalog(ctx, &cat); err != nil {
+		t.Fatal(err)
+	}
+	tokens, _ := mailflow.NewTokens([]string{testSecret})
+	e := &inboxEnv{t: t, st: st, tokens: tokens}
+	e.flow = &mailflow.Flow{Store: st}
+	e.inbox = &mailflow.Inbox{Flow: e.flow, Store: st, Tokens: tokens}
+	for _, name := range []string{"order-dv.json", "order-uv.json"} {
+		var req mailflow.OrderRequest
+		readJSON(t, "../examples/"+name, &req)
+		o, _, err := e.flow.CreateOrder(ctx, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.ContractModel == mailflow.ModelDV {
+			e.dv = o
+		} else {
+			e.uv = o
+		}
+	}
+	return e
+}
+
+// token returns the reply address of a party of an order.
+func (e *inboxEnv) replyAddr(o *mailflow.Order, party string) string {
+	return "bestellungen+" + e.tokens.Sign(mailflow.Token{OrderID: o.ID, Party: party, NotificationID: 42}) + "@example.org"
+}
+
+func (e *inboxEnv) msgID(o *mailflow.Order, party string) string {
+	return o.Number + "." + e.tokens.Sign(mailflow.Token{OrderID: o.ID, Party: party, NotificationID: 43}) + "@example.org"
+}
+
+type mail struct {
+	from, to, subject, inReplyTo, body, extra, id string
+}
+
+func (m mail) raw() []byte {
+	id := m.id
+	if id == "" {
+		id = fmt.Sprintf("<%d@client.example>", time.Now().UnixNano())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: %s\r\n", m.from, m.to, m.subject, id)
+	if m.inReplyTo != "" {
+		fmt.Fprintf(&b, "In-Reply-To: <%s>\r\nReferences: <%s>\r\n", m.inReplyTo, m.inReplyTo)
+	}
+	b.WriteString(m.extra)
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	b.WriteString(strings.ReplaceAll(m.body, "\n", "\r\n"))
+	return []byte(b.String())
+}
+
+func TestInboxVerdicts(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newInboxEnv(t, driver)
+			ctx := context.Background()
+			dvTag := "AW: [Bestellung " + e.dv.Number + "] Neue Bestellung"
+			uvTag := "AW: [Bestellung " + e.uv.Number + "] Neue Bestellung"
+			forged := []byte(e.tokens.Sign(mailflow.Token{OrderID: e.dv.ID, Party: "provider", NotificationID: 42}))
+			forged[20] ^= 1
+			if forged[20] < 'a' || forged[20] > 'z' {
+				forged[20] = 'q'
+			}
+			steps := []struct {
+				name    string
+				m       mail
+				verdict string
+				status  mailflow.Status // of the order afterwards ("" = not checked)
+				order   *mailflow.Order
+			}{
+				{"forged token", mail{from: "bestellungen@dataport.example", to: "bestellungen+" + string(forged) + "@example.org", subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"right token, wrong sender", mail{from: "mallory@evil.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"other party's sender", mail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "provider"), subject: uvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"no match", mail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", subject: "Frage", body: "BESTÄTIGT"}, mailflow.VerdictUnmatched, "", nil},
+				{"no intent", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "Wir melden uns.\n"}, mailflow.VerdictNoIntent, mailflow.StatusOpen, nil},
+				{"auto-reply", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "Abwesenheitsnotiz: " + dvTag, body: "Ich bin bis Montag nicht im Büro.\n", extra: "Auto-Submitted: auto-replied\r\n"}, mailflow.VerdictAutoReply, mailflow.StatusOpen, nil},
+				{"working by token", mail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "IN BEARBEITUNG\n\nGruß"}, mailflow.VerdictApplied, mailflow.StatusWorkingProviderDV, e.dv},
+				{"accept by References (no plus-addressing)", mail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", inReplyTo: e.msgID(e.dv, "provider"), subject: dvTag, body: "Bestätigt.\n"}, mailflow.VerdictApplied, mailflow.StatusOrdered, e.dv},
+				{"late reject is a conflict", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "ABGELEHNT: doch nicht\n"}, mailflow.VerdictConflict, mailflow.StatusOrdered, e.dv},
+				{"uv provider first by subject tag", mail{from: "orders@it.nrw.example", to: "bestellungen@example.org", subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictApplied, mailflow.StatusOpen, e.uv},
+				{"uv intermediary rejects", mail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "intermediary"), subject: uvTag, body: "ABGELEHNT\nDer Kunde ist nicht Mitglied der Genossenschaft.\n"}, mailflow.VerdictApplied, mailflow.StatusRejectedIntermediary, e.uv},
+			}
+			for _, s := range steps {
+				res, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: s.m.raw(), Mailbox: "INBOX", UID: 1})
+				if err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				_ = res
+				list, _ := e.st.InboundList(ctx, false, 0, 1)
+				got := list[0]
+				if got.Verdict != s.verdict {
+					t.Errorf("%s: verdict %q (%s), want %q", s.name, got.Verdict, got.Reason, s.verdict)
+				}
+				wantDest := mailflow.FolderReview
+				if s.verdict == mailflow.VerdictApplied || s.verdict == mailflow.VerdictAutoReply || s.verdict == mailflow.VerdictDuplicate {
+					wantDest = mailflow.FolderProcessed
+				}
+				if res != wantDest {
+					t.Errorf("%s: moved to %s, want %s", s.name, res, wantDest)
+				}
+				if s.status != "" {
+					o := s.order
+					if o == nil {
+						o = e.dv
+						if strings.Contains(s.m.subject, e.uv.Number) {
+							o = e.uv
+						}
+					}
+					now, _ := e.st.Order(ctx, o.Number)
+					if now.Status != s.status {
+						t.Errorf("%s: order %s status %s, want %s", s.name, o.Number, now.Status, s.status)
+					}
+				}
+			}
+			// The rejection reason on the next line is recorded.
+			uv, _ := e.st.Order(ctx, e.uv.Number)
+			last := uv.History[len(uv.History)-1]
+			if last.Reason != "Der Kunde ist nicht Mitglied der Genossenschaft." || last.Source != "email" || last.Actor != "auftrag@govdigital.example" {
+				t.Errorf("recorded decision %+v", last)
+			}
+			// The same message again is a duplicate and changes nothing.
+			dup := mail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT", id: "<same@client.example>"}
+			e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: dup.raw()})
+			before, _ := e.st.Order(ctx, e.dv.Number)
+			dest, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: dup.raw()})
+			after, _ := e.st.Order(ctx, e.dv.Number)
+			if err != nil || dest != mailflow.FolderProcessed || len(after.History) != len(before.History) {
+				t.Errorf("duplicate: dest %s err %v, history %d → %d", dest, err, len(before.History), len(after.History))
+			}
+			// Too large: kept without content, to review.
+			dest, _ = e.inbox.Process(ctx, mailflow.FetchedMessage{TooLarge: true, Size: 30 << 20, Mailbox: "INBOX", UIDValidity: 1, UID: 99})
+			if list, _ := e.st.InboundList(ctx, true, 0, 1); dest != mailflow.FolderReview || list[0].Verdict != mailflow.VerdictTooLarge {
+				t.Errorf("too large: %s %+v", dest, list[0])
+			}
+		})
+	}
+}
+
+// TestInboxExplainChangesNothing: explain gives the verdict and rolls back.
+func TestInboxExplainChangesNothing(t *testing.T) {
+	e := newInboxEnv(t, "sqlite")
+	ctx := context.Background()
+	m := mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "AW: [Bestellung " + e.dv.Number + "]", body: "BESTÄTIGT\n"}
+	res, err := e.inbox.Explain(ctx, m.raw())
+	if err != nil || res.Verdict != mailflow.VerdictApplied || res.Status != mailflow.StatusOrdered || res.Intent != mailflow.IntentAccept {
+		t.Fatalf("explain: %+v %v", res, err)
+	}
+	o, _ := e.st.Order(ctx, e.dv.Number)
+	list, _ := e.st.InboundList(ctx, false, 0, 10)
+	if o.Status != mailflow.StatusOpen || len(o.History) != 0 || len(list) != 0 {
+		t.Errorf("explain changed state: %s, %d decisions, %d inbound", o.Status, len(o.History), len(list))
+	}
+}

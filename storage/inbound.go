@@ -1,0 +1,174 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"mailflow/mailflow"
+)
+
+// InboxTx runs fn in a transaction with the inbound methods.
+func (s *Store) InboxTx(ctx context.Context, fn func(mailflow.InboxTx) error) error {
+	return s.inTx(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+// VerdictProcessing marks a claimed message whose verdict is not stored yet.
+const VerdictProcessing = "processing"
+
+// ClaimInbound inserts a message unless its dedup key exists.
+func (t *Tx) ClaimInbound(m *mailflow.InboundMessage) (bool, error) {
+	var ids []int64
+	err := t.sel(&ids, `INSERT INTO inbound (message_id, sha256, received_at, mailbox, uidvalidity, uid, from_addr, subject,
+		verdict, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (message_id) DO NOTHING RETURNING id`,
+		m.MessageID, m.SHA256, utc(m.ReceivedAt), m.Mailbox, int64(m.UIDValidity), int64(m.UID), m.From, m.Subject,
+		VerdictProcessing, m.Size, m.Raw)
+	if err != nil {
+		return false, fmt.Errorf("storage: claim inbound: %w", mapErr(err))
+	}
+	if len(ids) == 0 {
+		return true, nil
+	}
+	m.ID = ids[0]
+	return false, nil
+}
+
+// FinishInbound stores the verdict of a claimed message.
+func (t *Tx) FinishInbound(m *mailflow.InboundMessage) error {
+	var orderID *int64
+	if m.OrderID != 0 {
+		orderID = &m.OrderID
+	}
+	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ? WHERE id = ?`,
+		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, m.ID)
+	if err != nil {
+		return fmt.Errorf("storage: finish inbound: %w", err)
+	}
+	return nil
+}
+
+// OutboxByMessageIDs finds the first of our messages among ids.
+func (t *Tx) OutboxByMessageIDs(ids []string) (*mailflow.OutboxMessage, error) {
+	for _, id := range ids {
+		var rows []outboxRow
+		if err := t.sel(&rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.message_id = ?`, id); err != nil {
+			return nil, fmt.Errorf("storage: outbox by message id: %w", err)
+		}
+		if len(rows) > 0 {
+			return rows[0].message(), nil
+		}
+	}
+	return nil, fmt.Errorf("storage: outbox by message id: %w", mailflow.ErrNotFound)
+}
+
+// FailOutbox marks an outbound message failed after a bounce.
+func (t *Tx) FailOutbox(id int64, reason string) (bool, error) {
+	res, err := t.exec(`UPDATE outbox SET status = ?, claimed_until = NULL, last_error = ? WHERE id = ? AND status <> ?`,
+		mailflow.OutboxFailed, reason, id, mailflow.OutboxFailed)
+	if err != nil {
+		return false, fmt.Errorf("storage: fail outbox: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// AllowAnswer throttles answers to one per sender, reason and day.
+func (t *Tx) AllowAnswer(sender, reason, day string) (bool, error) {
+	res, err := t.exec(`INSERT INTO answer_throttle (sender, reason, day) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, sender, reason, day)
+	if err != nil {
+		return false, fmt.Errorf("storage: throttle answer: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// CountInboundFrom counts recent messages of a sender, for the loop guard.
+func (t *Tx) CountInboundFrom(sender string, since time.Time) (int, error) {
+	var n int
+	if err := t.get(&n, `SELECT COUNT(*) FROM inbound WHERE from_addr = ? AND received_at >= ?`, sender, utc(since)); err != nil {
+		return 0, fmt.Errorf("storage: count inbound: %w", err)
+	}
+	return n, nil
+}
+
+type inboundRow struct {
+	ID          int64     `db:"id"`
+	MessageID   string    `db:"message_id"`
+	SHA256      string    `db:"sha256"`
+	ReceivedAt  time.Time `db:"received_at"`
+	Mailbox     string    `db:"mailbox"`
+	UIDValidity int64     `db:"uidvalidity"`
+	UID         int64     `db:"uid"`
+	From        string    `db:"from_addr"`
+	Subject     string    `db:"subject"`
+	Verdict     string    `db:"verdict"`
+	Reason      string    `db:"reason"`
+	OrderID     *int64    `db:"order_id"`
+	Number      *string   `db:"number"`
+	Party       string    `db:"party"`
+	Intent      string    `db:"intent"`
+	NeedsReview bool      `db:"needs_review"`
+	Size        int64     `db:"size"`
+}
+
+const inboundColumns = `i.id, i.message_id, i.sha256, i.received_at, i.mailbox, i.uidvalidity, i.uid, i.from_addr, i.subject,
+	i.verdict, i.reason, i.order_id, o.number, i.party, i.intent, i.needs_review, i.size`
+
+func (r inboundRow) message() *mailflow.InboundMessage {
+	m := &mailflow.InboundMessage{ID: r.ID, MessageID: r.MessageID, SHA256: r.SHA256, ReceivedAt: r.ReceivedAt.UTC(),
+		Mailbox: r.Mailbox, UIDValidity: uint32(r.UIDValidity), UID: uint32(r.UID), From: r.From, Subject: r.Subject,
+		Verdict: r.Verdict, Reason: r.Reason, Party: r.Party, Intent: mailflow.Intent(r.Intent), NeedsReview: r.NeedsReview, Size: r.Size}
+	if r.OrderID != nil {
+		m.OrderID = *r.OrderID
+	}
+	if r.Number != nil {
+		m.OrderNumber = *r.Number
+	}
+	return m
+}
+
+// InboundList lists received messages newest first; review selects those
+// waiting for a person, orderID (if not 0) those of one order.
+func (s *Store) InboundList(ctx context.Context, review bool, orderID int64, limit int) ([]*mailflow.InboundMessage, error) {
+	where, args := " WHERE 1=1", []any{}
+	if review {
+		where += " AND i.needs_review = ?"
+		args = append(args, true)
+	}
+	if orderID != 0 {
+		where += " AND i.order_id = ?"
+		args = append(args, orderID)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	var rows []inboundRow
+	if err := s.sel(ctx, &rows, `SELECT `+inboundColumns+` FROM inbound i LEFT JOIN orders o ON o.id = i.order_id`+where+` ORDER BY i.id DESC LIMIT ?`, append(args, limit)...); err != nil {
+		return nil, fmt.Errorf("storage: list inbound: %w", err)
+	}
+	out := make([]*mailflow.InboundMessage, len(rows))
+	for i, r := range rows {
+		out[i] = r.message()
+	}
+	return out, nil
+}
+
+// InboundRaw returns the stored bytes of a received message (nil when it
+// was too large to download).
+func (s *Store) InboundRaw(ctx context.Context, id int64) ([]byte, error) {
+	var raw []byte
+	if err := s.get(ctx, &raw, `SELECT raw FROM inbound WHERE id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: inbound raw: %w", mapErr(err))
+	}
+	return raw, nil
+}
+
+// CountReview counts received messages waiting for a person.
+func (s *Store) CountReview(ctx context.Context) (int, error) {
+	var n int
+	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM inbound WHERE needs_review = ?`, true); err != nil {
+		return 0, fmt.Errorf("storage: count review: %w", err)
+	}
+	return n, nil
+}
