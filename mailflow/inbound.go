@@ -352,3 +352,8 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// ExplainTooLarge says what Process does with a message over the size limit.
+func (in *Inbox) ExplainTooLarge(ctx context.Context, size int64) (Result, error) {
+	return in.handle(ctx, FetchedMessage{TooLarge: true, Size: size}, true)
+}

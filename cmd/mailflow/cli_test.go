@@ -89,3 +89,30 @@ func TestCLIUsage(t *testing.T) {
 		t.Errorf("unknown order: %v, want a failure (exit 1)", err)
 	}
 }
+
+func TestCLIInboxExplain(t *testing.T) {
+	c := newCLI(t)
+	os.WriteFile(c.config, append(must(os.ReadFile(c.config)), []byte("[replies]\nsecret = \"reply-secret-0123456789\"\n")...), 0o600)
+	c.must("catalog", "import", "../../examples/catalog.json")
+	c.must("order", "create", "../../examples/order-dv.json")
+	eml := filepath.Join(t.TempDir(), "reply.eml")
+	os.WriteFile(eml, []byte("From: Anna <anna@dataport.example>\r\nTo: bestellungen@example.org\r\n"+
+		"Subject: AW: [Bestellung 2026-000001] Neue Bestellung\r\nMessage-ID: <r1@dataport.example>\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n\r\nBestätigt.\r\n\r\nAm 20.11.2026 schrieb DVC:\r\n> ABGELEHNT\r\n"), 0o600)
+	out := c.must("inbox", "explain", eml)
+	for _, want := range []string{"applied", "2026-000001", "accept", "Bestellt", "nothing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+	if show := c.must("order", "show", "2026-000001"); !strings.Contains(show, "Offen") {
+		t.Errorf("explain changed the order:\n%s", show)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
