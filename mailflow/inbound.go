@@ -224,7 +224,7 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		party, how = tok.Party, "reply token"
 	} else {
 		for _, c := range candidates {
-			if tokenShaped.MatchString(strings.ToLower(c) + "@") || tokenShaped.MatchString(strings.ToLower(c)) {
+			if tokenShaped.MatchString(strings.ToLower(c)+"@") || tokenShaped.MatchString(strings.ToLower(c)) {
 				return alert(review(VerdictUnauthenticated, "a reply token is present but does not verify (forged or altered)"), 0, "")
 			}
 		}
@@ -324,7 +324,9 @@ func authenticated(msg *reply.Message, trusted string) (string, bool) {
 		return "sender has no domain", false
 	}
 	domain := msg.From[at+1:]
-	aligned := func(d string) bool { return d != "" && (d == domain || strings.HasSuffix(domain, "."+d) || strings.HasSuffix(d, "."+domain)) }
+	aligned := func(d string) bool {
+		return d != "" && (d == domain || strings.HasSuffix(domain, "."+d) || strings.HasSuffix(d, "."+domain))
+	}
 	seen := false
 	for _, ar := range msg.AuthResults {
 		if !strings.EqualFold(ar.AuthServID, trusted) {

@@ -156,8 +156,11 @@ type htmlConv struct {
 
 // text adds character data, collapsing white space as a browser would
 // (except inside <pre>).
+//
+// A no-break space counts as content here, so an Outlook empty paragraph
+// (<p>&nbsp;</p>) still becomes the empty line it looks like; newline turns
+// it into a plain space.
 func (c *htmlConv) text(t string) {
-	t = strings.ReplaceAll(t, "\u00a0", " ")
 	if c.pre {
 		for i, l := range strings.Split(t, "\n") {
 			if i > 0 {
@@ -208,8 +211,12 @@ func (c *htmlConv) newline() {
 	if c.line.Len() == 0 {
 		c.lineDepth = c.depth
 	}
+	l := strings.ReplaceAll(c.line.String(), "\u00a0", " ")
+	if !c.pre {
+		l = strings.TrimSpace(l)
+	}
 	c.out.WriteString(strings.Repeat("> ", c.lineDepth))
-	c.out.WriteString(strings.TrimRight(c.line.String(), " "))
+	c.out.WriteString(strings.TrimRight(l, " "))
 	c.out.WriteByte('\n')
 	c.line.Reset()
 	c.pendSpace = false
