@@ -172,3 +172,19 @@ func (s *Store) CountReview(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// InboundVerdictCounts counts received messages per verdict.
+func (s *Store) InboundVerdictCounts(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Verdict string `db:"verdict"`
+		N       int    `db:"n"`
+	}
+	if err := s.sel(ctx, &rows, `SELECT verdict, COUNT(*) AS n FROM inbound GROUP BY verdict`); err != nil {
+		return nil, fmt.Errorf("storage: inbound verdicts: %w", err)
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Verdict] = r.N
+	}
+	return out, nil
+}
