@@ -13,16 +13,14 @@ import (
 // comments, and decode entities.
 func htmlToText(s string) string {
 	c := &htmlConv{}
-	skipUntil := "" // closing tag whose content is invisible
+	lower := asciiLower(s)
 	for i := 0; i < len(s); {
 		if s[i] != '<' {
 			j := strings.IndexByte(s[i:], '<')
 			if j < 0 {
 				j = len(s) - i
 			}
-			if skipUntil == "" {
-				c.text(html.UnescapeString(s[i : i+j]))
-			}
+			c.text(html.UnescapeString(s[i : i+j]))
 			i += j
 			continue
 		}
@@ -36,11 +34,13 @@ func htmlToText(s string) string {
 			continue
 		}
 		end := tagEnd(s, i)
+		if end == -2 {
+			// A tag left open at the end: like a browser, drop it and stop.
+			// Scanning on from every later "<" would be quadratic.
+			break
+		}
 		if end < 0 {
-			// A lone "<" in text ("a < b").
-			if skipUntil == "" {
-				c.text("<")
-			}
+			c.text("<") // a lone "<" in text ("a < b")
 			i++
 			continue
 		}
@@ -49,17 +49,21 @@ func htmlToText(s string) string {
 		if name == "" {
 			continue // <!DOCTYPE>, <?xml?>
 		}
-		if skipUntil != "" {
-			if closing && name == skipUntil {
-				skipUntil = ""
+		switch name {
+		case "head", "style", "script", "title", "xml", "template":
+			// Invisible content is skipped up to its closing tag without
+			// tokenising it: CSS and scripts contain stray "<".
+			if !closing {
+				k := strings.Index(lower[i:], "</"+name)
+				if k < 0 {
+					i = len(s)
+				} else {
+					i += k
+				}
 			}
 			continue
 		}
 		switch name {
-		case "head", "style", "script", "title", "xml", "template":
-			if !closing {
-				skipUntil = name
-			}
 		case "br":
 			c.newline()
 		case "hr":
@@ -97,8 +101,21 @@ func htmlToText(s string) string {
 	return c.result()
 }
 
+// asciiLower lowercases ASCII letters only, so byte offsets stay valid for
+// the original string.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 // tagEnd returns the index of the ">" closing the tag that starts at i,
-// skipping quoted attribute values, or -1 if s[i] does not start a tag.
+// skipping quoted attribute values; -1 if s[i] does not start a tag, -2 if
+// the tag is never closed.
 func tagEnd(s string, i int) int {
 	if i+1 >= len(s) {
 		return -1
@@ -120,7 +137,7 @@ func tagEnd(s string, i int) int {
 			return j
 		}
 	}
-	return -1
+	return -2
 }
 
 // tagName returns the lowercased element name of a tag body ("/p", "br/",

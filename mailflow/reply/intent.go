@@ -69,6 +69,9 @@ var (
 // lines), else the following own-text lines up to a closing formula,
 // trimmed and capped at 2000 characters. explanation says in English why.
 func ExtractIntent(text string) (intent Intent, reason string, ok bool, explanation string) {
+	// The reason is stored and mailed on; it must be valid UTF-8 even when
+	// a caller passes raw bytes.
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	lines := strings.Split(StripQuoted(text), "\n")
 	first := -1
 	greeted := false

@@ -85,13 +85,20 @@ func isQuoteLine(l string) bool {
 var (
 	// Attributions that always introduce a quote, even an unmarked one.
 	attrStrongRe = []*regexp.Regexp{
-		regexp.MustCompile(`(?i)^am\s.{3,}\sschrieb(\s.*)?:$`),    // Thunderbird, Gmail, Apple Mail (de)
-		regexp.MustCompile(`(?i)^on\s.{3,}\s(wrote|writes):$`),    // Gmail, Apple Mail, Thunderbird (en)
-		regexp.MustCompile(`(?i)^.{1,200}\sschrieb am\s.{3,}:$`),  // Domino, Outlook mobile (de)
-		regexp.MustCompile(`(?i)^le\s.{3,}\sa\s+écrit\s?:$`),      // French clients
-		regexp.MustCompile(`(?i)^.{1,200}\swrote on\s.{3,}:$`),    // Outlook mobile (en)
-		regexp.MustCompile(`(?i)^zitat von\s.{1,200}:$`),          // Horde
-		regexp.MustCompile(`(?i)^(anfang der weitergeleiteten nachricht|begin forwarded message):$`), // Apple Mail forward
+		// Thunderbird, Gmail, Apple Mail, Roundcube (de)
+		regexp.MustCompile(`(?i)^am\s.{3,}\sschrieb(\s.*)?:$`),
+		// Gmail, Apple Mail, Thunderbird, Mutt (en)
+		regexp.MustCompile(`(?i)^on\s.{3,}\s(wrote|writes):$`),
+		// Domino, Outlook mobile (de)
+		regexp.MustCompile(`(?i)^.{1,200}\sschrieb am\s.{3,}:$`),
+		// Outlook mobile (en)
+		regexp.MustCompile(`(?i)^.{1,200}\swrote on\s.{3,}:$`),
+		// French clients
+		regexp.MustCompile(`(?i)^le\s.{3,}\sa\s+écrit\s?:$`),
+		// Horde
+		regexp.MustCompile(`(?i)^zitat von\s.{1,200}:$`),
+		// Apple Mail forwards
+		regexp.MustCompile(`(?i)^(anfang der weitergeleiteten nachricht|begin forwarded message):$`),
 	}
 	// "X wrote:" only counts when a ">" quote follows: alone it could be
 	// the sender's own sentence.

@@ -103,6 +103,8 @@ func TestFixtures(t *testing.T) {
 		{"exim_plain_bounce.eml", KindBounce, "From MAILER-DAEMON/postmaster with bounce subject", IntentNone, false, "", ""},
 		{"postmaster_undeliverable.eml", KindBounce, "From MAILER-DAEMON/postmaster with bounce subject", IntentNone, false, "", "2026-000126"},
 		{"null_sender_only.eml", KindBounce, "null sender", IntentNone, false, "", ""},
+		{"dsn_postfix_delayed.eml", KindBounce, "DSN", IntentNone, false, "", ""},
+		{"mdn_read_receipt.eml", KindAutoReply, "MDN", IntentNone, false, "", "2026-000123"},
 	}
 
 	// Every fixture must be in the table, so a new one cannot go untested.
@@ -264,6 +266,9 @@ func TestParseBounces(t *testing.T) {
 		{"dsn_exchange_unzustellbar.eml",
 			[]string{"2026-000123.n2.abcdef@mailflow.example", "2026-000123.n1.abcdef@mailflow.example"},
 			"it-service@kreis-beispiel.example", "failed", "5.1.10", "RESOLVER.ADR.RecipientNotFound"},
+		{"dsn_postfix_delayed.eml",
+			[]string{"2026-000128.n1.abcdef@mailflow.example"},
+			"bestellungen@amt-nord.example", "delayed", "4.4.1", "Connection timed out"},
 		{"exim_plain_bounce.eml", []string{"2026-000125.n1.abcdef@mailflow.example"}, "", "", "", ""},
 		{"postmaster_undeliverable.eml", []string{"2026-000126.n1.abcdef@mailflow.example"}, "", "", "", ""},
 		{"null_sender_only.eml", nil, "", "", "", ""},
@@ -385,5 +390,29 @@ func TestParseMalformed(t *testing.T) {
 				tt.check(t, m)
 			}
 		})
+	}
+}
+
+// TestParseAdversarialSize guards against quadratic paths: each input is a
+// few hundred KB built to hit one scanner's worst case. Linear code needs
+// milliseconds; the HTML tag scanner once needed 14 s for the first one.
+func TestParseAdversarialSize(t *testing.T) {
+	cases := map[string]string{
+		"unclosed tags":      "From: a@b.example\nContent-Type: text/html\n\n" + strings.Repeat("<a", 100000),
+		"unclosed quotes":    "From: a@b.example\nContent-Type: text/html\n\n" + strings.Repeat("<a \"", 100000),
+		"attribution starts": "From: a@b.example\n\n" + strings.Repeat("Am "+strings.Repeat("x", 390)+"\n", 1000),
+		"many parts":         "From: a@b.example\nContent-Type: multipart/mixed; boundary=b\n\n" + strings.Repeat("--b\n\nx\n", 50000),
+		"header blocks":      "From: a@b.example\n\n" + strings.Repeat("Von: x\n", 20000) + strings.Repeat("\n", 20000),
+	}
+	for name, in := range cases {
+		start := time.Now()
+		m, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ExtractIntent(m.Text)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: %v for %d KB", name, d, len(in)/1024)
+		}
 	}
 }
