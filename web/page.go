@@ -569,8 +569,10 @@ var pageFuncs = template.FuncMap{
 		}
 		return "unbefristet"
 	},
-	"betrag":        formatAmount,
-	"prozent":       func(f float64) string { return strings.ReplaceAll(strconv.FormatFloat(f, 'f', -1, 64), ".", ",") + " %" },
+	"betrag": formatAmount,
+	"prozent": func(f float64) string {
+		return strings.ReplaceAll(strconv.FormatFloat(f, 'f', -1, 64), ".", ",") + " %"
+	},
 	"intervall":     intervalLabel,
 	"partei":        partyLabel,
 	"erklaerung":    intentLabel,

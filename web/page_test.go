@@ -499,7 +499,7 @@ func TestPagesDecisionForm(t *testing.T) {
 					t.Errorf("%s: the page does not say %q", tc.name, tc.want)
 				}
 				if !strings.Contains(body, `id="`+tc.field+`" name="`+tc.field+`" `) ||
-					!regexp.MustCompile(`id="` + tc.field + `" name="` + tc.field + `"[^>]*aria-describedby="` + tc.field + `-error"`).MatchString(body) ||
+					!regexp.MustCompile(`id="`+tc.field+`" name="`+tc.field+`"[^>]*aria-describedby="`+tc.field+`-error"`).MatchString(body) ||
 					!strings.Contains(body, `<span class="field-error" id="`+tc.field+`-error">`) {
 					t.Errorf("%s: control %s is not described by its error", tc.name, tc.field)
 				}
