@@ -338,6 +338,17 @@ func TestPagesLogin(t *testing.T) {
 				}
 			}
 
+			// A login posted from another site is refused; behind a proxy
+			// that rewrites Host the forwarded host counts.
+			resp, _ = c.do("POST", "/anmelden", url.Values{"username": {pageUser}, "password": {pagePassword}},
+				map[string]string{"Origin": "https://evil.example"})
+			if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+				t.Errorf("cross-site login: %d, want 403 without a cookie", resp.StatusCode)
+			}
+			resp, _ = c.do("POST", "/anmelden", url.Values{"username": {pageUser}, "password": {pagePassword}},
+				map[string]string{"Origin": "https://mailflow.example", "X-Forwarded-Host": "mailflow.example"})
+			wantRedirect(t, resp, "/bestellungen")
+
 			// Logout ends the session on the server, not just the cookie.
 			c.login()
 			old := c.cookie()
@@ -919,5 +930,43 @@ func TestNewPagesNeedsCredentials(t *testing.T) {
 		if _, err := web.NewPages(cfg); err == nil {
 			t.Errorf("NewPages(%+v) accepted an incomplete configuration", cfg)
 		}
+	}
+}
+
+// TestPagesInServer mounts the page in the API server as cmd/mailflow
+// does: the API keeps its bearer tokens, health stays public, the rest
+// goes to the page and its login.
+func TestPagesInServer(t *testing.T) {
+	st := storagetest.Open(t, "sqlite")
+	flow := &mailflow.Flow{Store: st}
+	pages, err := web.NewPages(web.Pages{Flow: flow, Store: st, Username: pageUser, Password: pagePassword,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &web.Server{Flow: flow, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Tokens: []web.Token{{Name: "erika", Role: web.RoleCoordinator, Token: coordToken}},
+		Extra:  map[string]http.Handler{"/": pages.Handler()}}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	c := &pageClient{t: t, base: hs.URL, c: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	if resp, body := c.get("/healthz"); resp.StatusCode != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := c.get("/readyz"); resp.StatusCode != 200 {
+		t.Errorf("/readyz: %d", resp.StatusCode)
+	}
+	if resp, _ := c.get("/api/v1/orders"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API without token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := c.do("GET", "/api/v1/orders", nil, map[string]string{"Authorization": "Bearer " + coordToken}); resp.StatusCode != 200 {
+		t.Errorf("API with token: %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/", "/bestellungen", "/metrics-or-anything"} {
+		resp, _ := c.get(path)
+		wantRedirect(t, resp, "/anmelden")
+	}
+	if resp, _ := c.get("/anmelden"); resp.StatusCode != 200 {
+		t.Errorf("/anmelden: %d", resp.StatusCode)
 	}
 }

@@ -184,6 +184,8 @@ func (p *Pages) authed(h http.HandlerFunc) http.Handler {
 
 // sameOrigin checks the Origin header, or else the Referer, against the
 // request's host; a request with neither passes (the CSRF token decides).
+// Behind a reverse proxy that rewrites Host, X-Forwarded-Host counts too:
+// a cross-site form cannot set that header, so accepting it costs nothing.
 func sameOrigin(r *http.Request) bool {
 	src := r.Header.Get("Origin")
 	if src == "" {
@@ -196,7 +198,12 @@ func sameOrigin(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false // includes Origin: null
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	fwd = strings.TrimSpace(fwd)
+	return fwd != "" && strings.EqualFold(u.Host, fwd)
 }
 
 // safeNext returns a local path to continue at after login, refusing
