@@ -265,6 +265,7 @@ func TestBrowser(t *testing.T) {
 	if msg := text("#reason-error"); !strings.Contains(msg, "Für eine Ablehnung ist ein Grund erforderlich") {
 		t.Errorf("validation message %q", msg)
 	}
+	saveScreenshot(t, shots, "entscheidung-fehler.png", run(t, ctx, "screenshot form error", chromedp.Screenshot(chromedp.CSS("form.decision"))))
 	do("decide",
 		chromedp.SetValue(chromedp.ID("intent"), string(mailflow.IntentAccept)),
 		chromedp.Click(chromedp.CSS("form.decision button[type=submit]")),
