@@ -37,10 +37,11 @@ type IMAPServer struct {
 
 	idling atomic.Int32
 
-	mu    sync.Mutex
-	srv   *imapserver.Server
-	conns map[net.Conn]struct{}
-	done  chan struct{} // closed when Serve returns
+	mu          sync.Mutex
+	bodyFetches []uint32
+	srv         *imapserver.Server
+	conns       map[net.Conn]struct{}
+	done        chan struct{} // closed when Serve returns
 }
 
 // NewIMAPServer starts a server for user and pass on a free loopback port.
@@ -174,6 +175,15 @@ func (s *IMAPServer) RemoveFlags(mailbox string, uid uint32, flags ...imap.Flag)
 	return imapStoreFlags(s.Addr(), s.user, s.pass, mailbox, uid, imap.StoreFlagsDel, flags)
 }
 
+// BodyFetchUIDs lists the UIDs whose contents were requested by UID FETCH
+// (BODY[…] or BINARY[…]), in order, so a test can prove that a message
+// was not downloaded.
+func (s *IMAPServer) BodyFetchUIDs() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.bodyFetches)
+}
+
 // Idling is the number of sessions in IDLE right now.
 func (s *IMAPServer) Idling() int { return int(s.idling.Load()) }
 
@@ -290,6 +300,18 @@ func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) 
 	sess.s.idling.Add(1)
 	defer sess.s.idling.Add(-1)
 	return sess.UserSession.Idle(w, stop)
+}
+
+func (sess *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if uids, ok := numSet.(imap.UIDSet); ok && (len(options.BodySection) > 0 || len(options.BinarySection) > 0) {
+		nums, _ := uids.Nums() // static sets only; the watcher names each UID
+		sess.s.mu.Lock()
+		for _, n := range nums {
+			sess.s.bodyFetches = append(sess.s.bodyFetches, uint32(n))
+		}
+		sess.s.mu.Unlock()
+	}
+	return sess.UserSession.Fetch(w, numSet, options)
 }
 
 func (sess *imapSession) AuthenticateMechanisms() []string {
