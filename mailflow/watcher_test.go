@@ -647,3 +647,37 @@ func TestWatcherSilentServer(t *testing.T) {
 		t.Errorf("%d connections, want new ones after each timeout", n)
 	}
 }
+
+// Implicit TLS and STARTTLS connect with the configured trust, and a
+// certificate that is not trusted is refused.
+func TestWatcherTLS(t *testing.T) {
+	for _, mode := range []string{"tls", "starttls"} {
+		t.Run(mode, func(t *testing.T) {
+			srv, err := mailtest.NewIMAPServerTLS(testUser, testPass, mode == "tls")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			mustAppend(t, srv, "INBOX", testMessage(1, ""))
+			store := storagetest.Open(t, "sqlite")
+
+			untrusted := watcherConfig(t, srv, testUser, testPass)
+			untrusted.TLS = mode
+			badRec := &recorder{}
+			wb := mailflow.NewWatcher(untrusted, store, badRec)
+			stopBad := runWatcher(t, wb)
+			eventually(t, "untrusted certificate refused", func() bool { return wb.Stats().Errors >= 1 })
+			stopBad()
+			if n := len(badRec.doneUIDs()); n != 0 {
+				t.Errorf("processed %d messages over an untrusted connection", n)
+			}
+
+			cfg := watcherConfig(t, srv, testUser, testPass)
+			cfg.TLS = mode
+			cfg.TLSConfig = srv.ClientTLSConfig()
+			rec := &recorder{}
+			runWatcher(t, mailflow.NewWatcher(cfg, store, rec))
+			eventually(t, "processed over TLS", func() bool { return len(rec.doneUIDs()) == 1 })
+		})
+	}
+}

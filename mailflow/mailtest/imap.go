@@ -5,10 +5,17 @@ package mailtest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -24,13 +31,17 @@ import (
 )
 
 // IMAPServer is an in-process IMAP server on 127.0.0.1 with one user and an
-// INBOX, without TLS (plaintext login is allowed on loopback). The password
+// INBOX, without TLS unless made by NewIMAPServerTLS (plaintext login is
+// allowed on loopback). The password
 // is also accepted as an XOAUTH2 access token. Its mailboxes live in memory
 // and survive Stop and Start, so a test can take the server away and bring
 // it back on the same port.
 type IMAPServer struct {
 	user, pass string
 	caps       imap.CapSet
+	tlsServer  *tls.Config // nil: plaintext only
+	implicit   bool        // TLS from the first byte, else STARTTLS
+	tlsClient  *tls.Config
 	mem        *imapmemserver.Server
 	u          *imapmemserver.User
 	addr       string
@@ -49,14 +60,29 @@ type IMAPServer struct {
 // UIDPLUS; with caps exactly those, e.g. only imap.CapIMAP4rev1 for a server
 // with IDLE but without MOVE and UIDPLUS.
 func NewIMAPServer(user, pass string, caps ...imap.Cap) (*IMAPServer, error) {
+	return newIMAPServer(&IMAPServer{user: user, pass: pass}, caps)
+}
+
+// NewIMAPServerTLS is NewIMAPServer with TLS on a new self-signed
+// certificate for 127.0.0.1 and localhost: implicit TLS as on port 993, or
+// STARTTLS. ClientTLSConfig returns a client configuration trusting it.
+func NewIMAPServerTLS(user, pass string, implicit bool, caps ...imap.Cap) (*IMAPServer, error) {
+	server, client, err := imapSelfSigned()
+	if err != nil {
+		return nil, err
+	}
+	return newIMAPServer(&IMAPServer{user: user, pass: pass, tlsServer: server, tlsClient: client, implicit: implicit}, caps)
+}
+
+func newIMAPServer(s *IMAPServer, caps []imap.Cap) (*IMAPServer, error) {
 	if len(caps) == 0 {
 		caps = []imap.Cap{imap.CapIMAP4rev1, imap.CapIMAP4rev2}
 	}
-	s := &IMAPServer{user: user, pass: pass, caps: imap.CapSet{}, mem: imapmemserver.New()}
+	s.caps, s.mem = imap.CapSet{}, imapmemserver.New()
 	for _, c := range caps {
 		s.caps[c] = struct{}{}
 	}
-	s.u = imapmemserver.NewUser(user, pass)
+	s.u = imapmemserver.NewUser(s.user, s.pass)
 	s.mem.AddUser(s.u)
 	if err := s.u.Create("INBOX", nil); err != nil {
 		return nil, err
@@ -72,14 +98,18 @@ func (s *IMAPServer) listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("mailtest: imap listen: %w", err)
 	}
-	srv := imapserver.New(&imapserver.Options{
+	opts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &imapSession{s: s}, nil, nil
 		},
 		Caps:         s.caps,
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0), // dropped connections are the point of some tests
-	})
+	}
+	if s.tlsServer != nil && !s.implicit {
+		opts.TLSConfig = s.tlsServer // offers STARTTLS
+	}
+	srv := imapserver.New(opts)
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
@@ -99,6 +129,14 @@ func (s *IMAPServer) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
+}
+
+// ClientTLSConfig trusts the server's certificate; nil without TLS.
+func (s *IMAPServer) ClientTLSConfig() *tls.Config {
+	if s.tlsClient == nil {
+		return nil
+	}
+	return s.tlsClient.Clone()
 }
 
 // Port is the server's port.
@@ -251,6 +289,10 @@ func (l *imapListener) Accept() (net.Conn, error) {
 	l.s.mu.Lock()
 	l.s.conns[tc] = struct{}{}
 	l.s.mu.Unlock()
+	if l.s.tlsServer != nil && l.s.implicit {
+		// imapserver recognises TLS by the *tls.Conn type.
+		return tls.Server(tc, l.s.tlsServer), nil
+	}
 	return tc, nil
 }
 
@@ -491,4 +533,37 @@ func imapCreate(addr, user, pass, mailbox string) error {
 	}
 	c.Logout().Wait()
 	return nil
+}
+
+// imapSelfSigned makes a certificate for 127.0.0.1 and localhost, and a
+// client configuration that trusts exactly it.
+func imapSelfSigned() (server, client *tls.Config, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mailtest IMAP"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}
+	return server, &tls.Config{RootCAs: pool}, nil
 }
