@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"runtime/debug"
@@ -196,7 +197,8 @@ func NewWatcher(cfg WatcherConfig, state WatcherState, p Processor) *Watcher {
 }
 
 // LastSync is when the last pass over the mailbox completed; the zero time
-// before the first. /readyz compares it with the poll interval.
+// before the first. A pass runs at least every PollInterval, also with
+// IDLE, so /readyz can compare its age with twice the poll interval.
 func (w *Watcher) LastSync() time.Time {
 	n := w.lastSync.Load()
 	if n == 0 {
@@ -233,7 +235,7 @@ func signal(ch chan struct{}) {
 // Run watches the mailbox until ctx ends, then returns nil. Connection,
 // server and processor errors are logged and retried, with exponential
 // backoff and jitter up to a minute between connections; only an invalid
-// configuration is returned as an error.
+// configuration is returned as an error. Run a Watcher once at a time.
 func (w *Watcher) Run(ctx context.Context) error {
 	if err := w.check(); err != nil {
 		return err
@@ -253,7 +255,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		d := backoff(failures)
 		failures++
-		w.log.Warn("imap: connection lost, reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		level := slog.LevelWarn
+		if failures > 3 { // not a blip: wrong password, server gone
+			level = slog.LevelError
+		}
+		w.log.Log(ctx, level, "imap: connection failed, reconnecting", "err", err, "in", d.Round(time.Millisecond), "failures", failures)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -555,6 +561,9 @@ func (w *Watcher) pass(ctx context.Context, c *imapclient.Client) error {
 	select {
 	case <-w.poke:
 	default:
+	}
+	if w.lastUID == math.MaxUint32 {
+		return errors.New("mailflow: imap: UIDs exhausted; the server must change UIDVALIDITY")
 	}
 	var set imap.UIDSet
 	set.AddRange(imap.UID(w.lastUID+1), 0) // lastUID+1:*

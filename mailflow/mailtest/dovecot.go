@@ -144,7 +144,7 @@ func (d *Dovecot) start(bin string) error {
 		cfg.InternalUser, cfg.InternalGroup, cfg.LoginUser = me.Username, g.Name, me.Username
 		cfg.MailUID, cfg.MailGID = os.Geteuid(), os.Getegid()
 	}
-	port, err := freePort()
+	port, err := dovecotFreePort()
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (d *Dovecot) start(bin string) error {
 	return d.waitReady()
 }
 
-// waitReady waits until dovecot greets on its port, or exits.
+// waitReady waits until dovecot dovecotGreets on its port, or exits.
 func (d *Dovecot) waitReady() error {
 	deadline := time.NewTimer(20 * time.Second)
 	defer deadline.Stop()
@@ -202,7 +202,7 @@ func (d *Dovecot) waitReady() error {
 		case <-deadline.C:
 			return fmt.Errorf("mailtest: dovecot did not greet on %s: %s", d.addr, d.logTail())
 		case <-tick.C:
-			if greets(d.addr) {
+			if dovecotGreets(d.addr) {
 				return nil
 			}
 			if strings.Contains(d.logTail(), "Address already in use") {
@@ -212,7 +212,7 @@ func (d *Dovecot) waitReady() error {
 	}
 }
 
-func greets(addr string) bool {
+func dovecotGreets(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
@@ -223,7 +223,7 @@ func greets(addr string) bool {
 	return err == nil && strings.HasPrefix(line, "* OK")
 }
 
-func freePort() (int, error) {
+func dovecotFreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -232,10 +232,10 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
+var dovecotVersionRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 
 func dovecotAtLeast(version string, major, minor int) bool {
-	m := versionRE.FindStringSubmatch(version)
+	m := dovecotVersionRE.FindStringSubmatch(version)
 	if m == nil {
 		return false
 	}

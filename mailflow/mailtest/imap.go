@@ -370,18 +370,18 @@ func (sess *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			return sess.Login(username, password)
 		}), nil
 	case "XOAUTH2":
-		return &xoauth2Server{login: sess.Login}, nil
+		return &imapXOAUTH2Server{login: sess.Login}, nil
 	}
 	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
 }
 
-// xoauth2Server checks "user=U\x01auth=Bearer TOKEN\x01\x01" with the
+// imapXOAUTH2Server checks "user=U\x01auth=Bearer TOKEN\x01\x01" with the
 // token as the password.
-type xoauth2Server struct {
+type imapXOAUTH2Server struct {
 	login func(user, pass string) error
 }
 
-func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
+func (x *imapXOAUTH2Server) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
 		return []byte{}, false, nil // ask for the initial response
 	}
