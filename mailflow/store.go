@@ -142,19 +142,3 @@ type InboxStore interface {
 	InboxTx(ctx context.Context, fn func(InboxTx) error) error
 }
 
-// Destinations of a processed message.
-const (
-	FolderProcessed = "processed"
-	FolderReview    = "review"
-)
-
-// FetchedMessage is one message the IMAP watcher fetched.
-type FetchedMessage struct {
-	Mailbox      string
-	UIDValidity  uint32
-	UID          uint32
-	Size         int64
-	Raw          []byte // nil when TooLarge
-	TooLarge     bool
-	InternalDate time.Time
-}
