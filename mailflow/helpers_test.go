@@ -208,6 +208,18 @@ func (e *env) waitOutbox(t testing.TB) []*mailflow.OutboxMessage {
 	}
 }
 
+// waitFor polls cond until it holds, up to 20 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // parsed is a received message taken apart.
 type parsed struct {
 	raw         []byte

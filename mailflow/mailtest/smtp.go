@@ -11,6 +11,7 @@ package mailtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,8 @@ type Options struct {
 	Discard bool
 	// Domain is the server's name in its greeting; default "localhost".
 	Domain string
+	// TLSConfig, when set, makes the server offer STARTTLS (see TLSCert).
+	TLSConfig *tls.Config
 }
 
 type fault struct {
@@ -78,6 +81,7 @@ type SMTPServer struct {
 	count    int
 	bytes    int64
 	sessions int
+	conns    map[*smtp.Conn]bool
 	faults   []*fault
 	changed  chan struct{} // closed and replaced whenever a message arrives
 }
@@ -97,7 +101,7 @@ func Start(opts Options) (*SMTPServer, error) {
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	p, _ := strconv.Atoi(port)
 	s := &SMTPServer{Addr: ln.Addr().String(), Host: host, Port: p, opts: opts, ln: ln,
-		done: make(chan struct{}), changed: make(chan struct{})}
+		done: make(chan struct{}), changed: make(chan struct{}), conns: map[*smtp.Conn]bool{}}
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
 	s.srv.Domain = opts.Domain
 	s.srv.AllowInsecureAuth = true
@@ -106,6 +110,7 @@ func Start(opts Options) (*SMTPServer, error) {
 	s.srv.MaxMessageBytes = 50 << 20
 	s.srv.MaxRecipients = 100
 	s.srv.ErrorLog = discardLogger{}
+	s.srv.TLSConfig = opts.TLSConfig
 	go func() {
 		defer close(s.done)
 		s.srv.Serve(ln)
@@ -232,9 +237,20 @@ func (s *SMTPServer) Wait(ctx context.Context, n int) ([]Message, error) {
 	}
 }
 
+// DropConnections closes every open connection without a reply, as a
+// server does that drops idle clients.
+func (s *SMTPServer) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Conn().Close()
+	}
+}
+
 func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	s.sessions++
+	s.conns[c] = true
 	s.mu.Unlock()
 	return &session{s: s, c: c}, nil
 }
@@ -332,7 +348,12 @@ func (ss *session) Reset() {
 	ss.from, ss.to = "", nil
 }
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.s.mu.Lock()
+	delete(ss.s.conns, ss.c)
+	ss.s.mu.Unlock()
+	return nil
+}
 
 type discardLogger struct{}
 
