@@ -24,6 +24,17 @@ type Flow struct {
 	Store    Store
 	Notifier Notifier // nil: nothing is sent
 	Now      func() time.Time
+	// OnEnqueue, when set, is called after a transaction that enqueued
+	// messages has committed: wire it to Sender.Wake so a new message is
+	// sent at once rather than at the next poll.
+	OnEnqueue func()
+}
+
+// enqueued tells OnEnqueue about committed messages.
+func (s *Flow) enqueued(n int) {
+	if n > 0 && s.OnEnqueue != nil {
+		s.OnEnqueue()
+	}
 }
 
 func (s *Flow) now() time.Time {
@@ -37,6 +48,7 @@ func (s *Flow) now() time.Time {
 // enqueues its notifications. The same external_id again returns the
 // existing order and created=false.
 func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+	var queued int
 	cat, err := s.Store.Catalog(ctx)
 	if err != nil {
 		return nil, false, err
@@ -79,6 +91,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			if err != nil {
 				return err
 			}
+			queued = len(msgs)
 			return tx.Enqueue(msgs...)
 		}
 		return nil
@@ -96,6 +109,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	if err != nil {
 		return nil, false, err
 	}
+	s.enqueued(queued)
 	return o, true, nil
 }
 
@@ -160,7 +174,7 @@ func ValidateDecision(o *Order, d *Decision) error {
 // enqueues what the outcome sends, all in one transaction.
 func (s *Flow) Decide(ctx context.Context, number string, d Decision) (*Order, error) {
 	var o *Order
-	err := s.Store.InTx(ctx, func(tx Tx) error {
+	err := s.InTx(ctx, func(tx Tx) error {
 		var err error
 		o, err = tx.LockOrder(number)
 		if err != nil {
@@ -227,4 +241,34 @@ func (s *Flow) applyWith(tx Tx, o *Order, d Decision, keep func(*OutboxMessage) 
 		}
 	}
 	return d, nil
+}
+
+// countingTx counts the messages enqueued through it, so the flow knows
+// after commit whether to call OnEnqueue.
+type countingTx struct {
+	Tx
+	n int
+}
+
+func (t *countingTx) Enqueue(msgs ...*OutboxMessage) error {
+	if err := t.Tx.Enqueue(msgs...); err != nil {
+		return err
+	}
+	t.n += len(msgs)
+	return nil
+}
+
+// InTx runs fn in a transaction of the flow's store and calls OnEnqueue
+// after a commit if fn enqueued messages. Use it for use cases outside
+// Flow (inbound replies, scheduler jobs) that enqueue mail.
+func (s *Flow) InTx(ctx context.Context, fn func(Tx) error) error {
+	var ct *countingTx
+	err := s.Store.InTx(ctx, func(tx Tx) error {
+		ct = &countingTx{Tx: tx}
+		return fn(ct)
+	})
+	if err == nil && ct != nil {
+		s.enqueued(ct.n)
+	}
+	return err
 }

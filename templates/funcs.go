@@ -1,0 +1,241 @@
+package templates
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// funcs returns the template functions bound to a language.
+func funcs(lang string, loc *time.Location) map[string]any {
+	en := lang == "en"
+	pick := func(de, english string) string {
+		if en {
+			return english
+		}
+		return de
+	}
+	return map[string]any{
+		"lang": func() string { return lang },
+		// money formats an amount in cents: "1.200,00 EUR" / "EUR 1,200.00".
+		"money": func(cents int64, currency string) string { return Money(lang, cents, currency) },
+		// interval names a billing interval.
+		"interval": func(iv string) string {
+			switch iv {
+			case "once":
+				return pick("einmalig", "one-off")
+			case "monthly":
+				return pick("monatlich", "per month")
+			case "quarterly":
+				return pick("vierteljährlich", "per quarter")
+			case "yearly":
+				return pick("jährlich", "per year")
+			}
+			return iv
+		},
+		// vat prints a VAT rate: "19 %" / "19%".
+		"vat": func(p float64) string {
+			s := strconv.FormatFloat(p, 'f', -1, 64)
+			if en {
+				return s + "%"
+			}
+			return strings.ReplaceAll(s, ".", ",") + " %"
+		},
+		// datetime prints an instant in Europe/Berlin.
+		"datetime": func(t any) string {
+			tm, ok := asTime(t)
+			if !ok {
+				return ""
+			}
+			tm = tm.In(loc)
+			if en {
+				return tm.Format("2 January 2006, 15:04 MST")
+			}
+			return tm.Format("02.01.2006, 15:04 Uhr")
+		},
+		// date prints the calendar day of an instant in Europe/Berlin.
+		"date": func(t any) string {
+			tm, ok := asTime(t)
+			if !ok {
+				return ""
+			}
+			return day(en, tm.In(loc))
+		},
+		// day prints a calendar date (a value with a Date method, such as
+		// a catalog validity date) without converting time zones.
+		"day": func(d any) string {
+			if d == nil {
+				return ""
+			}
+			if v, ok := d.(interface{ Date() (int, time.Month, int) }); ok {
+				y, m, dd := v.Date()
+				return day(en, time.Date(y, m, dd, 0, 0, 0, 0, time.UTC))
+			}
+			return fmt.Sprint(d)
+		},
+		// value prints a configured property's value.
+		"value": func(v any) string {
+			switch x := v.(type) {
+			case bool:
+				if x {
+					return pick("ja", "yes")
+				}
+				return pick("nein", "no")
+			case float64:
+				if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+					return strconv.FormatInt(int64(x), 10)
+				}
+				return strconv.FormatFloat(x, 'f', -1, 64)
+			case json.Number:
+				return x.String()
+			case nil:
+				return ""
+			}
+			return fmt.Sprint(v)
+		},
+		// model names a contract model.
+		"model": func(m string) string {
+			switch m {
+			case "DV":
+				return pick("Direktvertrag (DV)", "direct contract (DV)")
+			case "UV":
+				return pick("Umklappvertrag (UV) über einen Intermediär", "three-party contract via an intermediary (UV, Umklappvertrag)")
+			}
+			return m
+		},
+		// role names a party or recipient role.
+		"role": func(r string) string {
+			switch r {
+			case "provider":
+				return pick("Anbieter", "provider")
+			case "intermediary":
+				return pick("Intermediär", "intermediary")
+			case "customer":
+				return pick("Kunde", "customer")
+			case "coordinator":
+				return pick("Koordinierungsstelle", "coordination office")
+			}
+			return r
+		},
+		// intent names a declared intent.
+		"intent": func(i any) string {
+			switch fmt.Sprint(i) {
+			case "accept":
+				return pick("Bestätigung (verbindliche Annahme)", "confirmation (binding acceptance)")
+			case "review":
+				return pick("In Prüfung", "in review")
+			case "working":
+				return pick("In Bearbeitung", "in progress")
+			case "reject":
+				return pick("Ablehnung", "rejection")
+			}
+			return fmt.Sprint(i)
+		},
+		// status names an order status; German uses the labels of the
+		// status page verbatim.
+		"status": func(s any) string {
+			code := fmt.Sprint(s)
+			if en {
+				if l, ok := statusEN[code]; ok {
+					return l
+				}
+			} else if l, ok := statusDE[code]; ok {
+				return l
+			}
+			return code
+		},
+		// days prints a number of days.
+		"days": func(n int) string {
+			if n == 1 {
+				return pick("1 Tag", "1 day")
+			}
+			return fmt.Sprintf("%d %s", n, pick("Tage", "days"))
+		},
+		// pick chooses the German or the English string.
+		"pick": pick,
+	}
+}
+
+func day(en bool, t time.Time) string {
+	if en {
+		return t.Format("2 January 2006")
+	}
+	return t.Format("02.01.2006")
+}
+
+func asTime(t any) (time.Time, bool) {
+	switch x := t.(type) {
+	case time.Time:
+		return x, !x.IsZero()
+	case *time.Time:
+		if x == nil {
+			return time.Time{}, false
+		}
+		return *x, !x.IsZero()
+	}
+	return time.Time{}, false
+}
+
+// Money formats an amount in cents the way readers of lang expect:
+// "1.200,00 EUR" in German, "EUR 1,200.00" in English.
+func Money(lang string, cents int64, currency string) string {
+	neg := cents < 0
+	if neg {
+		cents = -cents
+	}
+	whole := strconv.FormatInt(cents/100, 10)
+	frac := fmt.Sprintf("%02d", cents%100)
+	thousands, decimal := ".", ","
+	if lang == "en" {
+		thousands, decimal = ",", "."
+	}
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteString(thousands)
+		}
+		b.WriteRune(r)
+	}
+	num := b.String() + decimal + frac
+	if neg {
+		num = "-" + num
+	}
+	if currency == "" {
+		currency = "EUR"
+	}
+	if lang == "en" {
+		return currency + " " + num
+	}
+	return num + " " + currency
+}
+
+var statusDE = map[string]string{
+	"open":                   "Offen",
+	"working_provider_dv":    "Bestätigt durch Anbieter (DV)",
+	"review_provider_dv":     "In Prüfung durch Anbieter (DV)",
+	"working_intermediary":   "Bestätigt durch Intermediär",
+	"review_intermediary_uv": "In Prüfung durch Intermediär (UV)",
+	"working_provider_uv":    "Bestätigt durch Anbieter (UV)",
+	"review_provider_uv":     "In Prüfung durch Anbieter (UV)",
+	"ordered":                "Bestellt",
+	"rejected_provider_dv":   "Abgelehnt durch Anbieter (DV)",
+	"rejected_intermediary":  "Abgelehnt durch Intermediär",
+	"rejected_provider_uv":   "Abgelehnt durch Anbieter (UV)",
+}
+
+var statusEN = map[string]string{
+	"open":                   "open",
+	"working_provider_dv":    "acknowledged by the provider (DV)",
+	"review_provider_dv":     "in review by the provider (DV)",
+	"working_intermediary":   "acknowledged by the intermediary",
+	"review_intermediary_uv": "in review by the intermediary (UV)",
+	"working_provider_uv":    "acknowledged by the provider (UV)",
+	"review_provider_uv":     "in review by the provider (UV)",
+	"ordered":                "ordered (binding)",
+	"rejected_provider_dv":   "rejected by the provider (DV)",
+	"rejected_intermediary":  "rejected by the intermediary",
+	"rejected_provider_uv":   "rejected by the provider (UV)",
+}
