@@ -26,11 +26,6 @@ const (
 	VerdictMalformed       = "malformed"
 )
 
-// Alerter composes a message to the coordinator.
-type Alerter interface {
-	Alert(subject, body string, orderID int64, number string) (*OutboxMessage, error)
-}
-
 // InboxConfig is how replies are authenticated and answered.
 type InboxConfig struct {
 	// RequireAuthenticatedSender also demands a DMARC pass or an aligned
@@ -297,7 +292,6 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		if !answer {
 			return false, nil
 		}
-		m.Recipients = []string{msg.From}
 		return tx.AllowAnswer(msg.From, o.Number+":"+string(d.Intent), rec.ReceivedAt.In(berlin).Format(time.DateOnly))
 	}, &msgs)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"mailflow/storage/storagetest"
 )
 
-const testSecret = "test-reply-secret-0123456789"
+
 
 type inboxEnv struct {
 	t      *testing.T
@@ -75,11 +75,11 @@ func (e *inboxEnv) msgID(o *mailflow.Order, party string) string {
 	return o.Number + "." + e.tokens.Sign(mailflow.Token{OrderID: o.ID, Party: party, NotificationID: 43}) + "@example.org"
 }
 
-type mail struct {
+type rmail struct {
 	from, to, subject, inReplyTo, body, extra, id string
 }
 
-func (m mail) raw() []byte {
+func (m rmail) raw() []byte {
 	id := m.id
 	if id == "" {
 		id = fmt.Sprintf("<%d@client.example>", time.Now().UnixNano())
@@ -109,22 +109,22 @@ func TestInboxVerdicts(t *testing.T) {
 			}
 			steps := []struct {
 				name    string
-				m       mail
+				m       rmail
 				verdict string
 				status  mailflow.Status // of the order afterwards ("" = not checked)
 				order   *mailflow.Order
 			}{
-				{"forged token", mail{from: "bestellungen@dataport.example", to: "bestellungen+" + string(forged) + "@example.org", subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
-				{"right token, wrong sender", mail{from: "mallory@evil.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
-				{"other party's sender", mail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "provider"), subject: uvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
-				{"no match", mail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", subject: "Frage", body: "BESTÄTIGT"}, mailflow.VerdictUnmatched, "", nil},
-				{"no intent", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "Wir melden uns.\n"}, mailflow.VerdictNoIntent, mailflow.StatusOpen, nil},
-				{"auto-reply", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "Abwesenheitsnotiz: " + dvTag, body: "Ich bin bis Montag nicht im Büro.\n", extra: "Auto-Submitted: auto-replied\r\n"}, mailflow.VerdictAutoReply, mailflow.StatusOpen, nil},
-				{"working by token", mail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "IN BEARBEITUNG\n\nGruß"}, mailflow.VerdictApplied, mailflow.StatusWorkingProviderDV, e.dv},
-				{"accept by References (no plus-addressing)", mail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", inReplyTo: e.msgID(e.dv, "provider"), subject: dvTag, body: "Bestätigt.\n"}, mailflow.VerdictApplied, mailflow.StatusOrdered, e.dv},
-				{"late reject is a conflict", mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "ABGELEHNT: doch nicht\n"}, mailflow.VerdictConflict, mailflow.StatusOrdered, e.dv},
-				{"uv provider first by subject tag", mail{from: "orders@it.nrw.example", to: "bestellungen@example.org", subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictApplied, mailflow.StatusOpen, e.uv},
-				{"uv intermediary rejects", mail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "intermediary"), subject: uvTag, body: "ABGELEHNT\nDer Kunde ist nicht Mitglied der Genossenschaft.\n"}, mailflow.VerdictApplied, mailflow.StatusRejectedIntermediary, e.uv},
+				{"forged token", rmail{from: "bestellungen@dataport.example", to: "bestellungen+" + string(forged) + "@example.org", subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"right token, wrong sender", rmail{from: "mallory@evil.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"other party's sender", rmail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "provider"), subject: uvTag, body: "BESTÄTIGT"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, nil},
+				{"no match", rmail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", subject: "Frage", body: "BESTÄTIGT"}, mailflow.VerdictUnmatched, "", nil},
+				{"no intent", rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "Wir melden uns.\n"}, mailflow.VerdictNoIntent, mailflow.StatusOpen, nil},
+				{"auto-reply", rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "Abwesenheitsnotiz: " + dvTag, body: "Ich bin bis Montag nicht im Büro.\n", extra: "Auto-Submitted: auto-replied\r\n"}, mailflow.VerdictAutoReply, mailflow.StatusOpen, nil},
+				{"working by token", rmail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "IN BEARBEITUNG\n\nGruß"}, mailflow.VerdictApplied, mailflow.StatusWorkingProviderDV, e.dv},
+				{"accept by References (no plus-addressing)", rmail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", inReplyTo: e.msgID(e.dv, "provider"), subject: dvTag, body: "Bestätigt.\n"}, mailflow.VerdictApplied, mailflow.StatusOrdered, e.dv},
+				{"late reject is a conflict", rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "ABGELEHNT: doch nicht\n"}, mailflow.VerdictConflict, mailflow.StatusOrdered, e.dv},
+				{"uv provider first by subject tag", rmail{from: "orders@it.nrw.example", to: "bestellungen@example.org", subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictApplied, mailflow.StatusOpen, e.uv},
+				{"uv intermediary rejects", rmail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "intermediary"), subject: uvTag, body: "ABGELEHNT\nDer Kunde ist nicht Mitglied der Genossenschaft.\n"}, mailflow.VerdictApplied, mailflow.StatusRejectedIntermediary, e.uv},
 			}
 			for _, s := range steps {
 				res, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: s.m.raw(), Mailbox: "INBOX", UID: 1})
@@ -165,7 +165,7 @@ func TestInboxVerdicts(t *testing.T) {
 				t.Errorf("recorded decision %+v", last)
 			}
 			// The same message again is a duplicate and changes nothing.
-			dup := mail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT", id: "<same@client.example>"}
+			dup := rmail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "BESTÄTIGT", id: "<same@client.example>"}
 			e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: dup.raw()})
 			before, _ := e.st.Order(ctx, e.dv.Number)
 			dest, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: dup.raw()})
@@ -186,7 +186,7 @@ func TestInboxVerdicts(t *testing.T) {
 func TestInboxExplainChangesNothing(t *testing.T) {
 	e := newInboxEnv(t, "sqlite")
 	ctx := context.Background()
-	m := mail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "AW: [Bestellung " + e.dv.Number + "]", body: "BESTÄTIGT\n"}
+	m := rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "AW: [Bestellung " + e.dv.Number + "]", body: "BESTÄTIGT\n"}
 	res, err := e.inbox.Explain(ctx, m.raw())
 	if err != nil || res.Verdict != mailflow.VerdictApplied || res.Status != mailflow.StatusOrdered || res.Intent != mailflow.IntentAccept {
 		t.Fatalf("explain: %+v %v", res, err)
