@@ -14,8 +14,6 @@ import (
 	"mailflow/storage/storagetest"
 )
 
-
-
 type inboxEnv struct {
 	t      *testing.T
 	st     *storage.Store

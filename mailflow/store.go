@@ -141,4 +141,3 @@ type InboxStore interface {
 	Store
 	InboxTx(ctx context.Context, fn func(InboxTx) error) error
 }
-
