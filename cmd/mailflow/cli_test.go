@@ -20,7 +20,7 @@ type cli struct {
 func newCLI(t *testing.T) *cli {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mailflow.toml")
-	os.WriteFile(cfg, []byte("[database]\ndsn = \""+filepath.Join(dir, "m.db")+"\"\n"), 0o600)
+	os.WriteFile(cfg, []byte("[database]\ndsn = \""+filepath.Join(dir, "m.db")+"\"\n[replies]\nsecret = \"reply-secret-0123456789\"\n"), 0o600)
 	return &cli{t: t, config: cfg}
 }
 
@@ -92,7 +92,6 @@ func TestCLIUsage(t *testing.T) {
 
 func TestCLIInboxExplain(t *testing.T) {
 	c := newCLI(t)
-	os.WriteFile(c.config, append(must(os.ReadFile(c.config)), []byte("[replies]\nsecret = \"reply-secret-0123456789\"\n")...), 0o600)
 	c.must("catalog", "import", "../../examples/catalog.json")
 	c.must("order", "create", "../../examples/order-dv.json")
 	eml := filepath.Join(t.TempDir(), "reply.eml")
@@ -110,9 +109,3 @@ func TestCLIInboxExplain(t *testing.T) {
 	}
 }
 
-func must(b []byte, err error) []byte {
-	if err != nil {
-		panic(err)
-	}
-	return b
-}

@@ -18,6 +18,7 @@ import (
 
 	"mailflow/mailflow"
 	"mailflow/storage"
+	"mailflow/templates"
 )
 
 const usage = `usage: mailflow [-config FILE] [-json] VERB [ARGS]
@@ -134,9 +135,26 @@ func (a *app) open(ctx context.Context) (*storage.Store, error) {
 	return storage.Open(ctx, a.cfg.Database.Driver, a.cfg.Database.DSN)
 }
 
-// flow wires the order use cases for CLI verbs and the daemon.
+// flow wires the order use cases for CLI verbs: with a reply secret,
+// orders and decisions enqueue their mails, which a running daemon sends.
 func (a *app) flow(s *storage.Store) (*mailflow.Flow, error) {
-	return &mailflow.Flow{Store: s}, nil
+	f := &mailflow.Flow{Store: s}
+	if len(a.cfg.secrets()) == 0 {
+		return nil, errors.New("replies.secret is required: the notifications of orders carry signed reply tokens")
+	}
+	tokens, err := mailflow.NewTokens(a.cfg.secrets())
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := templates.New()
+	if err != nil {
+		return nil, err
+	}
+	f.Notifier, err = mailflow.NewComposer(mailflow.ComposerConfig{
+		From: a.cfg.SMTP.From, ReplyAddress: a.cfg.Replies.Address, Coordinator: a.cfg.Coordinator.Email,
+		Tokens: tokens, Templates: tmpl,
+	})
+	return f, err
 }
 
 // verbFlags parses a verb's flags (also accepting -json after the verb).

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailflow/mailflow/mailtest"
+	"mailflow/storage/storagetest"
+)
+
+// imapBox is what the end-to-end test needs of an IMAP server: the
+// in-process one and a real Dovecot both have it.
+type imapBox interface {
+	Host() string
+	Port() int
+	Append(mailbox string, raw []byte) error
+	UIDs(mailbox string) ([]uint32, error)
+}
+
+type e2e struct {
+	t      *testing.T
+	smtp   *mailtest.SMTPServer
+	imap   imapBox
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	d      *daemon
+}
+
+const (
+	e2ePortal = "portal-token-0123456789"
+	e2eCoord  = "coordinator-token-0123456789"
+)
+
+// startDaemon runs the real daemon against the given IMAP server, an
+// in-process SMTP server and a database of the driver.
+func startDaemon(t *testing.T, box imapBox, user, pass, driver string) *e2e {
+	t.Helper()
+	smtpSrv := mailtest.NewSMTPServer(t)
+	drv, dsn := storagetest.DSN(t, driver)
+	cfgText := fmt.Sprintf(`
+[database]
+driver = %q
+dsn = %q
+[http]
+listen = "127.0.0.1:0"
+[[http.tokens]]
+role = "portal"
+token = %q
+[[http.tokens]]
+name = "erika"
+role = "coordinator"
+token = %q
+[smtp]
+host = "127.0.0.1"
+port = %d
+tls = "none"
+from = "DVC Bestellservice <bestellungen@example.org>"
+[imap]
+host = "127.0.0.1"
+port = %d
+tls = "none"
+username = %q
+password = %q
+idle = true
+poll_interval = "1h"
+[replies]
+address = "bestellungen@example.org"
+secret = "e2e-reply-secret-0123456789"
+[coordinator]
+email = "koordinierung@example.org"
+password = "demo-password-123"
+`, drv, dsn, e2ePortal, e2eCoord, smtpSrv.Port, box.Port(), user, pass)
+	path := filepath.Join(t.TempDir(), "mailflow.toml")
+	os.WriteFile(path, []byte(cfgText), 0o600)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := newDaemon(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := d.listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	e := &e2e{t: t, smtp: smtpSrv, imap: box, base: "http://" + d.listener.Addr().String(), cancel: cancel, done: make(chan error, 1), d: d}
+	go func() { e.done <- d.run(ctx) }()
+	t.Cleanup(e.stop)
+	cat, _ := os.ReadFile("../../examples/catalog.json")
+	e.api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
+	return e
+}
+
+func (e *e2e) stop() {
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("daemon: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		e.t.Error("daemon did not shut down within 30 s")
+	}
+	e.done <- nil // later stops return at once
+}
+
+func (e *e2e) api(method, path, token string, body []byte, want int) map[string]any {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		e.t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	out := map[string]any{}
+	json.Unmarshal(raw, &out)
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (e *e2e) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// delivered returns the messages the SMTP server got for rcpt.
+func (e *e2e) delivered(rcpt string) []*mail.Message {
+	var out []*mail.Message
+	for _, m := range e.smtp.Messages() {
+		for _, to := range m.To {
+			if strings.EqualFold(to, rcpt) {
+				msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+				if err == nil {
+					out = append(out, msg)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (e *e2e) status(number string) string {
+	o := e.api("GET", "/api/v1/orders/"+number, e2eCoord, nil, 200)
+	s, _ := o["status"].(string)
+	return s
+}
+
+// reply answers a notification the way a mail client does: to its
+// Reply-To, with In-Reply-To and the quoted original.
+func reply(n *mail.Message, from, text string) []byte {
+	orig, _ := io.ReadAll(n.Body)
+	var quoted strings.Builder
+	for _, l := range strings.Split(string(orig), "\n") {
+		quoted.WriteString("> " + strings.TrimRight(l, "\r") + "\r\n")
+	}
+	return []byte(fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: AW: %s\r\nDate: %s\r\nMessage-ID: <%d.reply@client.example>\r\n"+
+		"In-Reply-To: %s\r\nReferences: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n\r\nAm 20.11.2026 um 10:00 schrieb DVC Bestellservice:\r\n%s",
+		from, n.Header.Get("Reply-To"), n.Header.Get("Subject"), time.Now().Format(time.RFC1123Z), time.Now().UnixNano(),
+		n.Header.Get("Message-ID"), n.Header.Get("Message-ID"), strings.ReplaceAll(text, "\n", "\r\n"), quoted.String()))
+}
+
+// lifecycle drives a DV order to Bestellt and a UV order to a rejection
+// by the intermediary, all by email, and checks the mails of DESIGN §3.
+func (e *e2e) lifecycle() {
+	t := e.t
+	dvReq, _ := os.ReadFile("../../examples/order-dv.json")
+	uvReq, _ := os.ReadFile("../../examples/order-uv.json")
+	dv := e.api("POST", "/api/v1/orders", e2ePortal, dvReq, 201)["number"].(string)
+	uv := e.api("POST", "/api/v1/orders", e2ePortal, uvReq, 201)["number"].(string)
+
+	e.waitFor("DV notification to the provider", func() bool { return len(e.delivered("bestellungen@dataport.example")) == 1 })
+	e.waitFor("UV notifications", func() bool {
+		return len(e.delivered("orders@it.nrw.example")) == 1 && len(e.delivered("auftrag@govdigital.example")) == 1
+	})
+	n := e.delivered("bestellungen@dataport.example")[0]
+	if !strings.Contains(subject(n), "[Bestellung "+dv+"]") || !strings.Contains(n.Header.Get("Reply-To"), "bestellungen+") {
+		t.Fatalf("notification headers: %v", n.Header)
+	}
+	// The provider is working on it, then confirms; the quoted original
+	// contains both keywords and must not count.
+	e.imap.Append("INBOX", reply(n, "Anna Admin <anna@dataport.example>", "IN BEARBEITUNG\nWir prüfen die Kapazitäten."))
+	e.waitFor("DV working", func() bool { return e.status(dv) == "working_provider_dv" })
+	e.imap.Append("INBOX", reply(n, "bestellungen@dataport.example", "Bestätigt.\n\nMit freundlichen Grüßen"))
+	e.waitFor("DV ordered", func() bool { return e.status(dv) == "ordered" })
+	e.waitFor("binding confirmations", func() bool {
+		return len(e.delivered("it@musterstadt.example")) == 1 && len(e.delivered("koordinierung@example.org")) >= 1
+	})
+	conf := e.delivered("it@musterstadt.example")[0]
+	if !strings.Contains(subject(conf), dv) {
+		t.Errorf("customer confirmation subject %q", subject(conf))
+	}
+	// Acknowledgements went to the authenticated senders.
+	e.waitFor("acks", func() bool { return len(e.delivered("anna@dataport.example")) == 1 })
+	if a := e.delivered("anna@dataport.example")[0]; a.Header.Get("Auto-Submitted") != "auto-replied" {
+		t.Errorf("ack Auto-Submitted = %q", a.Header.Get("Auto-Submitted"))
+	}
+
+	// UV: the intermediary rejects with a reason on the next line; the
+	// reason reaches the provider and the customer.
+	ni := e.delivered("auftrag@govdigital.example")[0]
+	e.imap.Append("INBOX", reply(ni, "auftrag@govdigital.example", "ABGELEHNT\nDer Kunde ist nicht Mitglied der Genossenschaft."))
+	e.waitFor("UV rejected", func() bool { return e.status(uv) == "rejected_intermediary" })
+	e.waitFor("rejection notices", func() bool {
+		return len(e.delivered("orders@it.nrw.example")) == 2 && len(e.delivered("beschaffung@beispielkreis.example")) == 1
+	})
+	body, _ := io.ReadAll(e.delivered("beschaffung@beispielkreis.example")[0].Body)
+	if !bytes.Contains(body, []byte("nicht Mitglied der Genossenschaft")) {
+		t.Errorf("customer's rejection notice lacks the reason")
+	}
+	// A forged confirmation changes nothing and goes to review.
+	forged := reply(ni, "mallory@evil.example", "BESTÄTIGT")
+	e.imap.Append("INBOX", forged)
+	e.waitFor("forged message in review", func() bool { uids, _ := e.imap.UIDs("Review"); return len(uids) == 1 })
+	if len(e.delivered("mallory@evil.example")) != 0 {
+		t.Error("an answer went to a forged sender")
+	}
+	e.waitFor("inbox emptied", func() bool { uids, _ := e.imap.UIDs("INBOX"); return len(uids) == 0 })
+	if uids, _ := e.imap.UIDs("Processed"); len(uids) != 3 {
+		t.Errorf("%d messages in Processed, want 3", len(uids))
+	}
+	// No Message-ID reached the sink twice.
+	seen := map[string]bool{}
+	for _, m := range e.smtp.Messages() {
+		msg, _ := mail.ReadMessage(bytes.NewReader(m.Data))
+		id := msg.Header.Get("Message-ID") + strings.Join(m.To, ",")
+		if seen[id] {
+			t.Errorf("duplicate delivery %s", id)
+		}
+		seen[id] = true
+	}
+}
+
+func subject(m *mail.Message) string {
+	s, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	return s
+}
+
+func TestDaemonEndToEnd(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			srv, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			startDaemon(t, srv, "bestellungen@example.org", "imap-pass", driver).lifecycle()
+		})
+	}
+}
+
+func TestDaemonEndToEndDovecot(t *testing.T) {
+	if _, err := mailtest.DovecotPath(); err != nil {
+		t.Skip("no Dovecot here (CI installs dovecot-imapd): ", err)
+	}
+	dc, err := mailtest.StartDovecot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	startDaemon(t, dc, dc.User, dc.Password, "sqlite").lifecycle()
+}
