@@ -108,4 +108,3 @@ func TestCLIInboxExplain(t *testing.T) {
 		t.Errorf("explain changed the order:\n%s", show)
 	}
 }
-
