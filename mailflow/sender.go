@@ -29,6 +29,8 @@ type OutboxStore interface {
 	// MarkSentMany records delivered rows.
 	MarkSentMany(ctx context.Context, ids []int64, at time.Time) error
 	MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error
+	// ReleaseOutbox ends the claims on rows the sender will not send.
+	ReleaseOutbox(ctx context.Context, ids []int64) error
 	// MarkFailed reports whether this call changed the row, so an alert
 	// goes out once.
 	MarkFailed(ctx context.Context, id int64, reason string) (bool, error)
@@ -271,7 +273,8 @@ func (s *Sender) QueueDepth(ctx context.Context) (int, time.Duration, error) {
 }
 
 // Run sends until ctx ends, then lets the workers finish the messages they
-// hold and closes their connections. It returns nil after a shutdown.
+// are sending, hands back the claims on the rows they have not started and
+// closes the connections. It returns nil after a shutdown.
 func (s *Sender) Run(ctx context.Context) error {
 	batch := s.batch()
 	jobs := make(chan *OutboxMessage, batch) // never fuller than inflight
@@ -431,7 +434,11 @@ func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, sent ch
 			if !ok {
 				return
 			}
-			if s.handle(ctx, w, m) {
+			if ctx.Err() != nil {
+				// Shutting down: hand back rows not started rather than
+				// keep them until their lease runs out.
+				s.releaseClaim(m)
+			} else if s.handle(ctx, w, m) {
 				sent <- m.ID
 			}
 			release()
@@ -439,6 +446,14 @@ func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, sent ch
 		case <-idle.C:
 			w.quit()
 		}
+	}
+}
+
+func (s *Sender) releaseClaim(m *OutboxMessage) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.ReleaseOutbox(ctx, []int64{m.ID}); err != nil {
+		s.log.Error("outbox: release claim", "err", err, "outbox_id", m.ID)
 	}
 }
 
@@ -454,6 +469,10 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (del
 	}()
 	if s.limit != nil {
 		s.limit.wait(ctx)
+		if ctx.Err() != nil {
+			s.releaseClaim(m)
+			return false
+		}
 	}
 	// The outcome is recorded even during shutdown: a delivered message
 	// whose row stayed pending would be sent twice.

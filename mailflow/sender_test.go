@@ -357,6 +357,42 @@ func TestSenderRestart(t *testing.T) {
 	}
 }
 
+// TestSenderShutdownReleasesClaims: at shutdown the rows a sender claimed
+// but did not start are handed back, so after a restart they go out at
+// once, not when their lease ends.
+func TestSenderShutdownReleasesClaims(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.Rate = 2; c.Concurrency = 1 })
+			for range 6 {
+				e.createOrder(t, "dv")
+			}
+			stop := e.start(t)
+			e.waitMessages(t, 1)
+			stop()
+			sent := e.smtp.Count()
+			if sent >= 6 {
+				t.Fatalf("all %d sent before the shutdown; the test needs some left", sent)
+			}
+			next, ok, err := e.store.NextOutboxDue(ctx)
+			if err != nil || !ok || next.After(time.Now()) {
+				t.Fatalf("after shutdown the next row is due at %v (%v, %v), want now: claims not released", next, ok, err)
+			}
+			s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
+				SMTP: mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"}, PollInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.sender = s
+			e.start(t)
+			e.waitMessages(t, 6)
+			e.waitOutbox(t)
+			checkDelivered(t, e, e.smtp.Messages())
+		})
+	}
+}
+
 // TestSenderRedialsDroppedConnection: a kept connection that the server
 // dropped while idle is redialled at once, without counting a retry.
 func TestSenderRedialsDroppedConnection(t *testing.T) {
