@@ -144,7 +144,12 @@ func NewSMTPServer(t TB, opts ...Options) *SMTPServer {
 // Close stops the server and drops open connections.
 func (s *SMTPServer) Close() error {
 	err := s.srv.Close()
+	// Serve may not have registered the listener with the server yet.
+	s.ln.Close()
 	<-s.done
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
 	return err
 }
 
