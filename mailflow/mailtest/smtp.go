@@ -55,6 +55,11 @@ type Options struct {
 	Domain string
 	// TLSConfig, when set, makes the server offer STARTTLS (see TLSCert).
 	TLSConfig *tls.Config
+	// OnMessage, when set, is called with every message before the server
+	// accepts it, e.g. to deliver it into an IMAP mailbox as an MTA would.
+	// An error refuses the message with a temporary failure (451), so the
+	// client tries again later. With Discard, Data is nil.
+	OnMessage func(Message) error
 }
 
 type fault struct {
@@ -337,11 +342,20 @@ func (ss *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: f.code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: "injected DATA fault"}
 	}
 	s := ss.s
+	msg := Message{From: ss.from, To: append([]string(nil), ss.to...), At: time.Now()}
+	if !s.opts.Discard {
+		msg.Data = buf.Bytes()
+	}
+	if s.opts.OnMessage != nil {
+		if err := s.opts.OnMessage(msg); err != nil {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "delivery failed, try again later"}
+		}
+	}
 	s.mu.Lock()
 	s.count++
 	s.bytes += n
 	if !s.opts.Discard {
-		s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: buf.Bytes(), At: time.Now()})
+		s.msgs = append(s.msgs, msg)
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
