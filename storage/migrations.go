@@ -149,6 +149,29 @@ CREATE TABLE answer_throttle (
 	PRIMARY KEY (sender, reason, day)
 );
 `,
+	// 2: scheduler state. billing_due_at makes a billing run's work
+	// proportional to the periods due: it is the End of the order's next
+	// unbilled period (NULL until the first run has seen the binding order,
+	// and again once everything is billed, with billing_done set); a run
+	// selects only orders with billing_due_at <= now. billed_until is the End
+	// of the last billed period, where the next run continues.
+	// confirmation_reminders gets the reminder interval it answers (slot),
+	// so that a reminder per (order, party, interval) and one escalation per
+	// (order, party) are unique keys rather than a read-then-write race.
+	// digest_runs makes one digest per cron tick across several daemons.
+	`
+ALTER TABLE orders ADD COLUMN billed_until {ts};
+ALTER TABLE orders ADD COLUMN billing_due_at {ts};
+ALTER TABLE orders ADD COLUMN billing_done BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX orders_billing_due ON orders (billing_due_at);
+CREATE INDEX orders_billing_new ON orders (id) WHERE binding_at IS NOT NULL AND billing_due_at IS NULL AND billing_done = FALSE;
+ALTER TABLE confirmation_reminders ADD COLUMN slot BIGINT NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX confirmation_reminders_slot ON confirmation_reminders (order_id, party, kind, slot);
+CREATE TABLE digest_runs (
+	slot {ts} PRIMARY KEY,         -- the cron tick, to the minute
+	sent_at {ts} NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the number of migrations this binary knows.
