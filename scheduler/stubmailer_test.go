@@ -50,3 +50,12 @@ func (m stubMailer) Escalation(o *mailflow.Order, party string, d time.Duration)
 func (m stubMailer) Digest(d scheduler.DigestData) (*mailflow.OutboxMessage, error) {
 	return stubMsg(mailflow.KindDigest, "coordinator", "koordinierung@example.org", "", 0, fmt.Sprint(d.Orders)), nil
 }
+
+func billingMailLines(t testing.TB, m sent) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(m.Text), "\n") {
+		f := strings.Fields(l)
+		out = append(out, f[0]+"/"+f[1])
+	}
+	return out
+}

@@ -17,9 +17,24 @@ import (
 var _ scheduler.Store = (*Store)(nil)
 var _ scheduler.Tx = (*Tx)(nil)
 
-// JobTx runs fn in one transaction with the scheduler's methods.
+// JobTx runs fn in one transaction with the scheduler's methods. A panic
+// in fn (a template bug in a job, say) rolls the transaction back before it
+// goes on up to the job's recover: an abandoned SQLite transaction would
+// keep the database locked.
 func (s *Store) JobTx(ctx context.Context, fn func(scheduler.Tx) error) error {
-	return s.inTx(ctx, func(tx *Tx) error { return fn(tx) })
+	var panicked any
+	err := s.inTx(ctx, func(tx *Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, err = p, fmt.Errorf("storage: job transaction: panic: %v", p)
+			}
+		}()
+		return fn(tx)
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return err
 }
 
 // BillingCandidates lists the orders whose next billing period has ended
