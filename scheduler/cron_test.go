@@ -109,4 +109,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
