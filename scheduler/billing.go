@@ -3,12 +3,12 @@ package scheduler
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
+	"runtime"
 	"slices"
-	"strconv"
-	"strings"
-	"text/tabwriter"
+	"sync"
 	"time"
 
 	"mailflow/mailflow"
@@ -17,39 +17,66 @@ import (
 // RoleCustomer is the invoice recipient role of the ordering body.
 const RoleCustomer = "customer"
 
-// BillingCandidate is an order a billing run looks at, with what the run
-// sorts by so that one party's lines share as few mails as possible.
-type BillingCandidate struct {
-	ID             int64
-	ProviderID     string
-	IntermediaryID string // "" in DV
+// MaxBillingLines is how many lines one billing reminder lists at most; a
+// party with more gets several mails, numbered "Teil k von n".
+const MaxBillingLines = 500
+
+// BillingDoc is what billing needs of an order's frozen snapshot: whom to
+// remind and whom they invoice. Storage keeps it, as JSON, beside the
+// order's billing state when the order becomes binding, so that a billing
+// run never reads the snapshot with its terms texts.
+type BillingDoc struct {
+	Customer     mailflow.Customer `json:"customer"`
+	Provider     mailflow.Party    `json:"provider"`
+	Intermediary *mailflow.Party   `json:"intermediary,omitempty"`
+	Service      string            `json:"service"`
+	PriceName    string            `json:"price_name"`
+	Currency     string            `json:"currency"`
 }
 
-// BillingOrder is a binding order with its billing progress.
-type BillingOrder struct {
-	ID            int64
-	Number        string
-	ContractModel string
-	BindingAt     time.Time
+// NewBillingDoc extracts the BillingDoc of a snapshot.
+func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
+	d := BillingDoc{Customer: sn.Customer, Provider: sn.Provider, Service: sn.Service.Name,
+		PriceName: sn.Price.Name, Currency: sn.Price.Currency}
+	d.Provider.ReplySenders = nil
+	if sn.Intermediary != nil {
+		im := *sn.Intermediary
+		im.ReplySenders = nil
+		d.Intermediary = &im
+	}
+	return d
+}
+
+// BillingState is a binding order's price and billing progress.
+type BillingState struct {
+	OrderID        int64
+	Number         string
+	Model          string // DV or UV
+	ProviderID     string
+	IntermediaryID string // "" in DV
+	BindingAt      time.Time
+	Interval       string
+	AmountCents    int64
+	VATPercent     float64
 	// BilledUntil is the End of the last billed period; nil before the
 	// first.
 	BilledUntil *time.Time
-	// DueAt is when the next unbilled period ends; nil when the order has
-	// not been seen by a billing run yet, or when Done.
+	// DueAt is when the next unbilled period ends; nil when no billing
+	// run has seen the order yet, or when Done.
 	DueAt *time.Time
 	// Done: everything is billed (a "once" price).
 	Done bool
-	// Snapshot holds Customer, Provider, Intermediary, Service and Price;
-	// the terms texts are not loaded.
-	Snapshot mailflow.Snapshot
+	// Doc is the JSON of the order's BillingDoc; only Store.BillingStates
+	// (the dry run) loads it.
+	Doc string
 }
 
 // due reports whether a run at `at` has to look at the order.
-func (o *BillingOrder) due(at time.Time) bool {
-	if o.DueAt == nil {
-		return !o.Done
+func (st *BillingState) due(at time.Time) bool {
+	if st.DueAt == nil {
+		return !st.Done
 	}
-	return !o.DueAt.After(at)
+	return !st.DueAt.After(at)
 }
 
 // BillingRecord is one billed period: a row of billing_reminders.
@@ -66,6 +93,34 @@ type BillingProgress struct {
 	Done        bool
 }
 
+// LineKey names one reminder line: a period of an order that a party is
+// reminded to invoice. It is the key of billing_queue.
+type LineKey struct {
+	Role      string // mailflow.PartyProvider or mailflow.PartyIntermediary
+	PartyID   string
+	OrderID   int64
+	PeriodKey string
+}
+
+// QueuedParty is a party with reminder lines waiting to be mailed.
+type QueuedParty struct {
+	Role    string
+	PartyID string
+	Lines   int
+}
+
+// QueuedLine is a reminder line waiting to be mailed, with what the mail
+// shows of it.
+type QueuedLine struct {
+	LineKey
+	Number     string
+	Model      string
+	Interval   string
+	VATPercent float64
+	Doc        string // JSON of the order's BillingDoc
+	Period     Period
+}
+
 // Invoicee is whom a reminded party is to invoice: the customer, or in UV
 // for the provider the intermediary.
 type Invoicee struct {
@@ -75,7 +130,7 @@ type Invoicee struct {
 	PostalCode     string
 	City           string
 	Country        string
-	CustomerNumber string // the customer's number at the provider; "" for the intermediary
+	CustomerNumber string // the customer's number; "" for the intermediary
 	LeitwegID      string // routing id of the e-invoice (XRechnung)
 }
 
@@ -93,13 +148,15 @@ type BillingLine struct {
 	InvoiceTo  Invoicee
 }
 
-// BillingMail is one billing reminder: the lines one party is to invoice
-// from one batch of a run.
+// BillingMail is one billing reminder: lines one party is to invoice.
 type BillingMail struct {
 	Role  string // mailflow.PartyProvider or mailflow.PartyIntermediary
 	To    mailflow.Party
 	Lines []BillingLine
-	At    time.Time // the run's time
+	// Part and Parts number the mails of a party in one run when it has
+	// more than MaxBillingLines lines: "Teil 2 von 3".
+	Part, Parts int
+	At          time.Time // the run's time
 }
 
 // BillingReportLine is one reminder line of a run.
@@ -121,10 +178,13 @@ type BillingReport struct {
 	At      time.Time
 	DryRun  bool
 	Orders  int // orders looked at
-	Periods int // periods billed
+	Periods int // periods billed (recorded) by this run
 	Mails   int // reminder mails enqueued
-	Lines   []BillingReportLine
-	Errors  []BillingError
+	// Lines lists the reminder lines mailed (or, in a dry run, to be
+	// mailed), by order, period and role: those of the periods billed now
+	// and any left queued by an earlier run that stopped before mailing.
+	Lines  []BillingReportLine
+	Errors []BillingError
 }
 
 // RunBilling bills every period that has ended by `at` and has no reminder
@@ -132,21 +192,22 @@ type BillingReport struct {
 // customer (DV) or the intermediary (UV), and in UV the intermediary to
 // invoice the customer.
 //
-// The work follows database state, not cron ticks: candidates are the
-// orders whose next period has ended (orders.billing_due_at <= at) plus
-// newly binding ones, so a run costs in proportion to the periods due, and
-// a daemon that was down for months sends each missed period once. Orders
-// are handled in batches, one transaction each: insert the periods under
-// their unique key, enqueue the mails for the periods that were new, move
-// billing_due_at on. A run interrupted between batches loses nothing.
+// The work follows database state, not cron ticks. Phase one looks only at
+// the orders whose next period has ended (order_billing.due_at <= at) and
+// the newly binding ones, in batches of BatchSize orders in id order, one
+// transaction each: record each due period under its unique key (order,
+// period), queue a reminder line per reminded party for each period that
+// was new, move due_at on. A daemon that was down for months bills each
+// missed period once; a rerun finds nothing due.
 //
-// Each party gets one mail per batch listing all its lines; candidates are
-// sorted by intermediary and provider so that a party's lines fill as few
-// mails as possible.
+// Phase two mails the queue: per reminded party, one mail listing its
+// lines (several of at most MaxBillingLines), composed in parallel; each
+// mail is enqueued in the transaction that removes its lines from the
+// queue, so a line is mailed exactly once, also when the run stops in
+// between — the next run (or Start) mails what is left.
 //
-// A dry run reads and reports, writing nothing. A real run for a time
-// after the clock's now is refused: it would bill periods that have not
-// ended.
+// A dry run reads and reports, writing nothing. A real run for a time after
+// the clock's now is refused: it would bill periods that have not ended.
 func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (BillingReport, error) {
 	start := time.Now()
 	rep := BillingReport{At: at, DryRun: dryRun}
@@ -160,39 +221,47 @@ func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (
 		}
 		defer release()
 	}
-	cands, err := s.store.BillingCandidates(ctx, at)
-	if err != nil {
-		return rep, fmt.Errorf("scheduler: billing: %w", err)
+	err := s.billDue(ctx, at, &rep)
+	billed := time.Now()
+	if err == nil {
+		err = s.mailQueued(ctx, at, &rep)
 	}
-	slices.SortFunc(cands, func(a, b BillingCandidate) int {
-		return cmp.Or(cmp.Compare(a.IntermediaryID, b.IntermediaryID), cmp.Compare(a.ProviderID, b.ProviderID), cmp.Compare(a.ID, b.ID))
+	slices.SortStableFunc(rep.Lines, func(a, b BillingReportLine) int {
+		return cmp.Or(cmp.Compare(a.Number, b.Number), a.Period.Start.Compare(b.Period.Start), cmp.Compare(b.Role, a.Role))
 	})
+	return rep, s.billingDone(rep, start, billed, err)
+}
+
+// billDue is phase one.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+	ids, err := s.store.BillingCandidates(ctx, at)
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids) // id order: the rows a batch writes lie together
 	n := s.cfg.batchSize()
-	ids := make([]int64, 0, n)
-	for i := 0; i < len(cands); i += n {
+	for i := 0; i < len(ids); i += n {
 		if err := ctx.Err(); err != nil {
-			return rep, s.billingDone(rep, start, err)
+			return err
 		}
-		ids = ids[:0]
-		for _, c := range cands[i:min(i+n, len(cands))] {
-			ids = append(ids, c.ID)
-		}
-		if dryRun {
-			err = s.billDry(ctx, ids, at, &rep)
+		batch := ids[i:min(i+n, len(ids))]
+		if rep.DryRun {
+			err = s.planDry(ctx, batch, at, rep)
 		} else {
-			err = s.billBatch(ctx, ids, at, &rep)
+			err = s.billBatch(ctx, batch, at, rep)
 		}
 		if err != nil {
-			return rep, s.billingDone(rep, start, err)
+			return err
 		}
 	}
-	return rep, s.billingDone(rep, start, nil)
+	return nil
 }
 
 // billingDone logs the run's summary and returns err.
-func (s *Scheduler) billingDone(rep BillingReport, start time.Time, err error) error {
+func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err error) error {
 	attrs := []any{"at", rep.At.Format(time.RFC3339), "dry_run", rep.DryRun, "orders", rep.Orders, "periods", rep.Periods,
-		"mails", rep.Mails, "errors", len(rep.Errors), "took", time.Since(start).Round(time.Millisecond)}
+		"lines", len(rep.Lines), "mails", rep.Mails, "errors", len(rep.Errors),
+		"billing", billed.Sub(start).Round(time.Millisecond), "mailing", time.Since(billed).Round(time.Millisecond)}
 	if err != nil {
 		s.log.Error("scheduler: billing run stopped", append(attrs, "err", err)...)
 		return fmt.Errorf("scheduler: billing: %w", err)
@@ -204,98 +273,52 @@ func (s *Scheduler) billingDone(rep BillingReport, start time.Time, err error) e
 	return nil
 }
 
-func (s *Scheduler) billDry(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	orders, err := s.store.BillingOrders(ctx, ids)
-	if err != nil {
-		return err
-	}
-	for i := range orders {
-		o := &orders[i]
-		if !o.due(at) {
-			continue
-		}
-		rep.Orders++
-		ps, _, err := s.plan(o, at)
-		if err != nil {
-			rep.Errors = append(rep.Errors, BillingError{Order: o.Number, Err: err.Error()})
-			continue
-		}
-		for _, p := range ps {
-			rep.Periods++
-			for _, r := range reminded(o, p) {
-				rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: r.line, Role: r.role, Recipient: r.to.Name})
-			}
-		}
-	}
-	return nil
-}
-
 func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	var (
-		orders   int
-		periods  int
-		errs     []BillingError
-		lines    []BillingReportLine
-		mails    []*mailflow.OutboxMessage
-		recs     []BillingRecord
-		progress []BillingProgress
-	)
+	var orders, periods int
+	var errs []BillingError
 	err := s.store.JobTx(ctx, func(tx Tx) error {
-		locked, err := tx.LockBillingOrders(ids)
+		orders, periods, errs = 0, 0, nil
+		states, err := tx.LockBillingStates(ids)
 		if err != nil {
 			return err
 		}
-		var planned []*BillingOrder // the order of each rec
-		for i := range locked {
-			o := &locked[i]
-			if !o.due(at) { // billed by a concurrent run since the candidates were read
+		var recs []BillingRecord
+		var owner []*BillingState // of each rec
+		progress := make([]BillingProgress, 0, len(states))
+		for i := range states {
+			st := &states[i]
+			if !st.due(at) { // billed by a concurrent run since the candidates were read
 				continue
 			}
 			orders++
-			ps, pr, err := s.plan(o, at)
+			ps, pr, err := s.plan(st, at)
 			if err != nil {
-				errs = append(errs, BillingError{Order: o.Number, Err: err.Error()})
+				errs = append(errs, BillingError{Order: st.Number, Err: err.Error()})
 				continue
 			}
 			progress = append(progress, pr)
 			for _, p := range ps {
-				recs = append(recs, BillingRecord{OrderID: o.ID, Period: p})
-				planned = append(planned, o)
+				recs = append(recs, BillingRecord{OrderID: st.OrderID, Period: p})
+				owner = append(owner, st)
 			}
 		}
 		inserted, err := tx.InsertBillingRecords(recs, s.now())
 		if err != nil {
 			return err
 		}
-		// One mail per reminded party, in the order the parties first
-		// appear in the batch.
-		var groups []*BillingMail
-		index := map[string]int{}
+		var keys []LineKey
 		for i, rec := range recs {
 			if !inserted[i] {
-				continue // a concurrent run recorded and sent it
+				continue // recorded, and queued, by a concurrent run
 			}
 			periods++
-			for _, r := range reminded(planned[i], rec.Period) {
-				key := r.role + "\x00" + r.to.ID
-				g, ok := index[key]
-				if !ok {
-					g = len(groups)
-					index[key] = g
-					groups = append(groups, &BillingMail{Role: r.role, To: r.to, At: at})
-				}
-				groups[g].Lines = append(groups[g].Lines, r.line)
-				lines = append(lines, BillingReportLine{BillingLine: r.line, Role: r.role, Recipient: r.to.Name, Sent: true})
+			st := owner[i]
+			keys = append(keys, LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, rec.Period.Key})
+			if st.Model == mailflow.ModelUV {
+				keys = append(keys, LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key})
 			}
 		}
-		for _, g := range groups {
-			m, err := s.mail.BillingReminder(*g)
-			if err != nil {
-				return fmt.Errorf("compose billing reminder: %w", err)
-			}
-			mails = append(mails, m)
-		}
-		if err := tx.Enqueue(mails...); err != nil {
+		if err := tx.QueueBillingLines(keys); err != nil {
 			return err
 		}
 		return tx.AdvanceBilling(progress)
@@ -305,25 +328,54 @@ func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, re
 	}
 	rep.Orders += orders
 	rep.Periods += periods
-	rep.Mails += len(mails)
 	rep.Errors = append(rep.Errors, errs...)
-	rep.Lines = append(rep.Lines, lines...)
 	return nil
 }
 
-// plan returns the periods of o due at `at` after what is billed, and
-// where its billing continues afterwards.
-func (s *Scheduler) plan(o *BillingOrder, at time.Time) ([]Period, BillingProgress, error) {
-	pr := BillingProgress{OrderID: o.ID, BilledUntil: o.BilledUntil}
-	if o.ContractModel == mailflow.ModelUV && o.Snapshot.Intermediary == nil {
-		return nil, pr, fmt.Errorf("UV order without intermediary")
+// planDry is phase one of a dry run: what billBatch would record, with the
+// lines its mails would list.
+func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
+	states, err := s.store.BillingStates(ctx, ids)
+	if err != nil {
+		return err
 	}
-	price := o.Snapshot.Price
+	for i := range states {
+		st := &states[i]
+		if !st.due(at) {
+			continue
+		}
+		rep.Orders++
+		ps, _, err := s.plan(st, at)
+		if err == nil && len(ps) > 0 {
+			var doc BillingDoc
+			if err = json.Unmarshal([]byte(st.Doc), &doc); err == nil {
+				rep.Periods += len(ps)
+				for _, p := range ps {
+					for _, role := range remindedRoles(st.Model) {
+						q := QueuedLine{LineKey: LineKey{Role: role, OrderID: st.OrderID, PeriodKey: p.Key}, Number: st.Number,
+							Model: st.Model, Interval: st.Interval, VATPercent: st.VATPercent, Period: p}
+						to, line := reminderLine(&q, &doc)
+						rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
+					}
+				}
+			}
+		}
+		if err != nil {
+			rep.Errors = append(rep.Errors, BillingError{Order: st.Number, Err: err.Error()})
+		}
+	}
+	return nil
+}
+
+// plan returns the periods of an order due at `at` after what is billed,
+// and where its billing continues afterwards.
+func (s *Scheduler) plan(st *BillingState, at time.Time) ([]Period, BillingProgress, error) {
+	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil}
 	var from time.Time
-	if o.BilledUntil != nil {
-		from = *o.BilledUntil
+	if st.BilledUntil != nil {
+		from = *st.BilledUntil
 	}
-	ps, err := DuePeriods(o.BindingAt, price.Interval, price.AmountCents, price.VATPercent, s.cfg.Location, from, at)
+	ps, err := DuePeriods(st.BindingAt, st.Interval, st.AmountCents, st.VATPercent, s.cfg.Location, from, at)
 	if err != nil {
 		return nil, pr, err
 	}
@@ -332,7 +384,7 @@ func (s *Scheduler) plan(o *BillingOrder, at time.Time) ([]Period, BillingProgre
 		pr.BilledUntil = &end
 		from = end
 	}
-	next, ok, err := nextPeriodEnd(o.BindingAt, price.Interval, s.cfg.Location, from)
+	next, ok, err := nextPeriodEnd(st.BindingAt, st.Interval, s.cfg.Location, from)
 	if err != nil {
 		return nil, pr, err
 	}
@@ -374,39 +426,228 @@ func nextPeriodEnd(binding time.Time, interval string, loc *time.Location, from 
 	return ps[0].End, true, nil
 }
 
-type reminder struct {
-	role string
-	to   mailflow.Party
-	line BillingLine
+// remindedRoles are the parties reminded of each period: DV the provider,
+// UV the provider and the intermediary.
+func remindedRoles(model string) []string {
+	if model == mailflow.ModelUV {
+		return []string{mailflow.PartyProvider, mailflow.PartyIntermediary}
+	}
+	return []string{mailflow.PartyProvider}
 }
 
-// reminded returns who is reminded of a period of o and whom each is to
+// reminderLine returns the reminded party of a line and what it is to
 // invoice: DV, the provider the customer; UV, the provider the
 // intermediary and the intermediary the customer.
-func reminded(o *BillingOrder, p Period) []reminder {
-	sn := &o.Snapshot
-	line := BillingLine{
-		OrderID: o.ID, Number: o.Number, Model: o.ContractModel, Service: sn.Service.Name,
-		PriceName: sn.Price.Name, Interval: sn.Price.Interval, Currency: sn.Price.Currency, VATPercent: sn.Price.VATPercent,
-		Period: p,
-	}
-	c := sn.Customer
-	customer := Invoicee{Role: RoleCustomer, Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
+func reminderLine(q *QueuedLine, doc *BillingDoc) (mailflow.Party, BillingLine) {
+	line := BillingLine{OrderID: q.OrderID, Number: q.Number, Model: q.Model, Service: doc.Service, PriceName: doc.PriceName,
+		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period}
+	c := doc.Customer
+	line.InvoiceTo = Invoicee{Role: RoleCustomer, Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
 		Country: c.Country, CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}
-	if o.ContractModel != mailflow.ModelUV {
-		line.InvoiceTo = customer
-		return []reminder{{role: mailflow.PartyProvider, to: sn.Provider, line: line}}
+	var im mailflow.Party
+	if doc.Intermediary != nil {
+		im = *doc.Intermediary
 	}
-	im := sn.Intermediary
-	toIntermediary := line
-	toIntermediary.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street,
-		PostalCode: im.PostalCode, City: im.City, Country: "DE", LeitwegID: im.LeitwegID}
-	toCustomer := line
-	toCustomer.InvoiceTo = customer
-	return []reminder{
-		{role: mailflow.PartyProvider, to: sn.Provider, line: toIntermediary},
-		{role: mailflow.PartyIntermediary, to: *im, line: toCustomer},
+	if q.Role == mailflow.PartyIntermediary {
+		return im, line
 	}
+	if q.Model == mailflow.ModelUV {
+		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
+			City: im.City, LeitwegID: im.LeitwegID}
+	}
+	return doc.Provider, line
+}
+
+// errStaleQueue: lines of a mail were mailed by a concurrent run.
+var errStaleQueue = errors.New("billing queue changed")
+
+// mailQueued is phase two: it mails the billing queue, or in a dry run
+// reports it. A reader goroutine pages through the queue party by party,
+// workers compose the mails in parallel, and this goroutine writes each in
+// its own transaction. A mail whose lines a concurrent run took meanwhile
+// is dropped and its party's queue read again.
+func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport) error {
+	for pass := 0; pass < 3; pass++ {
+		stale, err := s.mailQueuePass(ctx, at, rep)
+		if err != nil || stale == 0 || rep.DryRun {
+			return err
+		}
+	}
+	return nil
+}
+
+type billingChunk struct {
+	role, party string
+	part, parts int
+	lines       []QueuedLine
+}
+
+type composedChunk struct {
+	billingChunk
+	msg    *mailflow.OutboxMessage
+	report []BillingReportLine
+	err    error
+}
+
+func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport) (stale int, err error) {
+	parties, err := s.store.BillingQueue(ctx)
+	if err != nil || len(parties) == 0 {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan billingChunk, workers)
+	results := make(chan composedChunk, workers)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		defer func() {
+			if r := recover(); r != nil {
+				readErr = fmt.Errorf("billing queue reader: panic: %v", r)
+			}
+		}()
+		readErr = s.readQueue(ctx, parties, chunks)
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range chunks {
+				results <- s.composeChunk(c, at, rep.DryRun)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		if err != nil {
+			continue // draining after a failure
+		}
+		if r.err != nil {
+			err = r.err
+			cancel()
+			continue
+		}
+		if rep.DryRun {
+			rep.Lines = append(rep.Lines, r.report...)
+			continue
+		}
+		keys := make([]LineKey, len(r.lines))
+		for i, l := range r.lines {
+			keys[i] = l.LineKey
+		}
+		werr := s.store.JobTx(ctx, func(tx Tx) error {
+			n, err := tx.DequeueBillingLines(keys)
+			if err != nil {
+				return err
+			}
+			if n != len(keys) {
+				return errStaleQueue
+			}
+			return tx.Enqueue(r.msg)
+		})
+		switch {
+		case errors.Is(werr, errStaleQueue):
+			stale++
+		case werr != nil:
+			err = werr
+			cancel()
+		default:
+			rep.Mails++
+			for i := range r.report {
+				r.report[i].Sent = true
+			}
+			rep.Lines = append(rep.Lines, r.report...)
+		}
+	}
+	if err == nil {
+		err = readErr
+	}
+	return stale, err
+}
+
+// readQueue sends the queued lines party by party in chunks of at most
+// MaxBillingLines.
+func (s *Scheduler) readQueue(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
+	count := map[LineKey]int{}
+	for _, p := range parties {
+		count[LineKey{Role: p.Role, PartyID: p.PartyID}] = p.Lines
+	}
+	var c billingChunk
+	flush := func() error {
+		if len(c.lines) == 0 {
+			return nil
+		}
+		parts := (count[LineKey{Role: c.role, PartyID: c.party}] + MaxBillingLines - 1) / MaxBillingLines
+		c.parts = max(parts, c.part)
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c = billingChunk{role: c.role, party: c.party, part: c.part + 1}
+		return nil
+	}
+	err := s.store.ScanBillingQueue(ctx, func(l *QueuedLine) error {
+		if l.Role != c.role || l.PartyID != c.party {
+			if err := flush(); err != nil {
+				return err
+			}
+			c = billingChunk{role: l.Role, party: l.PartyID, part: 1}
+		}
+		p := &l.Period // the store's times are UTC; dates are Berlin's
+		p.Start, p.End = p.Start.In(s.cfg.Location), p.End.In(s.cfg.Location)
+		c.lines = append(c.lines, *l)
+		if len(c.lines) == MaxBillingLines {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// composeChunk builds a chunk's report lines and, unless dry, its mail.
+func (s *Scheduler) composeChunk(c billingChunk, at time.Time, dry bool) (out composedChunk) {
+	out.billingChunk = c
+	defer func() {
+		if r := recover(); r != nil {
+			out.err = fmt.Errorf("compose billing reminder: panic: %v", r)
+		}
+	}()
+	m := BillingMail{Role: c.role, Part: c.part, Parts: c.parts, At: at, Lines: make([]BillingLine, 0, len(c.lines))}
+	docs := map[int64]*BillingDoc{}
+	for i := range c.lines {
+		q := &c.lines[i]
+		doc := docs[q.OrderID]
+		if doc == nil {
+			doc = new(BillingDoc)
+			if err := json.Unmarshal([]byte(q.Doc), doc); err != nil {
+				out.err = fmt.Errorf("order %s: billing doc: %w", q.Number, err)
+				return out
+			}
+			docs[q.OrderID] = doc
+		}
+		to, line := reminderLine(q, doc)
+		if i == 0 {
+			m.To = to
+		}
+		m.Lines = append(m.Lines, line)
+		out.report = append(out.report, BillingReportLine{BillingLine: line, Role: c.role, Recipient: to.Name})
+	}
+	if dry {
+		return out
+	}
+	msg, err := s.mail.BillingReminder(m)
+	if err != nil {
+		out.err = fmt.Errorf("compose billing reminder to %s %s: %w", c.role, c.party, err)
+	}
+	out.msg = msg
+	return out
 }
 
 // LastDay is the last billed day of the period (End is exclusive).
@@ -414,71 +655,3 @@ func (p Period) LastDay() time.Time { return p.End.AddDate(0, 0, -1) }
 
 // Prorated reports whether the period is billed for part of its days.
 func (p Period) Prorated() bool { return p.Days != p.FullDays }
-
-// WriteTable prints the report as the CLI shows it: one line per reminded
-// party and period, then a summary.
-func (r BillingReport) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tPERIOD\tROLE\tRECIPIENT\tINVOICE TO\tNET\tVAT\tGROSS\tSTATUS")
-	status := "sent"
-	if r.DryRun {
-		status = "would send"
-	}
-	for _, l := range r.Lines {
-		p := l.Period
-		span := p.Start.Format("02.01.") + "–" + p.LastDay().Format("02.01.2006")
-		if p.Prorated() {
-			span += fmt.Sprintf(", %d/%d days", p.Days, p.FullDays)
-		}
-		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Number, p.Key, span, l.Role, tableCell(l.Recipient),
-			tableCell(l.InvoiceTo.Name), money(p.NetCents, l.Currency), money(p.VATCents, l.Currency), money(p.GrossCents, l.Currency), status)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	verb := "billed"
-	if r.DryRun {
-		verb = "dry run: would bill"
-	}
-	_, err := fmt.Fprintf(w, "\n%s %d periods of %d orders at %s; %d mails enqueued\n", verb, r.Periods, r.Orders,
-		r.At.Format("2006-01-02 15:04 MST"), r.Mails)
-	for _, e := range r.Errors {
-		if err == nil {
-			_, err = fmt.Fprintf(w, "not billed: %s: %s\n", e.Order, e.Err)
-		}
-	}
-	return err
-}
-
-// tableCell keeps a name to one table cell.
-func tableCell(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 40 {
-		s = string(r[:39]) + "…"
-	}
-	return s
-}
-
-// money formats cents the German way: 1.234,56 EUR.
-func money(cents int64, currency string) string {
-	neg := cents < 0
-	if neg {
-		cents = -cents
-	}
-	whole := strconv.FormatInt(cents/100, 10)
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte('.')
-		}
-		b.WriteRune(r)
-	}
-	fmt.Fprintf(&b, ",%02d", cents%100)
-	if currency == "" {
-		currency = "EUR"
-	}
-	return b.String() + " " + currency
-}

@@ -123,7 +123,7 @@ func TestBillingLeapYear(t *testing.T) {
 
 // Orders bound on the days clocks change in Berlin: periods end at local
 // midnight (23 or 25 hours after the previous midnight on those days), and
-// billing_due_at, stored in UTC, makes the next run wait for exactly that.
+// order_billing.due_at, stored in UTC, makes the next run wait for exactly that.
 func TestBillingDST(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -234,11 +234,11 @@ func TestBillingOnce(t *testing.T) {
 			var done bool
 			var due *time.Time
 			db := e.store.DB()
-			if err := db.QueryRow(db.Rebind(`SELECT billing_done, billing_due_at FROM orders WHERE id = ?`), o.ID).Scan(&done, &due); err != nil {
+			if err := db.QueryRow(db.Rebind(`SELECT done, due_at FROM order_billing WHERE order_id = ?`), o.ID).Scan(&done, &due); err != nil {
 				t.Fatal(err)
 			}
 			if !done || due != nil {
-				t.Errorf("billing_done %v, billing_due_at %v; want done and no due date", done, due)
+				t.Errorf("done %v, due_at %v; want done and no due date", done, due)
 			}
 		})
 	}
@@ -259,7 +259,7 @@ func TestBillingDryRun(t *testing.T) {
 				t.Errorf("dry run: %d lines, %d mails", len(dry.Lines), dry.Mails)
 			}
 			var initialised int
-			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM orders WHERE billing_due_at IS NOT NULL OR billed_until IS NOT NULL`)
+			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM order_billing WHERE due_at IS NOT NULL OR billed_until IS NOT NULL OR done`)
 			if n := e.count("billing_reminders"); n != 0 || e.count("outbox") != outbox || initialised != 0 {
 				t.Errorf("dry run wrote: %d billing_reminders, %d new outbox rows, %d orders changed", n, e.count("outbox")-outbox, initialised)
 			}
@@ -316,9 +316,10 @@ func TestBillingOnlyBindingOrders(t *testing.T) {
 	}
 }
 
-// Batches split a party's lines over several mails, and every period is
-// still billed once.
-func TestBillingBatches(t *testing.T) {
+// Batches are transactions, not mails: a party gets one mail per run
+// however many batches its orders fall into, and a second only beyond
+// MaxBillingLines lines.
+func TestBillingBatchesAndMailParts(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	cfg := testConfig(e.loc)
 	cfg.BatchSize = 2
@@ -328,11 +329,29 @@ func TestBillingBatches(t *testing.T) {
 		e.bound("order-dv.json", "basis-monat", at(e.loc, 2026, 1, d, 9, 0))
 	}
 	rep := e.billing(at(e.loc, 2026, 3, 1, 6, 0), false)
-	if rep.Orders != 5 || rep.Periods != 10 || rep.Mails != 3 || len(rep.Lines) != 10 {
-		t.Errorf("%d orders, %d periods, %d mails, %d lines; want 5, 10, 3, 10", rep.Orders, rep.Periods, rep.Mails, len(rep.Lines))
+	if rep.Orders != 5 || rep.Periods != 10 || rep.Mails != 1 || len(rep.Lines) != 10 {
+		t.Errorf("%d orders, %d periods, %d mails, %d lines; want 5, 10, 1, 10", rep.Orders, rep.Periods, rep.Mails, len(rep.Lines))
 	}
 	if n := e.count("billing_reminders"); n != 10 {
 		t.Errorf("%d billing_reminders, want 10", n)
+	}
+
+	// Six orders 42 years unbilled: 6 × 504 months, 7 mails of at most 500.
+	e.bound("order-dv.json", "basis-monat", at(e.loc, 2026, 3, 1, 9, 0))
+	rep = e.billing(at(e.loc, 2068, 3, 1, 6, 0), false)
+	if rep.Periods != 6*504 || rep.Mails != 7 {
+		t.Errorf("%d periods in %d mails, want %d in 7", rep.Periods, rep.Mails, 6*504)
+	}
+	mails := e.outbox(mailflow.KindBilling)[1:]
+	var n int
+	for _, m := range mails {
+		n += len(billingMailLines(t, m))
+	}
+	if len(mails) != 7 || n != rep.Periods {
+		t.Errorf("%d lines in %d mails, want %d in 7", n, len(mails), rep.Periods)
+	}
+	if q := e.count("billing_queue"); q != 0 {
+		t.Errorf("%d lines left in the queue", q)
 	}
 }
 

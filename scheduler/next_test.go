@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// nextPeriodEnd, which sets billing_due_at, names exactly the End of the
+// nextPeriodEnd, which sets order_billing.due_at, names exactly the End of the
 // period DuePeriods bills next: a run at that instant bills it, a run a
 // second earlier does not.
 func TestNextPeriodEnd(t *testing.T) {

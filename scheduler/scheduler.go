@@ -6,7 +6,8 @@
 // a daemon that was down catches up on its next run, and two daemons on one
 // PostgreSQL database never send the same thing twice:
 //
-//   - billing: billing_reminders (order, period) and orders.billing_due_at;
+//   - billing: billing_reminders (order, period), billing_queue and
+//     order_billing.due_at;
 //   - reminders: confirmation_reminders (order, party, kind, interval);
 //   - digest: digest_runs (cron tick).
 //
@@ -95,12 +96,19 @@ type Store interface {
 	// job is done.
 	TryLeader(ctx context.Context, job string) (release func(), ok bool, err error)
 
-	// BillingCandidates lists the orders a billing run at now must look
-	// at: billing due at or before now, or binding but not yet seen by
-	// a billing run.
-	BillingCandidates(ctx context.Context, now time.Time) ([]BillingCandidate, error)
-	// BillingOrders loads binding orders for a dry run, without locking.
-	BillingOrders(ctx context.Context, ids []int64) ([]BillingOrder, error)
+	// BillingCandidates lists the ids of the orders a billing run at now
+	// must look at: billing due at or before now, or binding but not yet
+	// seen by a billing run.
+	BillingCandidates(ctx context.Context, now time.Time) ([]int64, error)
+	// BillingStates loads binding orders' billing states with their
+	// BillingDoc, without locking them (the dry run).
+	BillingStates(ctx context.Context, ids []int64) ([]BillingState, error)
+	// BillingQueue lists the parties with reminder lines waiting to be
+	// mailed, by role and party.
+	BillingQueue(ctx context.Context) ([]QueuedParty, error)
+	// ScanBillingQueue calls fn for every queued line, ordered by role,
+	// party, order and period; fn may keep the line.
+	ScanBillingQueue(ctx context.Context, fn func(*QueuedLine) error) error
 
 	// UndecidedOrders lists orders that are not final, created at or
 	// before createdBefore, with id > afterID, by id, with their history.
@@ -122,13 +130,18 @@ type Tx interface {
 	// Enqueue adds messages to the outbox; they are sent after commit.
 	Enqueue(msgs ...*mailflow.OutboxMessage) error
 
-	// LockBillingOrders loads the binding orders among ids and locks
-	// them until the transaction ends.
-	LockBillingOrders(ids []int64) ([]BillingOrder, error)
+	// LockBillingStates loads the billing states of the binding orders
+	// among ids (without Doc) and locks them until the transaction ends.
+	LockBillingStates(ids []int64) ([]BillingState, error)
 	// InsertBillingRecords records billed periods under the unique key
 	// (order, period). inserted[i] is false when recs[i] was recorded
-	// before (by a concurrent run): that period must not be sent again.
+	// before (by a concurrent run): that period must not be queued again.
 	InsertBillingRecords(recs []BillingRecord, at time.Time) (inserted []bool, err error)
+	// QueueBillingLines adds reminder lines to the billing queue.
+	QueueBillingLines(keys []LineKey) error
+	// DequeueBillingLines removes lines from the billing queue and
+	// returns how many were there.
+	DequeueBillingLines(keys []LineKey) (int, error)
 	// AdvanceBilling stores where each order's billing continues.
 	AdvanceBilling(ps []BillingProgress) error
 
@@ -149,7 +162,7 @@ type Tx interface {
 // the mailflow.Composer.
 type Mailer interface {
 	// BillingReminder is one mail to the party m.To listing the periods it
-	// is to invoice.
+	// is to invoice. It is called from several goroutines at once.
 	BillingReminder(m BillingMail) (*mailflow.OutboxMessage, error)
 	// ConfirmationReminder reminds a party that has not decided an order
 	// for undecidedFor, with the reply links of the notification.
