@@ -232,6 +232,22 @@ func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (
 	return rep, s.billingDone(rep, start, billed, err)
 }
 
+// resumeBilling is phase two alone: it mails what is queued.
+func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
+	release, err := s.lead(ctx, JobBilling)
+	if err != nil {
+		return err
+	}
+	defer release()
+	start := time.Now()
+	rep := BillingReport{At: at}
+	err = s.mailQueued(ctx, at, &rep)
+	if err != nil || rep.Mails > 0 {
+		return s.billingDone(rep, start, start, err)
+	}
+	return nil
+}
+
 // billDue is phase one.
 func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
 	ids, err := s.store.BillingCandidates(ctx, at)

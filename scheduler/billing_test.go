@@ -2,8 +2,10 @@ package scheduler_test
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,5 +380,86 @@ func TestBillingReportTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// failingBilling is the real mailer with billing reminders failing while
+// fail is set: a run that stops between recording periods and mailing.
+type failingBilling struct {
+	scheduler.Mailer
+	fail atomic.Bool
+}
+
+func (f *failingBilling) BillingReminder(m scheduler.BillingMail) (*mailflow.OutboxMessage, error) {
+	if f.fail.Load() {
+		return nil, errors.New("smtp template exploded")
+	}
+	return f.Mailer.BillingReminder(m)
+}
+
+// A run that records periods but stops before mailing them leaves the
+// lines queued; the next run, or the daemon's start, mails each once.
+func TestBillingResumesQueuedLines(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			mailer := &failingBilling{Mailer: newTestMailer(t, e.now)}
+			e.sched = scheduler.New(testConfig(e.loc), e.store, mailer, nil)
+			e.sched.Now = e.now
+			e.bound("order-dv.json", "basis-monat", at(e.loc, 2026, 1, 15, 9, 0))
+			e.bound("order-uv.json", "", at(e.loc, 2026, 1, 20, 9, 0))
+
+			mailer.fail.Store(true)
+			when := at(e.loc, 2026, 4, 1, 6, 0)
+			e.setClock(when)
+			if _, err := e.sched.RunBilling(e.ctx, when, false); err == nil {
+				t.Fatal("the failing run reported no error")
+			}
+			if n, q := e.count("billing_reminders"), e.count("billing_queue"); n != 3+1 || q != 3+2 {
+				t.Fatalf("after the failed run: %d billing_reminders, %d queued lines; want 4 and 5", n, q)
+			}
+			if n := len(e.outbox(mailflow.KindBilling)); n != 0 {
+				t.Fatalf("%d billing mails from the failed run", n)
+			}
+			dry := e.billing(when, true)
+			if len(dry.Lines) != 5 || dry.Periods != 0 {
+				t.Errorf("dry run after the failure: %d lines, %d new periods; want the 5 queued lines", len(dry.Lines), dry.Periods)
+			}
+
+			// The daemon restarts: Start mails the queue at once.
+			mailer.fail.Store(false)
+			cfg := testConfig(e.loc)
+			cfg.Reminders, cfg.Digest = "", ""
+			s := scheduler.New(cfg, e.store, mailer, nil)
+			s.Now = e.now
+			if err := s.Start(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for e.count("billing_queue") > 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			s.Stop()
+			if q := e.count("billing_queue"); q != 0 {
+				t.Fatalf("%d lines still queued after start", q)
+			}
+			lines := map[string]int{}
+			for _, m := range e.outbox(mailflow.KindBilling) {
+				for _, k := range billingMailLines(t, m) {
+					lines[k+"/"+m.Party]++
+				}
+			}
+			if len(lines) != 5 {
+				t.Errorf("mailed lines %v, want 5", lines)
+			}
+			for k, n := range lines {
+				if n != 1 {
+					t.Errorf("%s mailed %d times", k, n)
+				}
+			}
+			if rep := e.billing(when, false); rep.Mails != 0 || len(rep.Lines) != 0 {
+				t.Errorf("rerun mailed %d (%d lines)", rep.Mails, len(rep.Lines))
+			}
+		})
 	}
 }

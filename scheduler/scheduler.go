@@ -190,6 +190,7 @@ type Scheduler struct {
 	mu     sync.Mutex
 	cron   *cron.Cron
 	cancel context.CancelFunc
+	bg     sync.WaitGroup // goroutines of Start besides cron's
 }
 
 // New returns a scheduler; Start starts its cron jobs, the run methods run
@@ -258,6 +259,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	c.Start()
 	s.cron, s.cancel = c, cancel
+	if s.cfg.Billing != "" {
+		// Mail what a billing run that stopped early (a crash, a
+		// shutdown) left queued, rather than wait for the next run.
+		s.bg.Go(func() { s.tick(jctx, JobBilling, s.resumeBilling) })
+	}
 	return nil
 }
 
@@ -273,6 +279,7 @@ func (s *Scheduler) Stop() {
 	}
 	cancel()
 	<-c.Stop().Done()
+	s.bg.Wait()
 }
 
 // tick runs one cron-triggered job. Its own recover counts the panic; the
