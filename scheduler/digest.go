@@ -31,6 +31,9 @@ type Overdue struct {
 	For       time.Duration
 }
 
+// Days is For in whole days.
+func (o Overdue) Days() int { return int(o.For / (24 * time.Hour)) }
+
 // DigestData is what the coordinator's digest reports.
 type DigestData struct {
 	At time.Time
@@ -53,6 +56,15 @@ type DigestData struct {
 	Pending       int
 	OldestPending time.Duration
 }
+
+// EscalateDays is EscalateAfter in whole days.
+func (d DigestData) EscalateDays() int { return int(d.EscalateAfter / (24 * time.Hour)) }
+
+// OldestPendingHours is OldestPending in whole hours.
+func (d DigestData) OldestPendingHours() int { return int(d.OldestPending / time.Hour) }
+
+// Attention reports whether the digest has something to act on.
+func (d DigestData) Attention() bool { return d.OverdueTotal > 0 || d.Review > 0 || d.FailedTotal > 0 }
 
 // DigestReport is what a digest run did.
 type DigestReport struct {
@@ -140,7 +152,7 @@ func (s *Scheduler) digestData(ctx context.Context, at time.Time) (DigestData, e
 	}
 	d.FailedTotal, d.Pending = stats[mailflow.OutboxFailed], stats[mailflow.OutboxPending]
 	if d.Pending > 0 {
-		d.OldestPending = oldest
+		d.OldestPending = max(oldest, 0) // a clock behind the rows' creation
 	}
 	if d.FailedTotal > 0 {
 		if d.Failed, err = s.store.OutboxList(ctx, mailflow.OutboxFailed, digestMaxFailed); err != nil {

@@ -2,11 +2,11 @@ package scheduler_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"mailflow/mailflow"
-	"mailflow/scheduler"
 	"mailflow/storage/storagetest"
 )
 
@@ -74,6 +74,16 @@ func TestDigest(t *testing.T) {
 			if len(digests) != 1 || !slices.Equal(digests[0].Recipients, []string{"koordinierung@example.org"}) {
 				t.Fatalf("%d digests", len(digests))
 			}
+			mustContain(t, "digest", digests[0].Text,
+				"[mailflow] Übersicht vom 23.11.2026: 1 überfällig, 1 zur Prüfung, 1 nicht zustellbar",
+				"Bestellungen nach Status (3 insgesamt):",
+				"     1  Bestätigt durch Intermediär\n", "     1  In Prüfung durch Anbieter (DV)\n", "     1  Bestellt\n", "     0  Offen\n",
+				"Überfällig, seit mehr als 5 Tagen unentschieden: 1\n  "+overdue.Number+"  Anbieter IT.NRW, seit 16.11.2026 (6 Tage), Bestätigt durch Intermediär",
+				"Eingegangene Nachrichten zur Prüfung: 1",
+				"Nicht zustellbare Nachrichten: 1", "550 5.1.1 user unknown", "mailflow outbox retry ID")
+			if strings.Contains(digests[0].Text, recent.Number) {
+				t.Error("the digest lists an order undecided for less than escalate_after")
+			}
 
 			// The same tick again (another daemon, a retry): nothing new.
 			again, err := e.sched.RunDigest(e.ctx, tick.Add(30*time.Second))
@@ -105,5 +115,3 @@ func sentKind(t *testing.T, e *env, kind string) *mailflow.OutboxMessage {
 	}
 	return all[0].OutboxMessage
 }
-
-var _ = scheduler.DigestData{}

@@ -18,12 +18,13 @@ import (
 
 // env is one store with a scheduler and an injected clock.
 type env struct {
-	t     testing.TB
-	ctx   context.Context
-	store *storage.Store
-	flow  *mailflow.Flow
-	sched *scheduler.Scheduler
-	loc   *time.Location
+	t      testing.TB
+	ctx    context.Context
+	store  *storage.Store
+	flow   *mailflow.Flow
+	sched  *scheduler.Scheduler
+	tokens *mailflow.Tokens
+	loc    *time.Location
 
 	mu    sync.Mutex
 	clock time.Time
@@ -65,8 +66,10 @@ func newEnvOn(t testing.TB, s *storage.Store, catalog bool) *env {
 			t.Fatal(err)
 		}
 	}
-	e.flow = &mailflow.Flow{Store: s, Now: e.now}
-	e.sched = scheduler.New(testConfig(e.loc), s, newTestMailer(t, e.now), nil)
+	c, tokens := newComposer(t, e.now)
+	e.tokens = tokens
+	e.flow = &mailflow.Flow{Store: s, Now: e.now, Notifier: c}
+	e.sched = scheduler.New(testConfig(e.loc), s, scheduler.NewMailer(c), nil)
 	e.sched.Now = e.now
 	return e
 }
