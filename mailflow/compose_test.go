@@ -487,9 +487,8 @@ func TestEveryTemplateRenders(t *testing.T) {
 			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
 				CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}})
 	}
-	samples["billing"] = mailflow.MailView{Role: "intermediary", Data: &scheduler.BillingView{
-		BillingMail: scheduler.BillingMail{Role: "intermediary", To: *snap.Intermediary, Lines: lines, Part: 2, Parts: 3, At: bind},
-		Orders:      1, UV: true, Totals: []scheduler.Total{{Currency: "EUR", NetCents: 60000, VATCents: 11400, GrossCents: 71400, Lines: 2}}}}
+	samples["billing"] = mailflow.MailView{Role: "intermediary", Data: scheduler.NewBillingView(
+		&scheduler.BillingMail{Role: "intermediary", To: *snap.Intermediary, Lines: lines, Part: 2, Parts: 3, At: bind}, "de")}
 	samples["reminder"] = mailflow.MailView{Role: "provider", Data: &scheduler.ReminderView{Since: bind, Days: 2},
 		Reply: &mailflow.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}}
 	samples["escalation"] = mailflow.MailView{Role: "coordinator", Data: &scheduler.EscalationView{Party: "provider", PartyName: "IT.NRW",

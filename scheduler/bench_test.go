@@ -212,3 +212,31 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkBillingReminder composes one billing reminder of
+// MaxBillingLines lines with the real Composer and templates.
+func BenchmarkBillingReminder(b *testing.B) {
+	loc := berlin(b)
+	m := newTestMailer(b, time.Now)
+	ps, err := scheduler.DuePeriods(at(loc, 2026, 1, 15, 9, 0), "monthly", 120000, 19, loc, time.Time{}, at(loc, 2067, 10, 1, 0, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mail := scheduler.BillingMail{Role: mailflow.PartyProvider, To: mailflow.Party{ID: "dataport", Name: "Dataport AöR", Email: "bestellungen@dataport.example"}}
+	for i := range scheduler.MaxBillingLines {
+		mail.Lines = append(mail.Lines, scheduler.BillingLine{OrderID: int64(i), Number: fmt.Sprintf("2026-%06d", i), Model: "DV",
+			Service: "Verwaltungs-Mail", PriceName: "Basis", Interval: "monthly", Currency: "EUR", VATPercent: 19, Period: ps[i],
+			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: "Stadt Musterstadt", Street: "Markt 1", PostalCode: "12345",
+				City: "Musterstadt", CustomerNumber: "K-1001", LeitwegID: "04011000-12345-03"}})
+	}
+	var size int
+	for b.Loop() {
+		msg, err := m.BillingReminder(mail)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(msg.Raw)
+	}
+	b.ReportMetric(float64(size), "bytes")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/scheduler.MaxBillingLines, "µs/line")
+}

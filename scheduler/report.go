@@ -3,9 +3,10 @@ package scheduler
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"mailflow/templates"
 )
 
 // WriteTable prints the report as the CLI shows it: one line per reminded
@@ -13,18 +14,18 @@ import (
 func (r BillingReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORDER\tPERIOD\tROLE\tRECIPIENT\tINVOICE TO\tNET\tVAT\tGROSS\tSTATUS")
-	status := "sent"
-	if r.DryRun {
-		status = "would send"
-	}
 	for _, l := range r.Lines {
+		status := "would send"
+		if l.Sent {
+			status = "sent"
+		}
 		p := l.Period
 		span := p.Start.Format("02.01.") + "–" + p.LastDay().Format("02.01.2006")
 		if p.Prorated() {
 			span += fmt.Sprintf(", %d/%d days", p.Days, p.FullDays)
 		}
 		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Number, p.Key, span, l.Role, tableCell(l.Recipient),
-			tableCell(l.InvoiceTo.Name), money(p.NetCents, l.Currency), money(p.VATCents, l.Currency), money(p.GrossCents, l.Currency), status)
+			tableCell(l.InvoiceTo.Name), templates.Money("de", p.NetCents, l.Currency), templates.Money("de", p.VATCents, l.Currency), templates.Money("de", p.GrossCents, l.Currency), status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -50,28 +51,4 @@ func tableCell(s string) string {
 		s = string(r[:39]) + "…"
 	}
 	return s
-}
-
-// money formats cents the German way: 1.234,56 EUR.
-func money(cents int64, currency string) string {
-	neg := cents < 0
-	if neg {
-		cents = -cents
-	}
-	whole := strconv.FormatInt(cents/100, 10)
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte('.')
-		}
-		b.WriteRune(r)
-	}
-	fmt.Fprintf(&b, ",%02d", cents%100)
-	if currency == "" {
-		currency = "EUR"
-	}
-	return b.String() + " " + currency
 }
