@@ -486,7 +486,7 @@ func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 	e := newEnv(t, storagetest.Drivers()[0])
 	srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim"})
 	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-		SMTP: mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim", Auth: "plain"},
+		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim", Auth: "plain"},
 		PollInterval: time.Hour,
 	})
 	if err != nil {
