@@ -485,13 +485,13 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (del
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := s.deliver(dbctx, w, m)
-	now := s.cfg.Now()
-	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	if err == nil {
 		s.Stats.Sent.Add(1)
-		log.Debug("outbox: sent")
+		s.log.Debug("outbox: sent", "outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 		return true // markSent records it
 	}
+	now := s.cfg.Now()
+	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	var de *deliveryError
 	errors.As(err, &de)
 	reason := err.Error()
