@@ -112,11 +112,17 @@ type SenderStats struct {
 	Panics  atomic.Int64 // recovered panics
 }
 
-// Sender delivers the outbox: a dispatcher claims due rows and hands them
-// to workers, each of which keeps one SMTP connection open and sends the
-// stored raw bytes unchanged, so a resend is byte-identical. Temporary
-// failures (4xx, network) are retried with exponential backoff and jitter;
-// permanent ones (5xx) mark the row failed and alert the coordinator once.
+// Sender delivers the outbox: a dispatcher claims due rows in batches and
+// hands them to workers, each of which keeps one SMTP connection open
+// (pipelining commands where the server allows) and sends the stored raw
+// bytes unchanged, so a resend is byte-identical; delivered rows are
+// marked sent in batches too. Temporary failures (4xx, network) are
+// retried with exponential backoff and jitter; permanent ones (5xx) mark
+// the row failed and alert the coordinator once.
+//
+// Delivery is at least once: a message whose 250 reply arrived but whose
+// row was not yet marked when the process died is sent again, with the
+// same Message-ID, after restart.
 type Sender struct {
 	store  OutboxStore
 	cfg    SenderConfig
@@ -479,13 +485,13 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (del
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := s.deliver(dbctx, w, m)
-	now := s.cfg.Now()
-	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	if err == nil {
 		s.Stats.Sent.Add(1)
-		log.Debug("outbox: sent")
+		s.log.Debug("outbox: sent", "outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 		return true // markSent records it
 	}
+	now := s.cfg.Now()
+	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	var de *deliveryError
 	errors.As(err, &de)
 	reason := err.Error()
