@@ -51,6 +51,10 @@ type Options struct {
 	// Discard keeps only the count of messages, not their content: a sink
 	// for benchmarks.
 	Discard bool
+	// HeaderOnly keeps each message's header section (up to and including
+	// the empty line) and drops the body: a sink that still lets a load
+	// generator answer thousands of messages without holding them whole.
+	HeaderOnly bool
 	// Domain is the server's name in its greeting; default "localhost".
 	Domain string
 	// TLSConfig, when set, makes the server offer STARTTLS (see TLSCert).
@@ -331,12 +335,18 @@ func (ss *session) Data(r io.Reader) error {
 	if f != nil {
 		return &smtp.SMTPError{Code: f.code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: "injected DATA fault"}
 	}
+	data := buf.Bytes()
+	if ss.s.opts.HeaderOnly {
+		if i := bytes.Index(data, []byte("\r\n\r\n")); i >= 0 {
+			data = bytes.Clone(data[:i+4])
+		}
+	}
 	s := ss.s
 	s.mu.Lock()
 	s.count++
 	s.bytes += n
 	if !s.opts.Discard {
-		s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: buf.Bytes(), At: time.Now()})
+		s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data, At: time.Now()})
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
