@@ -863,6 +863,16 @@ func (w *Watcher) wait(ctx context.Context, c *imapclient.Client, idle bool, nex
 		return nil
 	}
 	for {
+		// NOOP first: a message that arrived after the pass's last command
+		// is reported with its response. Servers need not report updates
+		// queued before IDLE began (go-imap's server does not), so without
+		// it such a message would wait for the poll timer.
+		stop := w.guard(c, "NOOP")
+		err := c.Noop().Wait()
+		stop()
+		if err != nil {
+			return fmt.Errorf("mailflow: imap: noop: %w", err)
+		}
 		select {
 		case <-w.exists: // arrived with the last responses of the pass
 			return nil
@@ -870,7 +880,7 @@ func (w *Watcher) wait(ctx context.Context, c *imapclient.Client, idle bool, nex
 			return nil
 		default:
 		}
-		stop := w.guard(c, "IDLE")
+		stop = w.guard(c, "IDLE")
 		cmd, err := c.Idle() // RFC 2177; RFC 9051 §6.3.13
 		stop()
 		if err != nil {
