@@ -149,6 +149,12 @@ CREATE TABLE answer_throttle (
 	PRIMARY KEY (sender, reason, day)
 );
 `,
+	// 2: the loop guard counts a sender's messages of the last hour for
+	// every reply (CountInboundFrom); without an index that was a scan of
+	// the whole inbound table per message, quadratic in the mailbox.
+	`
+CREATE INDEX inbound_from ON inbound (from_addr, received_at);
+`,
 }
 
 // SchemaVersion is the number of migrations this binary knows.
