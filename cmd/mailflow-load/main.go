@@ -93,13 +93,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, cfg, os.Stderr)
-	if res != nil {
-		res.print(os.Stdout)
-	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mailflow-load:", err)
 		os.Exit(1)
 	}
+	res.print(os.Stdout)
 	if res.failed() {
 		os.Exit(1)
 	}
@@ -469,6 +467,9 @@ func (r *runner) throughput(ctx context.Context, orders []*order) (*daemonProc, 
 		return d, err
 	}
 	if r.res.peakRSS, err = d.peakRSS(); err != nil {
+		return d, err
+	}
+	if r.res.daemonCPU, err = d.cpu(); err != nil {
 		return d, err
 	}
 	return d, nil

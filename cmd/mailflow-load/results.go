@@ -21,6 +21,7 @@ type results struct {
 	startup, backlog            time.Duration
 	repliesPerSec, steadyPerSec float64
 	peakRSS                     int64
+	daemonCPU                   time.Duration // of phase B until the outbox drained, start-up included
 	outboxFailed                int
 
 	latencies   []time.Duration
@@ -75,6 +76,8 @@ func (r *results) print(w io.Writer) {
 		row("throughput replies", "%d (%d with a %d MiB attachment), appended at %.0f/s", r.cfg.n, r.bigReplies, r.cfg.bigSize>>20, r.appendPerSec)
 		row("replies processed", "%.0f replies/s (%s from daemon start incl. %s start-up; %.0f/s from the first)",
 			r.repliesPerSec, r.backlog.Round(time.Millisecond), r.startup.Round(time.Millisecond), r.steadyPerSec)
+		row("daemon CPU", "%.1f ms per reply incl. its answers (%.1f s for %d; capacity %.0f replies/s per core)",
+			float64(r.daemonCPU.Microseconds())/1000/float64(r.cfg.n), r.daemonCPU.Seconds(), r.cfg.n, float64(r.cfg.n)/r.daemonCPU.Seconds())
 		row("peak RSS of the daemon", "%.1f MB (VmHWM, phase B)", float64(r.peakRSS)/1e6)
 	}
 	if len(r.latencies) > 0 {
