@@ -9,7 +9,9 @@ import (
 	"mime"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -338,4 +340,60 @@ func (a *appender) append(raw []byte) error {
 func (a *appender) close() {
 	a.c.Logout().Wait()
 	a.c.Close()
+}
+
+// observer IDLEs on the INBOX and notes when the server reports new
+// messages.
+type observer struct {
+	c    *imapclient.Client
+	idle *imapclient.IdleCommand
+	mu   sync.Mutex
+	seen []time.Time
+}
+
+func newObserver(addr, user, pass string) (*observer, error) {
+	o := &observer{}
+	c, err := imapclient.DialInsecure(addr, &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil { // EXISTS
+					now := time.Now()
+					o.mu.Lock()
+					o.seen = append(o.seen, now)
+					o.mu.Unlock()
+				}
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("imap dial %s: %w", addr, err)
+	}
+	o.c = c
+	if err := c.Login(user, pass).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imap login: %w", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imap select: %w", err)
+	}
+	if o.idle, err = c.Idle(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imap idle: %w", err)
+	}
+	return o, nil
+}
+
+// times returns the EXISTS arrivals in order.
+func (o *observer) times() []time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.seen)
+}
+
+func (o *observer) close() {
+	o.idle.Close()
+	o.idle.Wait()
+	o.c.Logout().Wait()
+	o.c.Close()
 }

@@ -515,37 +515,43 @@ func (r *runner) drainOutbox(ctx context.Context) error {
 
 // latency appends replies at cfg.rate, one at a time, to the running
 // daemon and measures from each APPEND's tagged OK until the order's
-// status in the database is no longer "open".
+// status in the database is no longer "open". A second IMAP connection
+// IDLEs on the INBOX as the daemon does and notes when the server reports
+// new mail (EXISTS): the time until then is the server's push delay,
+// the rest the daemon's share.
 func (r *runner) latency(ctx context.Context, orders []*order) error {
 	r.logf("latency: %d replies at %.0f/s", len(orders), r.cfg.rate)
+	obs, err := newObserver(r.dovecot.Addr(), r.dovecot.User, r.dovecot.Password)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	a, err := newAppender(r.dovecot.Addr(), r.dovecot.User, r.dovecot.Password, "INBOX")
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	type pending struct {
-		o  *order
-		at time.Time
-	}
-	queue := make(chan pending, len(orders))
-	lat := make([]time.Duration, 0, len(orders))
-	var lost int
+	appended := make([]time.Time, len(orders))
+	changed := make([]time.Time, len(orders)) // zero: lost
+	queue := make(chan int, len(orders))
 	pollDone := make(chan error, 1)
 	go func() {
-		// Poll the open ones every millisecond; the daemon commits the
-		// decision and the new status in one transaction.
-		var open []pending
+		// Poll the oldest open order every millisecond (the daemon
+		// commits the decision and the new status in one transaction);
+		// the watcher takes messages in UID order, so a later order has
+		// not changed before it: one query per tick, however many wait.
+		var open []int
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		closed := false
 		for !closed || len(open) > 0 {
 			select {
-			case p, ok := <-queue:
+			case i, ok := <-queue:
 				if !ok {
 					closed = true
 					queue = nil
 				} else {
-					open = append(open, p)
+					open = append(open, i)
 				}
 				continue
 			case <-tick.C:
@@ -553,23 +559,19 @@ func (r *runner) latency(ctx context.Context, orders []*order) error {
 				pollDone <- ctx.Err()
 				return
 			}
-			for i := 0; i < len(open); i++ {
-				p := open[i]
-				o, err := r.store.Order(ctx, p.o.number)
+			for len(open) > 0 {
+				i := open[0]
+				o, err := r.store.Order(ctx, orders[i].number)
 				if err != nil {
 					pollDone <- err
 					return
 				}
-				switch {
-				case string(o.Status) != "open":
-					lat = append(lat, time.Since(p.at))
-				case time.Since(p.at) > 30*time.Second:
-					lost++
-				default:
-					continue
+				if string(o.Status) != "open" {
+					changed[i] = time.Now()
+				} else if time.Since(appended[i]) < 30*time.Second {
+					break
 				}
-				open = slices.Delete(open, i, i+1)
-				i--
+				open = open[1:]
 			}
 		}
 		pollDone <- nil
@@ -587,7 +589,8 @@ func (r *runner) latency(ctx context.Context, orders []*order) error {
 			<-pollDone
 			return err
 		}
-		queue <- pending{o: o, at: time.Now()}
+		appended[i] = time.Now()
+		queue <- i
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -597,7 +600,20 @@ func (r *runner) latency(ctx context.Context, orders []*order) error {
 	if err := <-pollDone; err != nil {
 		return err
 	}
-	r.res.latencies, r.res.latencyLost = lat, lost
+	pushes := obs.times()
+	for i := range orders {
+		if changed[i].IsZero() {
+			r.res.latencyLost++
+			continue
+		}
+		r.res.latencies = append(r.res.latencies, changed[i].Sub(appended[i]))
+		// The first EXISTS after the APPEND completed reports it.
+		k, _ := slices.BinarySearchFunc(pushes, appended[i], func(t, target time.Time) int { return t.Compare(target) })
+		if k < len(pushes) && !pushes[k].After(changed[i]) {
+			r.res.pushDelays = append(r.res.pushDelays, pushes[k].Sub(appended[i]))
+			r.res.daemonShares = append(r.res.daemonShares, changed[i].Sub(pushes[k]))
+		}
+	}
 	r.res.replies += len(orders)
 	return r.drainOutbox(ctx)
 }

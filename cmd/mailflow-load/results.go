@@ -26,6 +26,8 @@ type results struct {
 
 	latencies   []time.Duration
 	latencyLost int
+	// The latency split at the server's EXISTS push, where it came first.
+	pushDelays, daemonShares []time.Duration
 
 	verdicts, wantVerdicts         map[string]int
 	wrongStatus                    int
@@ -80,11 +82,12 @@ func (r *results) print(w io.Writer) {
 			float64(r.daemonCPU.Microseconds())/1000/float64(r.cfg.n), r.daemonCPU.Seconds(), r.cfg.n, float64(r.cfg.n)/r.daemonCPU.Seconds())
 		row("peak RSS of the daemon", "%.1f MB (VmHWM, phase B)", float64(r.peakRSS)/1e6)
 	}
-	if len(r.latencies) > 0 {
-		l := slices.Clone(r.latencies)
-		slices.Sort(l)
-		row("latency APPEND→status", "n=%d at %.0f/s: p50 %s, p90 %s, p99 %s, max %s",
-			len(l), r.cfg.rate, ms(percentile(l, 0.50)), ms(percentile(l, 0.90)), ms(percentile(l, 0.99)), ms(l[len(l)-1]))
+	if l := r.latencies; len(l) > 0 {
+		row("latency APPEND→status", "n=%d at %.0f/s: %s", len(l), r.cfg.rate, dist(l))
+		if len(r.pushDelays) > 0 {
+			row("  of which server push", "APPEND→EXISTS (IDLE): %s", dist(r.pushDelays))
+			row("  of which daemon", "EXISTS→status: %s", dist(r.daemonShares))
+		}
 	}
 	var names []string
 	for v := range r.verdicts {
@@ -109,4 +112,11 @@ func (r *results) print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "  RESULT: ok")
 	}
+}
+
+// dist formats percentiles of durations.
+func dist(d []time.Duration) string {
+	l := slices.Clone(d)
+	slices.Sort(l)
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s", ms(percentile(l, 0.50)), ms(percentile(l, 0.90)), ms(percentile(l, 0.99)), ms(l[len(l)-1]))
 }
