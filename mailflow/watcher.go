@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -736,6 +737,15 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 		}
 		w.fetched.Add(1)
 		dest, err := w.process(ctx, m)
+		if len(m.Raw) > groupBytes {
+			// Collect a large message now rather than when the heap has
+			// doubled, which may be after the next large message is
+			// downloaded: two of them in the heap at once raised the peak
+			// RSS by a third (docs/benchmarks.md, memory run). Rare, and
+			// cheap beside storing the message.
+			m.Raw = nil
+			runtime.GC()
+		}
 		if err != nil {
 			if ferr := file(); ferr != nil {
 				return ferr
