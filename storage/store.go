@@ -27,16 +27,20 @@ func init() {
 
 // dialect holds what differs between SQLite and PostgreSQL.
 type dialect struct {
-	name      string
-	id        string // auto-increment primary key
-	blob      string
-	ts        string
-	forUpdate string // row lock suffix; SQLite's immediate transactions already lock the database
+	name         string
+	id           string // auto-increment primary key
+	blob         string
+	ts           string
+	forUpdate    string // row lock suffix; SQLite's immediate transactions already lock the database
+	refPK        string // a primary key that is another table's id (SQLite: the rowid itself)
+	withoutRowID string // table option: store rows in primary key order (SQLite)
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME"}
-	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ", forUpdate: " FOR UPDATE"}
+	sqliteDialect = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME",
+		refPK: "INTEGER PRIMARY KEY", withoutRowID: " WITHOUT ROWID"}
+	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ",
+		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY"}
 )
 
 // Store is the database behind mailflow.
@@ -65,7 +69,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		if !strings.Contains(dsn, "?") {
 			// _txlock=immediate: deferred transactions that read then
 			// write fail with "database is locked" under concurrency.
-			dsn += "?_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+			dsn += "?_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_txlock=immediate&_time_format=sqlite"
 		}
 	case "postgres":
 		d = postgresDialect
