@@ -205,6 +205,23 @@ CREATE TABLE digest_runs (
 	sent_at {ts} NOT NULL
 );
 `,
+	// 3: the loop guard counts a sender's messages of the last hour for
+	// every reply (CountInboundFrom); without an index that was a scan of
+	// the whole inbound table per message, quadratic in the mailbox.
+	// inbound_raw holds received messages larger than rawChunk in pieces
+	// (inbound.raw is then NULL): SQLite copies a bound value and then
+	// builds the row from it, two transient copies of the whole message
+	// outside the Go heap, which for a 25 MB reply cost 50 MB of resident
+	// memory.
+	`
+CREATE INDEX inbound_from ON inbound (from_addr, received_at);
+CREATE TABLE inbound_raw (
+	inbound_id BIGINT NOT NULL REFERENCES inbound(id),
+	seq INTEGER NOT NULL,
+	chunk {blob} NOT NULL,
+	PRIMARY KEY (inbound_id, seq)
+);
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its

@@ -51,6 +51,11 @@ type Options struct {
 	// Discard keeps only the count of messages, not their content: a sink
 	// for benchmarks.
 	Discard bool
+	// HeaderOnly keeps each message's header section (up to and including
+	// the empty line) and drops the body: a sink that still lets a load
+	// generator answer thousands of messages without holding them whole.
+	// OnMessage still gets the whole message.
+	HeaderOnly bool
 	// Domain is the server's name in its greeting; default "localhost".
 	Domain string
 	// TLSConfig, when set, makes the server offer STARTTLS (see TLSCert).
@@ -349,6 +354,11 @@ func (ss *session) Data(r io.Reader) error {
 	if s.opts.OnMessage != nil {
 		if err := s.opts.OnMessage(msg); err != nil {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "delivery failed, try again later"}
+		}
+	}
+	if s.opts.HeaderOnly {
+		if i := bytes.Index(msg.Data, []byte("\r\n\r\n")); i >= 0 {
+			msg.Data = bytes.Clone(msg.Data[:i+4])
 		}
 	}
 	s.mu.Lock()
