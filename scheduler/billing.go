@@ -24,24 +24,50 @@ const MaxBillingLines = 500
 // BillingDoc is what billing needs of an order's frozen snapshot: whom to
 // remind and whom they invoice. Storage keeps it, as JSON, beside the
 // order's billing state when the order becomes binding, so that a billing
-// run never reads the snapshot with its terms texts.
+// run never reads the snapshot with its terms texts; it is kept small
+// because a run decodes one per reminder line.
 type BillingDoc struct {
-	Customer     mailflow.Customer `json:"customer"`
-	Provider     mailflow.Party    `json:"provider"`
-	Intermediary *mailflow.Party   `json:"intermediary,omitempty"`
-	Service      string            `json:"service"`
-	PriceName    string            `json:"price_name"`
-	Currency     string            `json:"currency"`
+	Customer     Invoicee      `json:"customer"`
+	Provider     BillingParty  `json:"provider"`
+	Intermediary *BillingParty `json:"intermediary,omitempty"`
+	Service      string        `json:"service"`
+	PriceName    string        `json:"price"`
+	Currency     string        `json:"currency"`
+}
+
+// BillingParty is a reminded party: where its reminders go and, for the
+// intermediary, the invoice address the provider bills in UV.
+type BillingParty struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Email      string `json:"email"`
+	Language   string `json:"lang,omitempty"`
+	Street     string `json:"street,omitempty"`
+	PostalCode string `json:"postal_code,omitempty"`
+	City       string `json:"city,omitempty"`
+	LeitwegID  string `json:"leitweg_id,omitempty"`
+}
+
+func billingParty(p *mailflow.Party) BillingParty {
+	return BillingParty{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language, Street: p.Street,
+		PostalCode: p.PostalCode, City: p.City, LeitwegID: p.LeitwegID}
+}
+
+// party is the mail recipient.
+func (p *BillingParty) party() mailflow.Party {
+	return mailflow.Party{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language}
 }
 
 // NewBillingDoc extracts the BillingDoc of a snapshot.
 func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
-	d := BillingDoc{Customer: sn.Customer, Provider: sn.Provider, Service: sn.Service.Name,
-		PriceName: sn.Price.Name, Currency: sn.Price.Currency}
-	d.Provider.ReplySenders = nil
+	c := &sn.Customer
+	d := BillingDoc{
+		Customer: Invoicee{Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City, Country: c.Country,
+			CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID},
+		Provider: billingParty(&sn.Provider), Service: sn.Service.Name, PriceName: sn.Price.Name, Currency: sn.Price.Currency,
+	}
 	if sn.Intermediary != nil {
-		im := *sn.Intermediary
-		im.ReplySenders = nil
+		im := billingParty(sn.Intermediary)
 		d.Intermediary = &im
 	}
 	return d
@@ -124,14 +150,14 @@ type QueuedLine struct {
 // Invoicee is whom a reminded party is to invoice: the customer, or in UV
 // for the provider the intermediary.
 type Invoicee struct {
-	Role           string // RoleCustomer or mailflow.PartyIntermediary
-	Name           string
-	Street         string
-	PostalCode     string
-	City           string
-	Country        string
-	CustomerNumber string // the customer's number; "" for the intermediary
-	LeitwegID      string // routing id of the e-invoice (XRechnung)
+	Role           string `json:"-"` // RoleCustomer or mailflow.PartyIntermediary
+	Name           string `json:"name"`
+	Street         string `json:"street"`
+	PostalCode     string `json:"postal_code"`
+	City           string `json:"city"`
+	Country        string `json:"country,omitempty"`
+	CustomerNumber string `json:"customer_number,omitempty"` // "" for the intermediary
+	LeitwegID      string `json:"leitweg_id"`                // routing id of the e-invoice (XRechnung)
 }
 
 // BillingLine is one period of one order that a party is to invoice.
@@ -456,22 +482,20 @@ func remindedRoles(model string) []string {
 // intermediary and the intermediary the customer.
 func reminderLine(q *QueuedLine, doc *BillingDoc) (mailflow.Party, BillingLine) {
 	line := BillingLine{OrderID: q.OrderID, Number: q.Number, Model: q.Model, Service: doc.Service, PriceName: doc.PriceName,
-		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period}
-	c := doc.Customer
-	line.InvoiceTo = Invoicee{Role: RoleCustomer, Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
-		Country: c.Country, CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}
-	var im mailflow.Party
-	if doc.Intermediary != nil {
-		im = *doc.Intermediary
+		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period, InvoiceTo: doc.Customer}
+	line.InvoiceTo.Role = RoleCustomer
+	im := doc.Intermediary
+	if im == nil {
+		im = &BillingParty{}
 	}
 	if q.Role == mailflow.PartyIntermediary {
-		return im, line
+		return im.party(), line
 	}
 	if q.Model == mailflow.ModelUV {
 		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
 			City: im.City, LeitwegID: im.LeitwegID}
 	}
-	return doc.Provider, line
+	return doc.Provider.party(), line
 }
 
 // errStaleQueue: lines of a mail were mailed by a concurrent run.

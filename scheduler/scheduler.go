@@ -81,7 +81,7 @@ func (c Config) Validate() error {
 
 func (c Config) batchSize() int {
 	if c.BatchSize <= 0 {
-		return 500
+		return 2000
 	}
 	return c.BatchSize
 }

@@ -327,13 +327,12 @@ func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
 		n, _ = res.RowsAffected()
 		return int(n), nil
 	}
-	st, err := t.tx.PreparexContext(t.ctx, `DELETE FROM billing_queue WHERE role = ? AND party_id = ? AND order_id = ? AND period_key = ?`)
-	if err != nil {
-		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-	}
-	defer st.Close()
-	for _, k := range keys {
-		res, err := st.ExecContext(t.ctx, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+	for _, st := range multiRow(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN (VALUES `, `)`,
+		len(keys), 4, func(args []any, i int) []any {
+			k := &keys[i]
+			return append(args, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+		}) {
+		res, err := t.exec(st.query, st.args...)
 		if err != nil {
 			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
 		}
