@@ -117,6 +117,9 @@ type BillingProgress struct {
 	BilledUntil *time.Time
 	DueAt       *time.Time // nil: nothing more to bill
 	Done        bool
+	// Was is the progress the plan started from (BilledUntil, DueAt,
+	// Done); the store advances only an order that is still there.
+	Was *BillingState
 }
 
 // LineKey names one reminder line: a period of an order that a party is
@@ -274,31 +277,6 @@ func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
 	return nil
 }
 
-// billDue is phase one.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
-	ids, err := s.store.BillingCandidates(ctx, at)
-	if err != nil {
-		return err
-	}
-	slices.Sort(ids) // id order: the rows a batch writes lie together
-	n := s.cfg.batchSize()
-	for i := 0; i < len(ids); i += n {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		batch := ids[i:min(i+n, len(ids))]
-		if rep.DryRun {
-			err = s.planDry(ctx, batch, at, rep)
-		} else {
-			err = s.billBatch(ctx, batch, at, rep)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // billingDone logs the run's summary and returns err.
 func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err error) error {
 	attrs := []any{"at", rep.At.Format(time.RFC3339), "dry_run", rep.DryRun, "orders", rep.Orders, "periods", rep.Periods,
@@ -315,33 +293,126 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 	return nil
 }
 
-func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	var orders, periods int
-	var errs []BillingError
+// billDue is phase one. A reader goroutine loads and plans batch k+1
+// while batch k is written, so that the database and the planning each
+// have a core; a write advances only the orders whose progress is still
+// what the plan started from, which also keeps two concurrent runs from
+// billing an order twice.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+	ids, err := s.store.BillingCandidates(ctx, at)
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids) // id order: the rows a batch writes lie together
+	n := s.cfg.batchSize()
+	var batches [][]int64
+	for i := 0; i < len(ids); i += n {
+		batches = append(batches, ids[i:min(i+n, len(ids))])
+	}
+	if rep.DryRun {
+		for _, b := range batches {
+			if err := s.planDry(ctx, b, at, rep); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	plans := make(chan batchPlan, 1)
+	go func() {
+		defer close(plans)
+		for _, b := range batches {
+			p := s.planBatch(ctx, b, at)
+			select {
+			case plans <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+	for p := range plans {
+		if p.err == nil {
+			p.err = s.writeBatch(ctx, &p, rep)
+		}
+		if p.err != nil {
+			cancel()
+			for range plans { // let the reader finish
+			}
+			return p.err
+		}
+	}
+	return ctx.Err()
+}
+
+// batchPlan is what a batch bills.
+type batchPlan struct {
+	states   []BillingState
+	orders   int // due orders
+	progress []BillingProgress
+	recs     []BillingRecord
+	owner    []*BillingState // of each rec
+	errs     []BillingError
+	err      error
+}
+
+// planBatch reads a batch's billing states and plans each due order.
+func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p batchPlan) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.err = fmt.Errorf("plan billing batch: panic: %v", r)
+		}
+	}()
+	p.states, p.err = s.store.BillingStates(ctx, ids, false)
+	if p.err != nil {
+		return p
+	}
+	p.progress = make([]BillingProgress, 0, len(p.states))
+	for i := range p.states {
+		st := &p.states[i]
+		if !st.due(at) { // billed since the candidates were read
+			continue
+		}
+		p.orders++
+		ps, pr, err := s.plan(st, at)
+		if err != nil {
+			p.errs = append(p.errs, BillingError{Order: st.Number, Err: err.Error()})
+			continue
+		}
+		p.progress = append(p.progress, pr)
+		for _, per := range ps {
+			p.recs = append(p.recs, BillingRecord{OrderID: st.OrderID, Period: per})
+			p.owner = append(p.owner, st)
+		}
+	}
+	return p
+}
+
+// writeBatch records a planned batch in one transaction: it advances the
+// orders' progress, records their periods and queues a reminder line per
+// new period and reminded party.
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) error {
+	var periods int
 	err := s.store.JobTx(ctx, func(tx Tx) error {
-		orders, periods, errs = 0, 0, nil
-		states, err := tx.LockBillingStates(ids)
+		periods = 0
+		advanced, err := tx.AdvanceBilling(p.progress)
 		if err != nil {
 			return err
 		}
-		var recs []BillingRecord
-		var owner []*BillingState // of each rec
-		progress := make([]BillingProgress, 0, len(states))
-		for i := range states {
-			st := &states[i]
-			if !st.due(at) { // billed by a concurrent run since the candidates were read
-				continue
+		mine := make(map[int64]bool, len(p.progress))
+		for i, ok := range advanced {
+			if ok {
+				mine[p.progress[i].OrderID] = true
 			}
-			orders++
-			ps, pr, err := s.plan(st, at)
-			if err != nil {
-				errs = append(errs, BillingError{Order: st.Number, Err: err.Error()})
-				continue
-			}
-			progress = append(progress, pr)
-			for _, p := range ps {
-				recs = append(recs, BillingRecord{OrderID: st.OrderID, Period: p})
-				owner = append(owner, st)
+		}
+		recs := make([]BillingRecord, 0, len(p.recs))
+		owner := make([]*BillingState, 0, len(p.recs))
+		for i, r := range p.recs {
+			if mine[r.OrderID] { // else billed by a concurrent run
+				recs, owner = append(recs, r), append(owner, p.owner[i])
 			}
 		}
 		inserted, err := tx.InsertBillingRecords(recs, s.now())
@@ -360,24 +431,21 @@ func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, re
 				keys = append(keys, LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key})
 			}
 		}
-		if err := tx.QueueBillingLines(keys); err != nil {
-			return err
-		}
-		return tx.AdvanceBilling(progress)
+		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
 		return err
 	}
-	rep.Orders += orders
+	rep.Orders += p.orders
 	rep.Periods += periods
-	rep.Errors = append(rep.Errors, errs...)
+	rep.Errors = append(rep.Errors, p.errs...)
 	return nil
 }
 
 // planDry is phase one of a dry run: what billBatch would record, with the
 // lines its mails would list.
 func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	states, err := s.store.BillingStates(ctx, ids)
+	states, err := s.store.BillingStates(ctx, ids, true)
 	if err != nil {
 		return err
 	}
@@ -412,7 +480,7 @@ func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep 
 // plan returns the periods of an order due at `at` after what is billed,
 // and where its billing continues afterwards.
 func (s *Scheduler) plan(st *BillingState, at time.Time) ([]Period, BillingProgress, error) {
-	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil}
+	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil, Was: st}
 	var from time.Time
 	if st.BilledUntil != nil {
 		from = *st.BilledUntil

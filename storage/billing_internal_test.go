@@ -62,7 +62,7 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID})
+	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
