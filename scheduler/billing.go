@@ -25,13 +25,15 @@ const MaxBillingLines = 500
 // remind and whom they invoice. Storage keeps it, as JSON, beside the
 // order's billing state when the order becomes binding, so that a billing
 // run never reads the snapshot with its terms texts; it is kept small
-// because a run decodes one per reminder line.
+// because a run decodes one per reminder line. Its JSON keys are those of
+// the first version of the doc (the snapshot's), which stored rows may
+// carry.
 type BillingDoc struct {
 	Customer     Invoicee      `json:"customer"`
 	Provider     BillingParty  `json:"provider"`
 	Intermediary *BillingParty `json:"intermediary,omitempty"`
 	Service      string        `json:"service"`
-	PriceName    string        `json:"price"`
+	PriceName    string        `json:"price_name"`
 	Currency     string        `json:"currency"`
 }
 
@@ -41,7 +43,7 @@ type BillingParty struct {
 	ID         string `json:"id"`
 	Name       string `json:"name"`
 	Email      string `json:"email"`
-	Language   string `json:"lang,omitempty"`
+	Language   string `json:"language,omitempty"`
 	Street     string `json:"street,omitempty"`
 	PostalCode string `json:"postal_code,omitempty"`
 	City       string `json:"city,omitempty"`
