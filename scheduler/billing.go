@@ -155,7 +155,7 @@ type QueuedLine struct {
 // Invoicee is whom a reminded party is to invoice: the customer, or in UV
 // for the provider the intermediary.
 type Invoicee struct {
-	Role           string `json:"-"` // RoleCustomer or mailflow.PartyIntermediary
+	Role           string `json:"role,omitempty"` // RoleCustomer or mailflow.PartyIntermediary; not stored in a BillingDoc
 	Name           string `json:"name"`
 	Street         string `json:"street"`
 	PostalCode     string `json:"postal_code"`
@@ -167,16 +167,16 @@ type Invoicee struct {
 
 // BillingLine is one period of one order that a party is to invoice.
 type BillingLine struct {
-	OrderID    int64
-	Number     string
-	Model      string // DV or UV
-	Service    string
-	PriceName  string
-	Interval   string
-	Currency   string
-	VATPercent float64
-	Period     Period
-	InvoiceTo  Invoicee
+	OrderID    int64    `json:"-"`
+	Number     string   `json:"order"`
+	Model      string   `json:"contract_model"` // DV or UV
+	Service    string   `json:"service"`
+	PriceName  string   `json:"price"`
+	Interval   string   `json:"interval"`
+	Currency   string   `json:"currency"`
+	VATPercent float64  `json:"vat_percent"`
+	Period     Period   `json:"period"`
+	InvoiceTo  Invoicee `json:"invoice_to"`
 }
 
 // BillingMail is one billing reminder: lines one party is to invoice.
@@ -193,29 +193,29 @@ type BillingMail struct {
 // BillingReportLine is one reminder line of a run.
 type BillingReportLine struct {
 	BillingLine
-	Role      string // the reminded party's role
-	Recipient string // the reminded party's name
-	Sent      bool   // false in a dry run
+	Role      string `json:"role"`      // the reminded party's role
+	Recipient string `json:"recipient"` // the reminded party's name
+	Sent      bool   `json:"sent"`      // false in a dry run
 }
 
 // BillingError is an order a run could not bill.
 type BillingError struct {
-	Order string
-	Err   string
+	Order string `json:"order"`
+	Err   string `json:"error"`
 }
 
 // BillingReport is what a billing run sent or, in a dry run, would send.
 type BillingReport struct {
-	At      time.Time
-	DryRun  bool
-	Orders  int // orders looked at
-	Periods int // periods billed (recorded) by this run
-	Mails   int // reminder mails enqueued
+	At      time.Time `json:"at"`
+	DryRun  bool      `json:"dry_run"`
+	Orders  int       `json:"orders"`  // orders looked at
+	Periods int       `json:"periods"` // periods billed (recorded) by this run
+	Mails   int       `json:"mails"`   // reminder mails enqueued
 	// Lines lists the reminder lines mailed (or, in a dry run, to be
 	// mailed), by order, period and role: those of the periods billed now
 	// and any left queued by an earlier run that stopped before mailing.
-	Lines  []BillingReportLine
-	Errors []BillingError
+	Lines  []BillingReportLine `json:"lines"`
+	Errors []BillingError      `json:"errors,omitempty"`
 }
 
 // RunBilling bills every period that has ended by `at` and has no reminder
