@@ -399,7 +399,6 @@ func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p
 func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) error {
 	var periods int
 	err := s.store.JobTx(ctx, func(tx Tx) error {
-		periods = 0
 		advanced, err := tx.AdvanceBilling(p.progress)
 		if err != nil {
 			return err
@@ -572,10 +571,10 @@ func reminderLine(q *QueuedLine, doc *BillingDoc) (mailflow.Party, BillingLine) 
 var errStaleQueue = errors.New("billing queue changed")
 
 // mailQueued is phase two: it mails the billing queue, or in a dry run
-// reports it. A reader goroutine pages through the queue party by party,
-// workers compose the mails in parallel, and this goroutine writes each in
-// its own transaction. A mail whose lines a concurrent run took meanwhile
-// is dropped and its party's queue read again.
+// reports it. A reader goroutine reads the queue party by party in one
+// query, workers compose the mails in parallel, and this goroutine writes
+// each in its own transaction. A mail whose lines a concurrent run took
+// meanwhile is dropped, and the queue read again.
 func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport) error {
 	for pass := 0; pass < 3; pass++ {
 		stale, err := s.mailQueuePass(ctx, at, rep)
