@@ -719,6 +719,14 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 // literal is streamed into a buffer of its announced size, at most MaxSize;
 // a larger literal is drained and reported as raw == nil. found is false
 // when the server no longer has the message.
+//
+// A literal that cannot be read to its end means the connection broke in
+// the middle of the download. Then the connection is closed and the
+// command left undrained: go-imap's reader goroutine goes on decoding as
+// soon as a literal read fails, and draining the command (FetchCommand.Close
+// reads the rest of the literal) would read the connection from two
+// goroutines at once. The session ends, and the message is fetched again
+// after the reconnect.
 func (w *Watcher) fetchBody(c *imapclient.Client, uid imap.UID) (raw []byte, found bool, err error) {
 	// The guard restarts on every read, so a slow but steady download of
 	// a large message is not cut off; a stalled one is.
@@ -731,7 +739,12 @@ func (w *Watcher) fetchBody(c *imapclient.Client, uid imap.UID) (raw []byte, fou
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
-	defer cmd.Close()
+	broken := false
+	defer func() {
+		if !broken {
+			cmd.Close()
+		}
+	}()
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			body, ok := item.(imapclient.FetchItemDataBodySection)
@@ -742,11 +755,14 @@ func (w *Watcher) fetchBody(c *imapclient.Client, uid imap.UID) (raw []byte, fou
 			r := &progressReader{r: body.Literal, t: t, d: w.cfg.CommandTimeout}
 			if size := body.Literal.Size(); size <= w.cfg.MaxSize {
 				raw = make([]byte, size)
-				if _, err := io.ReadFull(r, raw); err != nil {
-					return nil, false, fmt.Errorf("mailflow: imap: fetch uid %d: %w", uid, err)
-				}
-			} else if _, err := io.Copy(io.Discard, r); err != nil {
-				return nil, false, fmt.Errorf("mailflow: imap: fetch uid %d: %w", uid, err)
+				_, err = io.ReadFull(r, raw)
+			} else {
+				_, err = io.Copy(io.Discard, r)
+			}
+			if err != nil {
+				broken = true
+				c.Close()
+				return nil, false, fmt.Errorf("mailflow: imap: fetch uid %d: connection broken during the download: %w", uid, err)
 			}
 		}
 	}
