@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -44,6 +45,7 @@ import (
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage"
+	"mailflow/storage/storagetest"
 )
 
 // faultConfig is the daemon configuration of a fault test.
@@ -328,17 +330,40 @@ func (s *sinkSet) current() *mailtest.SMTPServer {
 	return s.sinks[len(s.sinks)-1]
 }
 
-// Messages returns the deliveries of all instances; an instance is only
-// replaced once it is closed, so earlier ones no longer grow.
+// Messages returns the deliveries of all instances.
 func (s *sinkSet) Messages() []mailtest.Message {
+	var out []mailtest.Message
+	for _, msgs := range s.each() {
+		out = append(out, msgs...)
+	}
+	return out
+}
+
+// each returns the deliveries per instance. A closed instance may still
+// record a message whose transfer was complete when it closed.
+func (s *sinkSet) each() [][]mailtest.Message {
 	s.mu.Lock()
 	sinks := slices.Clone(s.sinks)
 	s.mu.Unlock()
-	var out []mailtest.Message
-	for _, srv := range sinks {
-		out = append(out, srv.Messages()...)
+	out := make([][]mailtest.Message, len(sinks))
+	for i, srv := range sinks {
+		out[i] = srv.Messages()
 	}
 	return out
+}
+
+func (s *sinkSet) count() int {
+	n := 0
+	for _, msgs := range s.each() {
+		n += len(msgs)
+	}
+	return n
+}
+
+func oneSink(srv *mailtest.SMTPServer) *sinkSet {
+	s := &sinkSet{}
+	s.add(srv)
+	return s
 }
 
 // orderScript is what happens to one order: its contract model, the
@@ -380,7 +405,7 @@ type load struct {
 	t      *testing.T
 	base   string
 	box    imapBox
-	sinks  interface{ Messages() []mailtest.Message }
+	sinks  *sinkSet
 	n      int
 	run    string // prefix of external ids and reply Message-IDs
 	script func(i int) orderScript
@@ -396,14 +421,14 @@ type load struct {
 
 	mu       sync.Mutex
 	numbers  map[string]int    // order number → index
-	cursor   int               // sink messages looked at
+	cursors  []int             // sink messages looked at, per instance
 	notices  map[string]notice // "number/party" → its notification
 	answered map[string]bool   // order numbers whose replies are appended
 	released map[int]bool      // manual mode: orders that may be answered
 	faults   []time.Time       // kills and outages: a duplicate delivery must straddle one
 }
 
-func newLoad(t *testing.T, base string, box imapBox, sinks interface{ Messages() []mailtest.Message }, n int) *load {
+func newLoad(t *testing.T, base string, box imapBox, sinks *sinkSet, n int) *load {
 	l := &load{t: t, base: base, box: box, sinks: sinks, n: n,
 		run:    fmt.Sprintf("f%x", time.Now().UnixNano()&0xffffff),
 		script: func(i int) orderScript { return faultScripts[i%len(faultScripts)] },
@@ -542,32 +567,40 @@ var subjectNumber = regexp.MustCompile(`\[Bestellung (\d{4}-\d{6})\]`)
 // collect notes the notifications among the new deliveries; a
 // notification delivered twice is answered once.
 func (l *load) collect() {
-	msgs := l.sinks.Messages()
+	each := l.sinks.each()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for ; l.cursor < len(msgs); l.cursor++ {
-		m := msgs[l.cursor]
-		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
-		if err != nil {
-			continue
+	for len(l.cursors) < len(each) {
+		l.cursors = append(l.cursors, 0)
+	}
+	for k, msgs := range each {
+		for ; l.cursors[k] < len(msgs); l.cursors[k]++ {
+			l.notice(msgs[l.cursors[k]])
 		}
-		subj := subject(msg)
-		if !strings.Contains(subj, "Neue Bestellung") && !strings.Contains(subj, "New order") {
-			continue
-		}
-		num := subjectNumber.FindStringSubmatch(subj)
-		if num == nil {
-			continue
-		}
-		party := mailflow.PartyProvider
-		if slices.Contains(m.To, "auftrag@govdigital.example") {
-			party = mailflow.PartyIntermediary
-		}
-		key := num[1] + "/" + party
-		if _, ok := l.notices[key]; !ok {
-			l.notices[key] = notice{number: num[1], party: party, replyTo: msg.Header.Get("Reply-To"),
-				messageID: msg.Header.Get("Message-ID"), subject: msg.Header.Get("Subject")}
-		}
+	}
+}
+
+func (l *load) notice(m mailtest.Message) {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		return
+	}
+	subj := subject(msg)
+	if !strings.Contains(subj, "Neue Bestellung") && !strings.Contains(subj, "New order") {
+		return
+	}
+	num := subjectNumber.FindStringSubmatch(subj)
+	if num == nil {
+		return
+	}
+	party := mailflow.PartyProvider
+	if slices.Contains(m.To, "auftrag@govdigital.example") {
+		party = mailflow.PartyIntermediary
+	}
+	key := num[1] + "/" + party
+	if _, ok := l.notices[key]; !ok {
+		l.notices[key] = notice{number: num[1], party: party, replyTo: msg.Header.Get("Reply-To"),
+			messageID: msg.Header.Get("Message-ID"), subject: msg.Header.Get("Subject")}
 	}
 }
 
@@ -623,18 +656,6 @@ func (l *load) release(i int) {
 	l.mu.Lock()
 	l.released[i] = true
 	l.mu.Unlock()
-}
-
-// repliesOut reports whether the replies to order i are appended.
-func (l *load) repliesOut(i int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for number, idx := range l.numbers {
-		if idx == i {
-			return l.answered[number]
-		}
-	}
-	return false
 }
 
 func (l *load) appendReply(ctx context.Context, raw []byte) {
@@ -723,16 +744,20 @@ func scrape(base string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// caughtUp reports whether the daemon has done all the work: every order
-// created and in its final status, every reply received, no mail pending,
-// the inbox empty. why says what is missing.
-func (l *load) caughtUp() (ok bool, why string) {
-	if c := l.created.Load(); c < int64(l.n) {
-		return false, fmt.Sprintf("%d of %d orders created", c, l.n)
+// settled reports whether the daemon has done the work so far: every
+// created order whose script has replies answered, every reply received
+// and filed, no mail pending. why says what is missing.
+func (l *load) settled() (ok bool, why string) {
+	l.mu.Lock()
+	unanswered := 0
+	for number, i := range l.numbers {
+		if len(l.script(i).replies) > 0 && !l.answered[number] {
+			unanswered++
+		}
 	}
-	want := l.wantReplies()
-	if a := l.appends.Load(); a < int64(want) {
-		return false, fmt.Sprintf("%d of %d replies appended", a, want)
+	l.mu.Unlock()
+	if unanswered > 0 {
+		return false, fmt.Sprintf("%d orders not answered yet", unanswered)
 	}
 	m, err := scrape(l.base)
 	if err != nil {
@@ -750,13 +775,8 @@ func (l *load) caughtUp() (ok bool, why string) {
 			inbound += v
 		}
 	}
-	if inbound != float64(want) {
-		return false, fmt.Sprintf("%v of %d replies received", inbound, want)
-	}
-	for st, n := range l.wantStatuses() {
-		if got := m[`mailflow_orders{status="`+string(st)+`"}`]; got != float64(n) {
-			return false, fmt.Sprintf("%v orders %s, want %d", got, st, n)
-		}
+	if a := l.appends.Load(); inbound != float64(a) {
+		return false, fmt.Sprintf("%v of %d replies received", inbound, a)
 	}
 	uids, err := l.box.UIDs("INBOX")
 	if err != nil {
@@ -766,6 +786,56 @@ func (l *load) caughtUp() (ok bool, why string) {
 		return false, fmt.Sprintf("%d messages in INBOX", len(uids))
 	}
 	return true, ""
+}
+
+// caughtUp reports whether the daemon has done all the work: every order
+// created and in its final status, every reply received and filed, no
+// mail pending. why says what is missing.
+func (l *load) caughtUp() (ok bool, why string) {
+	if c := l.created.Load(); c < int64(l.n) {
+		return false, fmt.Sprintf("%d of %d orders created", c, l.n)
+	}
+	if ok, why := l.settled(); !ok {
+		return false, why
+	}
+	m, err := scrape(l.base)
+	if err != nil {
+		return false, err.Error()
+	}
+	for st, n := range l.wantStatuses() {
+		if got := m[`mailflow_orders{status="`+string(st)+`"}`]; got != float64(n) {
+			return false, fmt.Sprintf("%v orders %s, want %d", got, st, n)
+		}
+	}
+	return true, ""
+}
+
+// waitSettled waits for settled and returns how long that took.
+func (l *load) waitSettled(limit time.Duration) time.Duration {
+	l.t.Helper()
+	start := time.Now()
+	for {
+		ok, why := l.settled()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			l.t.Fatalf("the daemon did not settle within %s: %s", limit, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// number returns the number of order i once the API has told it.
+func (l *load) number(i int) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for number, idx := range l.numbers {
+		if idx == i {
+			return number, true
+		}
+	}
+	return "", false
 }
 
 // waitCaughtUp waits for caughtUp and returns how long that took.
@@ -1070,7 +1140,7 @@ func TestFaultKill(t *testing.T) {
 	cat, _ := os.ReadFile("../../examples/catalog.json")
 	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
 
-	l := newLoad(t, p.base, box, sink, n)
+	l := newLoad(t, p.base, box, oneSink(sink), n)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -1105,4 +1175,446 @@ func TestFaultKill(t *testing.T) {
 	f := l.verify(openStore(t, "sqlite", dbPath))
 	t.Logf("kill test: %s; %d kills (%d under load), %d daemon starts, %d API requests repeated (%d answered \"exists\"); done %.1fs after start, %.1fs after the last kill",
 		f, kills, underLoad, p.starts, l.retries.Load(), l.existed.Load(), total.Seconds(), took.Seconds())
+}
+
+// waitUntil polls cond until it holds or limit passes.
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestFaultGracefulShutdown stops `mailflow serve` with SIGTERM three
+// times while it works: each time it must exit with status 0 within 20 s,
+// and after the restarts every order must end right with nothing lost and
+// nothing sent twice, since a graceful stop finishes and records the
+// deliveries it has started.
+func TestFaultGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon as a process under load")
+	}
+	const stops = 3
+	bin := buildDaemon(t)
+	sink := mailtest.NewSMTPServer(t)
+	box, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	dbPath := filepath.Join(t.TempDir(), "mailflow.db")
+	p := newDaemonProc(t, bin, faultConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
+		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
+	p.start()
+	p.waitHealthy(30 * time.Second)
+	cat, _ := os.ReadFile("../../examples/catalog.json")
+	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
+
+	l := newLoad(t, p.base, box, oneSink(sink), 300)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Go(func() { l.createAll(ctx, 0, l.n, 4) })
+	wg.Go(func() { l.replyLoop(ctx) })
+	var longest time.Duration
+	for k := 1; k <= stops; k++ {
+		time.Sleep(time.Duration(700+rand.IntN(800)) * time.Millisecond)
+		busy, why := l.caughtUp()
+		took, code := p.terminate(20 * time.Second)
+		longest = max(longest, took)
+		t.Logf("SIGTERM %d at %4.1fs (%s): exit status %d after %s", k, time.Since(start).Seconds(), why, code, took.Round(time.Millisecond))
+		if busy {
+			t.Errorf("SIGTERM %d: the daemon had no work in flight", k)
+		}
+		if code != 0 {
+			t.Fatalf("SIGTERM %d: exit status %d after %s, want 0 within 20 s", k, code, took)
+		}
+		p.start()
+	}
+	l.waitCaughtUp(2 * time.Minute)
+	cancel()
+	wg.Wait()
+	took, code := p.terminate(20 * time.Second)
+	if code != 0 {
+		t.Errorf("final SIGTERM: exit status %d after %s", code, took)
+	}
+	f := l.verify(openStore(t, "sqlite", dbPath))
+	t.Logf("graceful shutdown test: %s; %d SIGTERMs under load, longest stop %s, %d API requests repeated",
+		f, stops, longest.Round(time.Millisecond), l.retries.Load())
+}
+
+// restartSMTP starts a server on the address of a closed one.
+func restartSMTP(t *testing.T, addr string) *mailtest.SMTPServer {
+	t.Helper()
+	for try := 0; ; try++ {
+		srv, err := mailtest.Start(mailtest.Options{Addr: addr})
+		if err == nil {
+			t.Cleanup(func() { srv.Close() })
+			return srv
+		}
+		if try == 50 {
+			t.Fatalf("SMTP server back on %s: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFaultSMTPOutage takes the SMTP server away twice: once while the
+// daemon is idle (orders created meanwhile queue up) and once in the
+// middle of deliveries. Every notification must be delivered once the
+// server is back, each Message-ID once; only a message whose transfer the
+// outage cut short may arrive twice, byte-identical.
+func TestFaultSMTPOutage(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			first := mailtest.NewSMTPServer(t)
+			sinks := oneSink(first)
+			box, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer box.Close()
+			drv, dsn := storagetest.DSN(t, driver)
+			e := startFaultDaemon(t, faultConfig{driver: drv, dsn: dsn, smtpPort: first.Port,
+				imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
+			l := newLoad(t, e.base, box, sinks, 90)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wg.Go(func() { l.replyLoop(ctx) })
+
+			// Up: a first third goes through.
+			l.createAll(ctx, 0, 30, 2)
+			l.waitSettled(30 * time.Second)
+			if n := e.d.sender.Stats.Retried.Load(); n != 0 {
+				t.Errorf("%d retries with the server up", n)
+			}
+
+			// Down while idle: new orders queue up and are retried.
+			first.Close()
+			l.fault(time.Now())
+			before := sinks.count()
+			l.createAll(ctx, 30, 60, 2)
+			waitUntil(t, "retries of the queued notifications", 20*time.Second, func() bool {
+				return e.d.sender.Stats.Retried.Load() >= 60
+			})
+			time.Sleep(2 * time.Second) // several rounds of backoff
+			retried := e.d.sender.Stats.Retried.Load()
+			second := restartSMTP(t, first.Addr)
+			sinks.add(second)
+			upAt := time.Now()
+			waitUntil(t, "the queued notifications", 30*time.Second, func() bool { return second.Count() >= 30 })
+			recovery := time.Since(upAt)
+			if sinks.count() == before {
+				t.Fatal("nothing delivered after the outage")
+			}
+			l.waitSettled(30 * time.Second)
+
+			// Down in the middle of deliveries.
+			wg.Go(func() {
+				l.pace = 20 * time.Millisecond
+				l.createAll(ctx, 60, l.n, 2)
+			})
+			waitUntil(t, "deliveries of the last third", 20*time.Second, func() bool { return second.Count() > 40 })
+			second.Close()
+			l.fault(time.Now())
+			time.Sleep(1500 * time.Millisecond)
+			sinks.add(restartSMTP(t, first.Addr))
+			l.waitCaughtUp(time.Minute)
+			cancel()
+			wg.Wait()
+			e.stop()
+			f := l.verify(openStore(t, drv, dsn))
+			t.Logf("SMTP outage test (%s): %s; %d temporary failures retried, all queued notifications delivered %s after the server came back",
+				driver, f, retried, recovery.Round(time.Millisecond))
+		})
+	}
+}
+
+// imapProxy forwards IMAP connections to a server and kills them on
+// request: in the middle of a message download (after part of a BODY[]
+// literal), or while the client idles. It works the same in front of the
+// in-process server and Dovecot.
+type imapProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns map[*proxyConn]bool
+	skip  int // bodies to let through before the armed cut
+	armed int // cuts to make
+
+	cuts, drops, bodies atomic.Int64
+}
+
+type proxyConn struct {
+	client, server net.Conn
+	idle           atomic.Bool
+	once           sync.Once
+}
+
+func (c *proxyConn) close() {
+	c.once.Do(func() {
+		c.client.Close()
+		c.server.Close()
+	})
+}
+
+func startIMAPProxy(t *testing.T, target string) *imapProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &imapProxy{ln: ln, target: target, conns: map[*proxyConn]bool{}}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.dropAll()
+	})
+	return p
+}
+
+func (p *imapProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *imapProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		pc := &proxyConn{client: c, server: s}
+		p.mu.Lock()
+		p.conns[pc] = true
+		p.mu.Unlock()
+		go p.up(pc)
+		go p.down(pc)
+	}
+}
+
+func (p *imapProxy) forget(pc *proxyConn) {
+	pc.close()
+	p.mu.Lock()
+	delete(p.conns, pc)
+	p.mu.Unlock()
+}
+
+// cutBody arms one cut: after skip more message bodies, the next one is
+// cut off after a part of it.
+func (p *imapProxy) cutBody(skip int) {
+	p.mu.Lock()
+	p.skip, p.armed = skip, 1
+	p.mu.Unlock()
+}
+
+func (p *imapProxy) takeCut() bool {
+	p.bodies.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.armed == 0:
+		return false
+	case p.skip > 0:
+		p.skip--
+		return false
+	}
+	p.armed--
+	return true
+}
+
+// idle counts connections whose client has issued IDLE.
+func (p *imapProxy) idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for pc := range p.conns {
+		if pc.idle.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// dropAll kills every connection.
+func (p *imapProxy) dropAll() {
+	p.mu.Lock()
+	conns := slices.Collect(maps.Keys(p.conns))
+	p.mu.Unlock()
+	for _, pc := range conns {
+		pc.close()
+		p.drops.Add(1)
+	}
+}
+
+var (
+	markIdle = []byte(" IDLE\r\n") // RFC 2177: "tag IDLE", ended by "DONE"
+	markDone = []byte("DONE\r\n")
+	markBody = []byte("BODY[] {") // the literal of a BODY.PEEK[] fetch (RFC 9051 §7.5.2)
+)
+
+// up copies client → server and notes IDLE.
+func (p *imapProxy) up(pc *proxyConn) {
+	defer p.forget(pc)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := pc.client.Read(buf)
+		if n > 0 {
+			if bytes.Contains(buf[:n], markIdle) {
+				pc.idle.Store(true)
+			}
+			if bytes.Contains(buf[:n], markDone) {
+				pc.idle.Store(false)
+			}
+			if _, err := pc.server.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// down copies server → client and makes the armed cut: 200 bytes past
+// the start of a body literal the connection dies.
+func (p *imapProxy) down(pc *proxyConn) {
+	defer p.forget(pc)
+	buf := make([]byte, 32<<10)
+	var tail []byte // the last bytes of the previous read, for a marker split across reads
+	cutAt := -1     // bytes still to forward before the cut
+	for {
+		n, err := pc.server.Read(buf)
+		chunk := buf[:n]
+		if n > 0 && cutAt < 0 {
+			joined := append(tail, chunk...)
+			if i := bytes.Index(joined, markBody); i >= 0 && p.takeCut() {
+				cutAt = i + len(markBody) - len(tail) + 200
+			}
+			tail = append([]byte(nil), joined[max(0, len(joined)-len(markBody)+1):]...)
+		}
+		if cutAt >= 0 {
+			k := min(cutAt, n)
+			pc.client.Write(chunk[:k])
+			if cutAt -= k; cutAt == 0 {
+				p.cuts.Add(1)
+				return
+			}
+		} else if n > 0 {
+			if _, err := pc.client.Write(chunk); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestFaultIMAPDrop kills the daemon's IMAP connection five times in the
+// middle of a message download and five times during IDLE, against the
+// in-process server and a real Dovecot. Every reply must be processed
+// once: the cut message is fetched again after the reconnect, a reply
+// that arrives while the connection is down is picked up, and IDLE works
+// again afterwards (the poll interval is an hour, so only IDLE brings a
+// new message in).
+func TestFaultIMAPDrop(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		srv, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		imapDropTest(t, srv, "bestellungen@example.org", "imap-pass")
+	})
+	t.Run("dovecot", func(t *testing.T) {
+		if _, err := mailtest.DovecotPath(); err != nil {
+			t.Skip("no Dovecot here (CI installs dovecot-imapd): ", err)
+		}
+		dc, err := mailtest.StartDovecot(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dc.Close()
+		imapDropTest(t, dc, dc.User, dc.Password)
+	})
+}
+
+func imapDropTest(t *testing.T, box imapBox, user, pass string) {
+	const rounds = 5
+	sink := mailtest.NewSMTPServer(t)
+	proxy := startIMAPProxy(t, net.JoinHostPort(box.Host(), strconv.Itoa(box.Port())))
+	dsn := filepath.Join(t.TempDir(), "mailflow.db")
+	e := startFaultDaemon(t, faultConfig{driver: "sqlite", dsn: dsn, smtpPort: sink.Port,
+		imapPort: proxy.port(), imapUser: user, imapPass: pass})
+	l := newLoad(t, e.base, box, oneSink(sink), 4*rounds)
+	l.script = func(int) orderScript { return faultScripts[0] } // DV, accepted
+	l.manual, l.pad = true, 32<<10
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wg.Go(func() { l.createAll(ctx, 0, l.n, 2) })
+	wg.Go(func() { l.replyLoop(ctx) })
+	ordered := func(i int) func() bool {
+		return func() bool {
+			number, ok := l.number(i)
+			return ok && e.status(number) == string(mailflow.StatusOrdered)
+		}
+	}
+	waitUntil(t, "the watcher in IDLE", 20*time.Second, func() bool { return proxy.idle() > 0 })
+
+	// In the middle of a download: of two replies, the second is cut
+	// off after part of its body.
+	for r := range rounds {
+		i := 2 * r
+		proxy.cutBody(1)
+		l.release(i)
+		l.release(i + 1)
+		waitUntil(t, fmt.Sprintf("orders %d and %d after a cut download", i, i+1), 30*time.Second,
+			func() bool { return ordered(i)() && ordered(i+1)() })
+		if c := proxy.cuts.Load(); c != int64(r+1) {
+			t.Fatalf("round %d: %d downloads cut, want %d", r, c, r+1)
+		}
+	}
+	// During IDLE: a reply that arrives while the connection is down is
+	// picked up after the reconnect; one that arrives afterwards comes in
+	// through IDLE.
+	var idleLatency time.Duration
+	for r := range rounds {
+		i := 2*rounds + 2*r
+		waitUntil(t, "the watcher in IDLE", 20*time.Second, func() bool { return proxy.idle() > 0 })
+		time.Sleep(100 * time.Millisecond)
+		proxy.dropAll()
+		l.release(i)
+		waitUntil(t, fmt.Sprintf("order %d after a drop in IDLE", i), 30*time.Second, ordered(i))
+		waitUntil(t, "the watcher in IDLE again", 20*time.Second, func() bool { return proxy.idle() > 0 })
+		l.release(i + 1)
+		idleLatency = max(idleLatency, waitUntil(t, fmt.Sprintf("order %d through IDLE", i+1), 10*time.Second, ordered(i+1)))
+	}
+	l.waitCaughtUp(time.Minute)
+	st := e.d.watcher.Stats()
+	cancel()
+	wg.Wait()
+	e.stop()
+	f := l.verify(openStore(t, "sqlite", dsn))
+	if st.Reconnects < 2*rounds {
+		t.Errorf("%d reconnects, want at least %d", st.Reconnects, 2*rounds)
+	}
+	if b := proxy.bodies.Load(); b < int64(f.replies+rounds) {
+		t.Errorf("%d downloads for %d replies and %d cuts: the cut ones were not fetched again", b, f.replies, rounds)
+	}
+	t.Logf("IMAP drop test: %s; %d downloads cut, %d connections dropped during IDLE, %d reconnects, %d downloads for %d replies, slowest reply through IDLE after a reconnect %s",
+		f, proxy.cuts.Load(), rounds, st.Reconnects, proxy.bodies.Load(), f.replies, idleLatency.Round(time.Millisecond))
 }
