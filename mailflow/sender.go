@@ -384,6 +384,9 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
 			w.close()
 		}
 	}()
+	// The row was claimed before this began, so its lease ends before
+	// start+Lease.
+	start := time.Now()
 	if s.limit != nil {
 		s.limit.wait(ctx)
 	}
@@ -395,8 +398,13 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
 	now := s.cfg.Now()
 	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	if err == nil {
-		if err := retry(dbctx, func() error { return s.store.MarkSent(dbctx, m.ID, now) }); err != nil {
-			log.Error("outbox: mark sent", "err", err)
+		// Until the row is marked sent, only its lease keeps it from being
+		// sent again; a database restart or failover takes seconds, so
+		// keep trying as long as the lease runs.
+		markctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.cfg.Lease))
+		defer cancel()
+		if err := retry(markctx, func() error { return s.store.MarkSent(markctx, m.ID, now) }); err != nil {
+			log.Error("outbox: mark sent failed; the message is sent again when its lease ends", "err", err)
 		}
 		s.Stats.Sent.Add(1)
 		log.Debug("outbox: sent")
@@ -604,23 +612,25 @@ func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration) (string
 	return "", nil
 }
 
-// retry runs fn up to three times, for database writes whose loss would
+// retry runs fn until it succeeds or ctx ends, waiting 100 ms, then
+// twice as long each time up to 1 s: for database writes whose loss would
 // send a message twice.
 func retry(ctx context.Context, fn func() error) error {
-	var err error
-	for i := range 3 {
-		if err = fn(); err == nil {
-			return nil
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		t := time.NewTimer(time.Duration(i+1) * 200 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return err
 		case <-t.C:
 		}
+		wait = min(2*wait, time.Second)
 	}
-	return err
 }
 
 // limiter spaces sends at least interval apart over all workers.
