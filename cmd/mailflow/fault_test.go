@@ -1173,6 +1173,11 @@ func TestFaultKill(t *testing.T) {
 		t.Errorf("daemon exit status %d after SIGTERM (%s)", code, d)
 	}
 	f := l.verify(openStore(t, "sqlite", dbPath))
+	// A kill interrupts at most one delivery per SMTP connection
+	// (smtp.concurrency, 4 by default).
+	if f.duplicates > 4*kills {
+		t.Errorf("%d duplicates for %d kills: more than the 4 deliveries a kill can interrupt", f.duplicates, kills)
+	}
 	t.Logf("kill test: %s; %d kills (%d under load), %d daemon starts, %d API requests repeated (%d answered \"exists\"); done %.1fs after start, %.1fs after the last kill",
 		f, kills, underLoad, p.starts, l.retries.Load(), l.existed.Load(), total.Seconds(), took.Seconds())
 }
@@ -1302,8 +1307,10 @@ func TestFaultSMTPOutage(t *testing.T) {
 			wg.Go(func() { l.replyLoop(ctx) })
 
 			// Up: a first third goes through.
+			phase := time.Now()
 			l.createAll(ctx, 0, 30, 2)
 			l.waitSettled(30 * time.Second)
+			t.Logf("up: 30 orders done in %s", time.Since(phase).Round(time.Millisecond))
 			if n := e.d.sender.Stats.Retried.Load(); n != 0 {
 				t.Errorf("%d retries with the server up", n)
 			}
@@ -1318,6 +1325,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			})
 			time.Sleep(2 * time.Second) // several rounds of backoff
 			retried := e.d.sender.Stats.Retried.Load()
+			t.Logf("down while idle: 30 orders queued, %d retries", retried)
 			second := restartSMTP(t, first.Addr)
 			sinks.add(second)
 			upAt := time.Now()
@@ -1329,6 +1337,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			l.waitSettled(30 * time.Second)
 
 			// Down in the middle of deliveries.
+			phase = time.Now()
 			wg.Go(func() {
 				l.pace = 20 * time.Millisecond
 				l.createAll(ctx, 60, l.n, 2)
@@ -1339,6 +1348,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			sinks.add(restartSMTP(t, first.Addr))
 			l.waitCaughtUp(time.Minute)
+			t.Logf("down in the middle: 30 orders done in %s", time.Since(phase).Round(time.Millisecond))
 			cancel()
 			wg.Wait()
 			e.stop()
