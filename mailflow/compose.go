@@ -474,6 +474,7 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 		}
 	}
 	var raw bytes.Buffer
+	raw.Grow(len(r.Text)*2 + len(r.HTML)*2 + 4<<10 + attSize(m.Attachments))
 	if _, err := msg.WriteTo(&raw); err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
@@ -481,6 +482,15 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
 		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
 	}, nil
+}
+
+// attSize estimates the encoded size of attachments (base64: 4/3).
+func attSize(atts []Attachment) int {
+	n := 0
+	for _, a := range atts {
+		n += len(a.Data)*4/3 + 512
+	}
+	return n
 }
 
 // replyView builds the reply address and the two mailto links (RFC 6068)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mailflow/mailflow"
+	"mailflow/scheduler"
 	"mailflow/storage/storagetest"
 	"mailflow/templates"
 )
@@ -469,6 +470,36 @@ func TestEveryTemplateRenders(t *testing.T) {
 		"conflict":     {Role: "provider", Decision: d},
 		"alert":        {Role: "coordinator", Alert: &mailflow.AlertView{Subject: "Zustellung <fehlgeschlagen>", Body: "550 <x@y>"}},
 	}
+	// The scheduler's mails (scheduler/mail.go).
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := scheduler.DuePeriods(bind, "quarterly", 45000, 19, berlin, time.Time{}, time.Date(2027, 4, 1, 0, 0, 0, 0, berlin))
+	if err != nil || len(ps) != 2 {
+		t.Fatal(ps, err)
+	}
+	c := snap.Customer
+	var lines []scheduler.BillingLine
+	for _, p := range ps {
+		lines = append(lines, scheduler.BillingLine{OrderID: 1, Number: o.Number, Model: "UV", Service: snap.Service.Name,
+			PriceName: snap.Price.Name, Interval: "quarterly", Currency: "EUR", VATPercent: 19, Period: p,
+			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
+				CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}})
+	}
+	samples["billing"] = mailflow.MailView{Role: "intermediary", Data: scheduler.NewBillingView(
+		&scheduler.BillingMail{Role: "intermediary", To: *snap.Intermediary, Lines: lines, Part: 2, Parts: 3, At: bind}, "de")}
+	samples["reminder"] = mailflow.MailView{Role: "provider", Data: &scheduler.ReminderView{Since: bind, Days: 2},
+		Reply: &mailflow.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}}
+	samples["escalation"] = mailflow.MailView{Role: "coordinator", Data: &scheduler.EscalationView{Party: "provider", PartyName: "IT.NRW",
+		Email: "orders@it.nrw.example", Since: bind, Days: 5}}
+	o.History = []mailflow.Decision{*d}
+	samples["digest"] = mailflow.MailView{Role: "coordinator", Data: &scheduler.DigestData{At: bind, Orders: 3,
+		Statuses:     []scheduler.StatusCount{{Status: mailflow.StatusOpen, Count: 1}, {Status: mailflow.StatusOrdered, Count: 2}},
+		Overdue:      []scheduler.Overdue{{Number: o.Number, Status: mailflow.StatusOpen, Party: "provider", PartyName: `IT.NRW <Ref>`, Since: bind, For: 150 * time.Hour}},
+		OverdueTotal: 60, EscalateAfter: 120 * time.Hour, Review: 2,
+		Failed:      []*mailflow.OutboxMessage{{ID: 7, OrderNumber: o.Number, Kind: "notification", Recipients: []string{"x@y.example"}, LastError: "550 <fehlgeschlagen>"}},
+		FailedTotal: 1, Pending: 3, OldestPending: 5 * time.Hour}}
 	for _, name := range set.Names() {
 		v, ok := samples[name]
 		if !ok {
@@ -495,7 +526,7 @@ func TestEveryTemplateRenders(t *testing.T) {
 			if !strings.Contains(r.Text, "\n-- \n") {
 				t.Errorf("%s/%s: text part lacks the signature separator", name, lang)
 			}
-			if name != "alert" && !strings.HasPrefix(r.Subject, "[Bestellung 2026-000001] ") {
+			if name != "alert" && name != "digest" && !strings.HasPrefix(r.Subject, "[Bestellung 2026-000001] ") {
 				t.Errorf("%s/%s: subject %q lacks the tag", name, lang, r.Subject)
 			}
 			if testing.Verbose() {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/textproto"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,11 @@ type OutboxStore interface {
 	InTx(ctx context.Context, fn func(Tx) error) error
 	// ClaimOutbox leases up to limit due rows until now+lease.
 	ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*OutboxMessage, error)
-	MarkSent(ctx context.Context, id int64, at time.Time) error
+	// MarkSentMany records delivered rows.
+	MarkSentMany(ctx context.Context, ids []int64, at time.Time) error
 	MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error
+	// ReleaseOutbox ends the claims on rows the sender will not send.
+	ReleaseOutbox(ctx context.Context, ids []int64) error
 	// MarkFailed reports whether this call changed the row, so an alert
 	// goes out once.
 	MarkFailed(ctx context.Context, id int64, reason string) (bool, error)
@@ -60,6 +64,9 @@ type SMTPConfig struct {
 	// TLSConfig replaces the default TLS settings (for example a private
 	// CA); its ServerName defaults to Host.
 	TLSConfig *tls.Config
+	// NoPipelining sends one command at a time even to a server that
+	// offers PIPELINING (RFC 2920), for servers that mishandle it.
+	NoPipelining bool
 }
 
 // SenderConfig configures the outbox Sender.
@@ -70,6 +77,9 @@ type SenderConfig struct {
 	Concurrency int
 	// Rate limits messages per second over all workers; 0 is unlimited.
 	Rate float64
+	// Batch is how many rows the sender claims and holds at most; default
+	// 32. Rows are claimed when half of them are out.
+	Batch int
 	// Lease is how long a claimed row is reserved for this sender; a row
 	// whose sender died is sent again once its lease ends. Default 5m.
 	Lease time.Duration
@@ -102,11 +112,17 @@ type SenderStats struct {
 	Panics  atomic.Int64 // recovered panics
 }
 
-// Sender delivers the outbox: a dispatcher claims due rows and hands them
-// to workers, each of which keeps one SMTP connection open and sends the
-// stored raw bytes unchanged, so a resend is byte-identical. Temporary
-// failures (4xx, network) are retried with exponential backoff and jitter;
-// permanent ones (5xx) mark the row failed and alert the coordinator once.
+// Sender delivers the outbox: a dispatcher claims due rows in batches and
+// hands them to workers, each of which keeps one SMTP connection open
+// (pipelining commands where the server allows) and sends the stored raw
+// bytes unchanged, so a resend is byte-identical; delivered rows are
+// marked sent in batches too. Temporary failures (4xx, network) are
+// retried with exponential backoff and jitter; permanent ones (5xx) mark
+// the row failed and alert the coordinator once.
+//
+// Delivery is at least once: a message whose 250 reply arrived but whose
+// row was not yet marked when the process died is sent again, with the
+// same Message-ID, after restart.
 type Sender struct {
 	store  OutboxStore
 	cfg    SenderConfig
@@ -130,6 +146,9 @@ func NewSender(store OutboxStore, cfg SenderConfig) (*Sender, error) {
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 5 * time.Minute
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 32
 	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = time.Minute
@@ -260,46 +279,51 @@ func (s *Sender) QueueDepth(ctx context.Context) (int, time.Duration, error) {
 }
 
 // Run sends until ctx ends, then lets the workers finish the messages they
-// hold and closes their connections. It returns nil after a shutdown.
+// are sending, hands back the claims on the rows they have not started and
+// closes the connections. It returns nil after a shutdown.
 func (s *Sender) Run(ctx context.Context) error {
-	n := s.cfg.Concurrency
-	jobs := make(chan *OutboxMessage, n)
-	slots := make(chan struct{}, n) // one token per idle worker
-	for range n {
-		slots <- struct{}{}
+	batch := s.batch()
+	jobs := make(chan *OutboxMessage, batch) // never fuller than inflight
+	sent := make(chan int64, batch)
+	freed := make(chan struct{}, 1)
+	var inflight atomic.Int64 // claimed rows not yet handled
+	release := func() {
+		inflight.Add(-1)
+		select {
+		case freed <- struct{}{}:
+		default:
+		}
 	}
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() { s.worker(ctx, jobs, slots) })
+	var marker, workers sync.WaitGroup
+	marker.Go(func() { s.markSent(sent) })
+	for range s.cfg.Concurrency {
+		workers.Go(func() { s.worker(ctx, jobs, sent, release) })
 	}
 	defer func() {
 		close(jobs)
-		wg.Wait()
+		workers.Wait()
+		close(sent)
+		marker.Wait()
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		// Claim only as many rows as workers are idle, so no claimed row
-		// waits in a queue while its lease runs.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-slots:
-		}
-		free := 1
-	more:
-		for free < n {
+		// Refill when half a batch is left: rows are claimed (and, below,
+		// marked sent) in batches, one transaction for many messages,
+		// while the workers always have the next row at hand.
+		for inflight.Load() > int64(batch/2) {
 			select {
-			case <-slots:
-				free++
-			default:
-				break more
+			case <-ctx.Done():
+				return nil
+			case <-freed:
 			}
 		}
-		msgs, err := s.claim(ctx, free)
-		for range free - len(msgs) {
-			slots <- struct{}{}
+		if ctx.Err() != nil {
+			return nil
 		}
+		free := batch - int(inflight.Load())
+		msgs, err := s.claim(ctx, free)
+		inflight.Add(int64(len(msgs)))
 		for _, m := range msgs {
 			jobs <- m
 		}
@@ -340,6 +364,17 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 }
 
+// batch is how many rows the sender holds at most: enough to keep every
+// worker busy between claims, and with a rate limit few enough that the
+// last of them is sent well within its lease.
+func (s *Sender) batch() int {
+	b := max(s.cfg.Batch, s.cfg.Concurrency)
+	if s.cfg.Rate > 0 {
+		b = min(b, max(s.cfg.Concurrency, int(s.cfg.Rate*s.cfg.Lease.Seconds()/4)))
+	}
+	return b
+}
+
 // claim leases rows, turning a panic into an error so the loop goes on.
 func (s *Sender) claim(ctx context.Context, limit int) (msgs []*OutboxMessage, err error) {
 	defer func() {
@@ -352,9 +387,61 @@ func (s *Sender) claim(ctx context.Context, limit int) (msgs []*OutboxMessage, e
 	return s.store.ClaimOutbox(ctx, s.cfg.Now(), limit, s.cfg.Lease)
 }
 
+// markSent records delivered rows, as many per statement as have arrived
+// while the previous statement ran: one write per message when it is
+// quiet, few when it is busy, and no added delay either way.
+func (s *Sender) markSent(sent <-chan int64) {
+	ids := make([]int64, 0, 256)
+	for id := range sent {
+		ids = append(ids[:0], id)
+	drain:
+		for len(ids) < cap(ids) {
+			select {
+			case id, ok := <-sent:
+				if !ok {
+					break drain
+				}
+				ids = append(ids, id)
+			default:
+				break drain
+			}
+		}
+		s.markSentBatch(ids)
+	}
+}
+
+func (s *Sender) markSentBatch(ids []int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Stats.Panics.Add(1)
+			s.log.Error("outbox: panic marking sent", "err", fmt.Errorf("%v", r), "stack", string(debug.Stack()))
+		}
+	}()
+	// Not tied to Run's context: a delivered message whose row stayed
+	// pending would be sent again. Until the rows are marked only their
+	// leases keep them from that, and a database restart or failover takes
+	// seconds: keep trying while the leases run. Meanwhile the workers
+	// wait, since nothing they send could be recorded either.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
+	defer cancel()
+	now := s.cfg.Now()
+	failed := false
+	err := retry(ctx, func() error {
+		err := s.store.MarkSentMany(ctx, ids, now)
+		if err != nil && !failed {
+			failed = true
+			s.log.Warn("outbox: mark sent failed, retrying while the lease runs", "err", err, "rows", len(ids))
+		}
+		return err
+	})
+	if err != nil {
+		s.log.Error("outbox: mark sent failed; the messages are sent again when their lease ends", "err", err, "rows", len(ids))
+	}
+}
+
 // worker delivers the rows handed to it over its own connection, which it
 // keeps open between messages and closes after IdleTimeout without one.
-func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, slots chan<- struct{}) {
+func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, sent chan<- int64, release func()) {
 	w := &smtpConn{}
 	defer w.quit()
 	idle := time.NewTimer(s.cfg.IdleTimeout)
@@ -365,8 +452,14 @@ func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, slots c
 			if !ok {
 				return
 			}
-			s.handle(ctx, w, m)
-			slots <- struct{}{}
+			if ctx.Err() != nil {
+				// Shutting down: hand back rows not started rather than
+				// keep them until their lease runs out.
+				s.releaseClaim(m)
+			} else if s.handle(ctx, w, m) {
+				sent <- m.ID
+			}
+			release()
 			idle.Reset(s.cfg.IdleTimeout)
 		case <-idle.C:
 			w.quit()
@@ -374,9 +467,17 @@ func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, slots c
 	}
 }
 
+func (s *Sender) releaseClaim(m *OutboxMessage) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.store.ReleaseOutbox(ctx, []int64{m.ID}); err != nil {
+		s.log.Error("outbox: release claim", "err", err, "outbox_id", m.ID)
+	}
+}
+
 // handle delivers one row and records the outcome. A panic is logged and
 // counted; the row's lease then runs out and it is sent again.
-func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
+func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (delivered bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.Stats.Panics.Add(1)
@@ -384,32 +485,25 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
 			w.close()
 		}
 	}()
-	// The row was claimed before this began, so its lease ends before
-	// start+Lease.
-	start := time.Now()
 	if s.limit != nil {
 		s.limit.wait(ctx)
+		if ctx.Err() != nil {
+			s.releaseClaim(m)
+			return false
+		}
 	}
 	// The outcome is recorded even during shutdown: a delivered message
 	// whose row stayed pending would be sent twice.
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := s.deliver(dbctx, w, m)
+	if err == nil {
+		s.Stats.Sent.Add(1)
+		s.log.Debug("outbox: sent", "outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
+		return true // markSent records it
+	}
 	now := s.cfg.Now()
 	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
-	if err == nil {
-		// Until the row is marked sent, only its lease keeps it from being
-		// sent again; a database restart or failover takes seconds, so
-		// keep trying as long as the lease runs.
-		markctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.cfg.Lease))
-		defer cancel()
-		if err := retry(markctx, func() error { return s.store.MarkSent(markctx, m.ID, now) }); err != nil {
-			log.Error("outbox: mark sent failed; the message is sent again when its lease ends", "err", err)
-		}
-		s.Stats.Sent.Add(1)
-		log.Debug("outbox: sent")
-		return
-	}
 	var de *deliveryError
 	errors.As(err, &de)
 	reason := err.Error()
@@ -426,12 +520,12 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
 		s.Stats.Retried.Add(1)
 		log.Warn("outbox: temporary failure", "err", de.summary(), "attempt", m.Attempts+1, "next", next)
 		s.Wake() // the dispatcher may sleep past the new due time
-		return
+		return false
 	}
 	changed, merr := s.store.MarkFailed(dbctx, m.ID, reason)
 	if merr != nil {
 		log.Error("outbox: mark failed", "err", merr)
-		return
+		return false
 	}
 	s.Stats.Failed.Add(1)
 	log.Error("outbox: permanent failure", "err", de.summary())
@@ -439,6 +533,7 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) {
 		// An undeliverable alert raises none: that would loop.
 		s.alertFailed(dbctx, m, reason)
 	}
+	return false
 }
 
 func (s *Sender) alertFailed(ctx context.Context, m *OutboxMessage, reason string) {
@@ -483,9 +578,10 @@ func (s *Sender) backoff(attempts int) time.Duration {
 // deliveryError is a failed delivery: where it failed and the server's
 // reply code, 0 for network and TLS errors.
 type deliveryError struct {
-	stage string // dial, MAIL, RCPT, DATA, data, end of data
+	stage string // address, dial, MAIL, RCPT, DATA, data, end of data
 	code  int
 	err   error
+	perm  bool // a local permanent failure: the row cannot be sent as it is
 }
 
 func (e *deliveryError) Error() string {
@@ -497,7 +593,7 @@ func (e *deliveryError) Unwrap() error { return e.err }
 // permanent reports a 5xx reply to the message itself. Failures to connect
 // or log in are never the message's fault: they are retried.
 func (e *deliveryError) permanent() bool {
-	return e.stage != "dial" && e.code >= 500 && e.code < 600
+	return e.perm || (e.stage != "dial" && e.code >= 500 && e.code < 600)
 }
 
 // summary names the failure without the server's text, which may quote
@@ -509,7 +605,7 @@ func (e *deliveryError) summary() string {
 	if e.code != 0 {
 		return fmt.Sprintf("smtp %s: reply %d", e.stage, e.code)
 	}
-	if e.stage == "dial" {
+	if e.stage == "dial" || e.stage == "address" {
 		return e.Error()
 	}
 	return fmt.Sprintf("smtp %s: connection error", e.stage)
@@ -521,6 +617,15 @@ func replyCode(err error) int {
 		return tp.Code
 	}
 	return 0
+}
+
+// envelopeAddr reports whether a fits between the angle brackets of MAIL
+// or RCPT; "" is the null reverse-path (RFC 5321 §4.5.5) when null allows it.
+func envelopeAddr(a string, null bool) bool {
+	if a == "" {
+		return null
+	}
+	return strings.Contains(a, "@") && !strings.ContainsAny(a, "<>\r\n \t")
 }
 
 // smtpConn is one worker's connection.
@@ -553,6 +658,9 @@ func (w *smtpConn) quit() {
 // follows a delivered message; after a refused command RSET readies the
 // connection for the next one.
 func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) error {
+	if !envelopeAddr(m.Sender, true) || len(m.Recipients) == 0 || slices.ContainsFunc(m.Recipients, func(r string) bool { return !envelopeAddr(r, false) }) {
+		return &deliveryError{stage: "address", err: errors.New("invalid envelope sender or recipients"), perm: true}
+	}
 	for try := 0; ; try++ {
 		reused := w.c != nil
 		if w.c == nil {
@@ -563,7 +671,7 @@ func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) err
 			}
 			w.c = c
 		}
-		stage, err := transact(w.c, m, s.cfg.SMTP.Timeout)
+		stage, err := transact(w.c, m, s.cfg.SMTP.Timeout, !s.cfg.SMTP.NoPipelining)
 		if err == nil {
 			return nil
 		}
@@ -584,15 +692,21 @@ func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) err
 	}
 }
 
-func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration) (string, error) {
+// transact runs one mail transaction for m on c. With PIPELINING (RFC
+// 2920) MAIL, RCPT and DATA go out in one write and their replies are read
+// together: two round trips per message instead of four.
+func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration, pipelining bool) (string, error) {
 	if err := c.UpdateDeadline(timeout); err != nil {
 		return "MAIL", err
 	}
-	if err := c.Mail(m.Sender); err != nil {
+	if ok, _ := c.Extension("PIPELINING"); ok && pipelining {
+		return transactPipelined(c, m)
+	}
+	if err := c.Mail("<" + m.Sender + ">"); err != nil {
 		return "MAIL", err
 	}
 	for _, r := range m.Recipients {
-		if err := c.Rcpt(r); err != nil {
+		if err := c.Rcpt("<" + r + ">"); err != nil {
 			return "RCPT", err
 		}
 	}
@@ -607,6 +721,59 @@ func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration) (string
 		// The reply to the final dot (RFC 5321 §4.1.1.4); a network error
 		// here leaves it open whether the server took the message, and
 		// the row is sent again: at least once, with the same Message-ID.
+		return "end of data", err
+	}
+	return "", nil
+}
+
+// errAbandoned is a transaction given up after the server accepted DATA
+// although MAIL or a RCPT had failed: the connection is closed rather than
+// the message delivered to only some recipients.
+var errAbandoned = errors.New("smtp: transaction abandoned")
+
+func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
+	tc := c.Text
+	fmt.Fprintf(tc.W, "MAIL FROM:<%s>\r\n", m.Sender)
+	for _, r := range m.Recipients {
+		fmt.Fprintf(tc.W, "RCPT TO:<%s>\r\n", r)
+	}
+	tc.W.WriteString("DATA\r\n")
+	if err := tc.W.Flush(); err != nil {
+		return "MAIL", err
+	}
+	// Every reply is read, in order, even after a refusal (RFC 2920 §3.1).
+	var stage string
+	var first error
+	note := func(st string, err error) bool {
+		if err != nil && first == nil {
+			stage, first = st, err
+		}
+		return err != nil && replyCode(err) == 0 // a network error ends the reading
+	}
+	if _, _, err := tc.ReadResponse(250); note("MAIL", err) {
+		return stage, first
+	}
+	for range m.Recipients {
+		if _, _, err := tc.ReadResponse(25); note("RCPT", err) {
+			return stage, first
+		}
+	}
+	_, _, err := tc.ReadResponse(354)
+	if note("DATA", err) || err != nil {
+		return stage, first
+	}
+	if first != nil {
+		return "data", fmt.Errorf("%w: %w", errAbandoned, first)
+	}
+	dw := tc.DotWriter()
+	if _, err := dw.Write(m.Raw); err != nil {
+		return "data", err
+	}
+	if err := dw.Close(); err != nil {
+		return "data", err
+	}
+	if _, _, err := tc.ReadResponse(250); err != nil {
+		// See transact on a network error after the final dot.
 		return "end of data", err
 	}
 	return "", nil

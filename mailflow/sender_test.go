@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net/mail"
 	"slices"
 	"strings"
 	"testing"
@@ -121,29 +122,35 @@ func TestSenderTemporaryFailures(t *testing.T) {
 	}
 	for _, driver := range storagetest.Drivers() {
 		for _, tt := range tests {
-			t.Run(driver+"/"+tt.name, func(t *testing.T) {
-				e := newEnv(t, driver)
-				tt.inject(e.smtp)
-				e.start(t)
-				e.createOrder(t, "dv")
-				e.waitMessages(t, 1)
-				rows := e.waitOutbox(t)
-				if n := e.smtp.Count(); n != 1 {
-					t.Fatalf("%d messages arrived, want 1", n)
+			for _, pipelining := range []bool{true, false} {
+				name := driver + "/" + tt.name
+				if !pipelining {
+					name += "/no pipelining"
 				}
-				byID := checkDelivered(t, e, e.smtp.Messages())
-				if len(rows) != 1 {
-					t.Fatalf("%d outbox rows", len(rows))
-				}
-				r := byID[rows[0].MessageID]
-				retries := e.sender.Stats.Retried.Load()
-				if retries == 0 || int64(r.Attempts) != retries+1 {
-					t.Errorf("attempts %d, Stats.Retried %d: want at least one retry, counted", r.Attempts, retries)
-				}
-				if r.LastError != "" {
-					t.Errorf("sent row keeps last_error %q", r.LastError)
-				}
-			})
+				t.Run(name, func(t *testing.T) {
+					e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining })
+					tt.inject(e.smtp)
+					e.start(t)
+					e.createOrder(t, "dv")
+					e.waitMessages(t, 1)
+					rows := e.waitOutbox(t)
+					if n := e.smtp.Count(); n != 1 {
+						t.Fatalf("%d messages arrived, want 1", n)
+					}
+					byID := checkDelivered(t, e, e.smtp.Messages())
+					if len(rows) != 1 {
+						t.Fatalf("%d outbox rows", len(rows))
+					}
+					r := byID[rows[0].MessageID]
+					retries := e.sender.Stats.Retried.Load()
+					if retries == 0 || int64(r.Attempts) != retries+1 {
+						t.Errorf("attempts %d, Stats.Retried %d: want at least one retry, counted", r.Attempts, retries)
+					}
+					if r.LastError != "" {
+						t.Errorf("sent row keeps last_error %q", r.LastError)
+					}
+				})
+			}
 		}
 	}
 }
@@ -189,6 +196,28 @@ func TestSenderPermanentFailure(t *testing.T) {
 				t.Errorf("Stats failed %d retried %d", e.sender.Stats.Failed.Load(), e.sender.Stats.Retried.Load())
 			}
 		})
+		t.Run(driver+"/554 after DATA, no pipelining", func(t *testing.T) {
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = true })
+			e.smtp.Fail(mailtest.StageData, 554, 1)
+			e.start(t)
+			e.createOrder(t, "dv")
+			e.waitMessages(t, 1)
+			e.waitOutbox(t)
+			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
+				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
+			}
+		})
+		t.Run(driver+"/550 at RCPT, no pipelining", func(t *testing.T) {
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = true })
+			e.smtp.Fail(mailtest.StageRcpt, 550, 1)
+			e.start(t)
+			e.createOrder(t, "dv")
+			e.waitMessages(t, 1)
+			e.waitOutbox(t)
+			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
+				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
+			}
+		})
 		t.Run(driver+"/554 after DATA", func(t *testing.T) {
 			e := newEnv(t, driver)
 			e.smtp.Fail(mailtest.StageData, 554, 1)
@@ -198,6 +227,30 @@ func TestSenderPermanentFailure(t *testing.T) {
 			e.waitOutbox(t)
 			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
 				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
+			}
+		})
+		t.Run(driver+"/one refused recipient fails the whole message", func(t *testing.T) {
+			for _, pipelining := range []bool{true, false} {
+				e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining; c.Alerts = nil })
+				m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+					To: []mail.Address{{Address: "a@example.org"}, {Address: "b@example.org"}}, Template: "alert",
+					View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
+					t.Fatal(err)
+				}
+				e.smtp.Fail(mailtest.StageRcpt, 550, 1) // a@ refused, b@ accepted
+				e.start(t)
+				waitFor(t, "failure", func() bool { return e.sender.Stats.Failed.Load() == 1 })
+				rows := e.waitOutbox(t)
+				if len(rows) != 1 || rows[0].Status != mailflow.OutboxFailed {
+					t.Errorf("pipelining %v: rows %+v", pipelining, rows)
+				}
+				if n := e.smtp.Count(); n != 0 {
+					t.Errorf("pipelining %v: delivered to the remaining recipient", pipelining)
+				}
 			}
 		})
 		t.Run(driver+"/failed alert raises none", func(t *testing.T) {
@@ -304,6 +357,42 @@ func TestSenderRestart(t *testing.T) {
 	}
 }
 
+// TestSenderShutdownReleasesClaims: at shutdown the rows a sender claimed
+// but did not start are handed back, so after a restart they go out at
+// once, not when their lease ends.
+func TestSenderShutdownReleasesClaims(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.Rate = 2; c.Concurrency = 1 })
+			for range 6 {
+				e.createOrder(t, "dv")
+			}
+			stop := e.start(t)
+			e.waitMessages(t, 1)
+			stop()
+			sent := e.smtp.Count()
+			if sent >= 6 {
+				t.Fatalf("all %d sent before the shutdown; the test needs some left", sent)
+			}
+			next, ok, err := e.store.NextOutboxDue(ctx)
+			if err != nil || !ok || next.After(time.Now()) {
+				t.Fatalf("after shutdown the next row is due at %v (%v, %v), want now: claims not released", next, ok, err)
+			}
+			s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
+				SMTP: mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"}, PollInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.sender = s
+			e.start(t)
+			e.waitMessages(t, 6)
+			e.waitOutbox(t)
+			checkDelivered(t, e, e.smtp.Messages())
+		})
+	}
+}
+
 // TestSenderRedialsDroppedConnection: a kept connection that the server
 // dropped while idle is redialled at once, without counting a retry.
 func TestSenderRedialsDroppedConnection(t *testing.T) {
@@ -388,6 +477,27 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSenderPlainAuthWithoutTLS: on a loopback relay without TLS, AUTH
+// PLAIN must be asked for explicitly (go-mail's discovery never picks a
+// clear-text mechanism without TLS).
+func TestSenderPlainAuthWithoutTLS(t *testing.T) {
+	e := newEnv(t, storagetest.Drivers()[0])
+	srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim"})
+	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
+		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim", Auth: "plain"},
+		PollInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sender, e.smtp = s, srv
+	e.start(t)
+	e.createOrder(t, "dv")
+	e.waitMessages(t, 1)
+	e.waitOutbox(t)
+	checkDelivered(t, e, srv.Messages())
 }
 
 func roots2config(roots *x509.CertPool) *tls.Config {

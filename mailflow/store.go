@@ -123,7 +123,8 @@ type InboxTx interface {
 	// its MessageID is already stored; duplicate is true then. Concurrent
 	// daemons see the unique key, so one message is decided once.
 	ClaimInbound(m *InboundMessage) (duplicate bool, err error)
-	// FinishInbound stores the verdict of a claimed message.
+	// FinishInbound stores the verdict of a claimed message, and its raw
+	// bytes (the claim need not store them).
 	FinishInbound(m *InboundMessage) error
 	// OutboxByMessageIDs returns the first outbound message with one of the ids.
 	OutboxByMessageIDs(ids []string) (*OutboxMessage, error)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -551,7 +552,8 @@ func (w *Watcher) selectMailbox(ctx context.Context, c *imapclient.Client) error
 }
 
 // pass hands every message above the last processed UID to the processor,
-// in UID order, one at a time, so that memory stays bounded by MaxSize.
+// in UID order, one at a time; bodies are downloaded in small groups (see
+// handleBatch), so memory stays bounded by max(groupBytes, MaxSize).
 func (w *Watcher) pass(ctx context.Context, c *imapclient.Client) error {
 	// Wake-ups until now are served by this pass; later ones cause another.
 	select {
@@ -617,89 +619,162 @@ func (w *Watcher) handleBatch(ctx context.Context, c *imapclient.Client, batch [
 	for _, b := range bufs {
 		meta[b.UID] = msgMeta{size: b.RFC822Size, date: b.InternalDate}
 	}
-	for _, uid := range batch {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	// Groups of consecutive messages are downloaded with one FETCH and
+	// filed with one MOVE per folder: against a remote server each round
+	// trip costs more than processing a message. A group holds at most
+	// groupMessages messages and groupBytes of bodies (or one message up
+	// to MaxSize), so memory stays bounded.
+	for len(batch) > 0 {
+		n, bytes := 0, int64(0)
+		for ; n < len(batch) && n < groupMessages; n++ {
+			md, ok := meta[batch[n]]
+			if !ok {
+				break
+			}
+			size := md.size
+			if size > w.cfg.MaxSize {
+				size = 0 // not downloaded
+			}
+			if n > 0 && bytes+size > groupBytes {
+				break
+			}
+			bytes += size
 		}
-		md, ok := meta[uid]
-		if !ok {
+		if n == 0 {
 			// Most likely moved or expunged by someone else since the
 			// search, and then the next search will not list it. Skipping
 			// it here instead would lose it for good if the server merely
 			// answered oddly, since later UIDs advance the position.
-			return &retryError{fmt.Errorf("uid %d: no size in the FETCH response", uid)}
+			return &retryError{fmt.Errorf("uid %d: no size in the FETCH response", batch[0])}
 		}
-		if err := w.handle(ctx, c, uid, md); err != nil {
+		if err := w.handleGroup(ctx, c, batch[:n], meta); err != nil {
 			return err
 		}
+		batch = batch[n:]
 	}
 	return nil
 }
 
-// handle fetches one message, hands it to the processor, files it and
-// advances the stored position.
-func (w *Watcher) handle(ctx context.Context, c *imapclient.Client, uid imap.UID, md msgMeta) error {
-	m := FetchedMessage{
-		Mailbox:      w.cfg.Mailbox,
-		UIDValidity:  w.uidValidity,
-		UID:          uint32(uid),
-		Size:         md.size,
-		InternalDate: md.date,
-		TooLarge:     md.size > w.cfg.MaxSize,
+// Bounds of the messages downloaded and filed together.
+const (
+	groupMessages = 50
+	groupBytes    = 4 << 20
+)
+
+// handleGroup downloads a group of messages, hands them to the processor
+// one at a time in UID order, then files them and advances the stored
+// position. When the processor fails, the messages before the failed one
+// are still filed and the position stops before it.
+func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group []imap.UID, meta map[imap.UID]msgMeta) error {
+	var want []imap.UID
+	for _, uid := range group {
+		if meta[uid].size <= w.cfg.MaxSize {
+			want = append(want, uid)
+		}
 	}
-	if !m.TooLarge {
-		raw, found, err := w.fetchBody(c, uid)
+	var bodies map[imap.UID][]byte
+	if len(want) > 0 {
+		var err error
+		if bodies, err = w.fetchBodies(c, want); err != nil {
+			return err
+		}
+	}
+	var (
+		dests = map[string]*imap.UIDSet{} // folder → UIDs processed for it
+		order []string                    // folders in first-use order
+		count = map[string]int{}          // per destination, for the stats
+		done  uint32                      // highest UID handed over successfully
+	)
+	file := func() error {
+		for _, folder := range order {
+			if err := w.move(c, *dests[folder], folder); err != nil {
+				return err
+			}
+		}
+		w.processed.Add(uint64(count[FolderProcessed]))
+		w.reviewed.Add(uint64(count[FolderReview]))
+		w.kept.Add(uint64(count[FolderKeep]))
+		if done == 0 {
+			return nil
+		}
+		w.lastUID = done
+		if err := w.state.SaveIMAPState(ctx, w.cfg.Mailbox, w.uidValidity, w.lastUID, time.Time{}); err != nil {
+			// Filed but not recorded: next time the messages are either
+			// gone from the mailbox or deduplicated by the processor.
+			return &retryError{fmt.Errorf("mailflow: imap: save state: %w", err)}
+		}
+		return nil
+	}
+	for _, uid := range group {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		md := meta[uid]
+		m := FetchedMessage{
+			Mailbox:      w.cfg.Mailbox,
+			UIDValidity:  w.uidValidity,
+			UID:          uint32(uid),
+			Size:         md.size,
+			InternalDate: md.date,
+			TooLarge:     md.size > w.cfg.MaxSize,
+		}
+		if !m.TooLarge {
+			raw, found := bodies[uid]
+			if !found {
+				if err := file(); err != nil {
+					return err
+				}
+				return &retryError{fmt.Errorf("uid %d: no body in the FETCH response", uid)}
+			}
+			delete(bodies, uid) // let the collector have it once processed
+			if raw == nil {
+				m.TooLarge = true // RFC822.SIZE understated it
+			}
+			m.Raw = raw
+		}
+		if m.TooLarge {
+			w.log.Warn("imap: message too large, not downloaded", "uid", uid, "size", m.Size, "max", w.cfg.MaxSize)
+		}
+		w.fetched.Add(1)
+		dest, err := w.process(ctx, m)
+		if len(m.Raw) > groupBytes {
+			// Collect a large message now rather than when the heap has
+			// doubled, which may be after the next large message is
+			// downloaded: two of them in the heap at once raised the peak
+			// RSS by a third (docs/benchmarks.md, memory run). Rare, and
+			// cheap beside storing the message.
+			m.Raw = nil
+			runtime.GC()
+		}
 		if err != nil {
-			return err
+			if ferr := file(); ferr != nil {
+				return ferr
+			}
+			return &retryError{fmt.Errorf("uid %d: %w", uid, err)}
 		}
-		if !found {
-			return &retryError{fmt.Errorf("uid %d: no body in the FETCH response", uid)}
+		folder := ""
+		switch dest {
+		case FolderKeep:
+		case FolderProcessed:
+			folder = w.cfg.ProcessedMailbox
+		case FolderReview:
+			folder = w.cfg.ReviewMailbox
+		default:
+			w.log.Error("imap: processor returned an unknown destination, filing for review", "uid", uid, "dest", dest)
+			dest, folder = FolderReview, w.cfg.ReviewMailbox
 		}
-		if raw == nil {
-			m.TooLarge = true // RFC822.SIZE understated it
+		if folder != "" {
+			if dests[folder] == nil {
+				dests[folder] = &imap.UIDSet{}
+				order = append(order, folder)
+			}
+			dests[folder].AddNum(uid)
 		}
-		m.Raw = raw
+		count[dest]++
+		w.log.Debug("imap: message processed", "uid", uid, "folder", folder)
+		done = uint32(uid)
 	}
-	if m.TooLarge {
-		w.log.Warn("imap: message too large, not downloaded", "uid", uid, "size", m.Size, "max", w.cfg.MaxSize)
-	}
-	w.fetched.Add(1)
-	dest, err := w.process(ctx, m)
-	if err != nil {
-		return &retryError{fmt.Errorf("uid %d: %w", uid, err)}
-	}
-	folder := ""
-	switch dest {
-	case FolderKeep:
-	case FolderProcessed:
-		folder = w.cfg.ProcessedMailbox
-	case FolderReview:
-		folder = w.cfg.ReviewMailbox
-	default:
-		w.log.Error("imap: processor returned an unknown destination, filing for review", "uid", uid, "dest", dest)
-		dest, folder = FolderReview, w.cfg.ReviewMailbox
-	}
-	if folder != "" {
-		if err := w.move(c, uid, folder); err != nil {
-			return err
-		}
-	}
-	switch dest {
-	case FolderProcessed:
-		w.processed.Add(1)
-	case FolderReview:
-		w.reviewed.Add(1)
-	default:
-		w.kept.Add(1)
-	}
-	w.log.Debug("imap: message filed", "uid", uid, "folder", folder)
-	w.lastUID = uint32(uid)
-	if err := w.state.SaveIMAPState(ctx, w.cfg.Mailbox, w.uidValidity, w.lastUID, time.Time{}); err != nil {
-		// Filed but not recorded: next time the message is either gone
-		// from the mailbox or deduplicated by the processor.
-		return &retryError{fmt.Errorf("mailflow: imap: save state: %w", err)}
-	}
-	return nil
+	return file()
 }
 
 // process calls the processor, turning a panic into an error.
@@ -714,28 +789,28 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 	return w.proc.Process(ctx, m)
 }
 
-// fetchBody downloads one message with BODY.PEEK[], which leaves \Seen
-// alone (RFC 9051 §6.4.5): nothing looks read before it is stored. The
-// literal is streamed into a buffer of its announced size, at most MaxSize;
-// a larger literal is drained and reported as raw == nil. found is false
-// when the server no longer has the message.
+// fetchBodies downloads messages with BODY.PEEK[], which leaves \Seen
+// alone (RFC 9051 §6.4.5): nothing looks read before it is stored. Each
+// literal is streamed into a buffer of its announced size, at most
+// MaxSize; a larger literal is drained and its UID maps to nil. A UID the
+// server no longer has is absent from the map.
 //
 // A literal that cannot be read to its end means the connection broke in
-// the middle of the download. Then the connection is closed and the
-// command left undrained: go-imap's reader goroutine goes on decoding as
-// soon as a literal read fails, and draining the command (FetchCommand.Close
-// reads the rest of the literal) would read the connection from two
-// goroutines at once. The session ends, and the message is fetched again
-// after the reconnect.
-func (w *Watcher) fetchBody(c *imapclient.Client, uid imap.UID) (raw []byte, found bool, err error) {
+// the middle of a download. Then the connection is closed and the command
+// left undrained: go-imap's reader goroutine goes on decoding as soon as a
+// literal read fails, and draining the command (FetchCommand.Close reads
+// the rest of the literal) would read the connection from two goroutines
+// at once. The session ends; what was not filed is fetched again after
+// the reconnect.
+func (w *Watcher) fetchBodies(c *imapclient.Client, uids []imap.UID) (map[imap.UID][]byte, error) {
 	// The guard restarts on every read, so a slow but steady download of
 	// a large message is not cut off; a stalled one is.
 	t := time.AfterFunc(w.cfg.CommandTimeout, func() {
-		w.log.Warn("imap: server stalled during fetch, closing connection", "uid", uid)
+		w.log.Warn("imap: server stalled during fetch, closing connection", "uids", len(uids))
 		c.Close()
 	})
 	defer t.Stop()
-	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
+	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
@@ -745,31 +820,44 @@ func (w *Watcher) fetchBody(c *imapclient.Client, uid imap.UID) (raw []byte, fou
 			cmd.Close()
 		}
 	}()
+	out := make(map[imap.UID][]byte, len(uids))
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		// The UID may come before or after the body (RFC 9051 §7.5.2).
+		var uid imap.UID
+		var raw []byte
+		found := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
-			body, ok := item.(imapclient.FetchItemDataBodySection)
-			if !ok || body.Literal == nil {
-				continue
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = item.UID
+			case imapclient.FetchItemDataBodySection:
+				if item.Literal == nil {
+					continue
+				}
+				found = true
+				r := &progressReader{r: item.Literal, t: t, d: w.cfg.CommandTimeout}
+				var err error
+				if size := item.Literal.Size(); size <= w.cfg.MaxSize {
+					raw = make([]byte, size)
+					_, err = io.ReadFull(r, raw)
+				} else {
+					_, err = io.Copy(io.Discard, r)
+				}
+				if err != nil {
+					broken = true
+					c.Close()
+					return nil, fmt.Errorf("mailflow: imap: fetch %d messages: connection broken during a download: %w", len(uids), err)
+				}
 			}
-			found = true
-			r := &progressReader{r: body.Literal, t: t, d: w.cfg.CommandTimeout}
-			if size := body.Literal.Size(); size <= w.cfg.MaxSize {
-				raw = make([]byte, size)
-				_, err = io.ReadFull(r, raw)
-			} else {
-				_, err = io.Copy(io.Discard, r)
-			}
-			if err != nil {
-				broken = true
-				c.Close()
-				return nil, false, fmt.Errorf("mailflow: imap: fetch uid %d: connection broken during the download: %w", uid, err)
-			}
+		}
+		if found && uid != 0 {
+			out[uid] = raw
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, false, fmt.Errorf("mailflow: imap: fetch uid %d: %w", uid, err)
+		return nil, fmt.Errorf("mailflow: imap: fetch %d messages: %w", len(uids), err)
 	}
-	return raw, found, nil
+	return out, nil
 }
 
 type progressReader struct {
@@ -786,31 +874,31 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// move files one message. With MOVE (RFC 6851) it is one command. Without
-// MOVE but with UIDPLUS, go-imap's fallback COPY + STORE \Deleted + UID
-// EXPUNGE touches only this message. Without either, a plain EXPUNGE would
-// also remove every message someone else marked \Deleted (a coordinator's
-// client may keep deleted mail visible until it expunges), so the message
-// is copied and flagged here and expunged later by expungeOwn.
-func (w *Watcher) move(c *imapclient.Client, uid imap.UID, folder string) error {
+// move files messages in one command. With MOVE (RFC 6851) it is one
+// command. Without MOVE but with UIDPLUS, go-imap's fallback COPY + STORE
+// \Deleted + UID EXPUNGE touches only these messages. Without either, a
+// plain EXPUNGE would also remove every message someone else marked
+// \Deleted (a coordinator's client may keep deleted mail visible until it
+// expunges), so the messages are copied and flagged here and expunged
+// later by expungeOwn.
+func (w *Watcher) move(c *imapclient.Client, set imap.UIDSet, folder string) error {
 	caps := c.Caps()
-	set := imap.UIDSetNum(uid)
 	stop := w.guard(c, "UID MOVE")
 	defer stop()
 	if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
 		if _, err := c.Move(set, folder).Wait(); err != nil {
-			return fmt.Errorf("mailflow: imap: move uid %d to %s: %w", uid, folder, err)
+			return fmt.Errorf("mailflow: imap: move uid %s to %s: %w", set, folder, err)
 		}
 		return nil
 	}
 	if _, err := c.Copy(set, folder).Wait(); err != nil {
-		return fmt.Errorf("mailflow: imap: copy uid %d to %s: %w", uid, folder, err)
+		return fmt.Errorf("mailflow: imap: copy uid %s to %s: %w", set, folder, err)
 	}
 	store := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
 	if err := store.Close(); err != nil {
-		return fmt.Errorf("mailflow: imap: flag uid %d deleted: %w", uid, err)
+		return fmt.Errorf("mailflow: imap: flag uid %s deleted: %w", set, err)
 	}
-	w.flagged.AddNum(uid)
+	w.flagged = append(w.flagged, set...)
 	return nil
 }
 
@@ -879,6 +967,16 @@ func (w *Watcher) wait(ctx context.Context, c *imapclient.Client, idle bool, nex
 		return nil
 	}
 	for {
+		// NOOP first: a message that arrived after the pass's last command
+		// is reported with its response. Servers need not report updates
+		// queued before IDLE began (go-imap's server does not), so without
+		// it such a message would wait for the poll timer.
+		stop := w.guard(c, "NOOP")
+		err := c.Noop().Wait()
+		stop()
+		if err != nil {
+			return fmt.Errorf("mailflow: imap: noop: %w", err)
+		}
 		select {
 		case <-w.exists: // arrived with the last responses of the pass
 			return nil
@@ -886,7 +984,7 @@ func (w *Watcher) wait(ctx context.Context, c *imapclient.Client, idle bool, nex
 			return nil
 		default:
 		}
-		stop := w.guard(c, "IDLE")
+		stop = w.guard(c, "IDLE")
 		cmd, err := c.Idle() // RFC 2177; RFC 9051 §6.3.13
 		stop()
 		if err != nil {

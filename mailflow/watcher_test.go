@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,6 +383,49 @@ func TestWatcherProcessorFailureRetries(t *testing.T) {
 		}
 		if n := count(t, srv, "INBOX"); n != 0 {
 			t.Errorf("INBOX still has %d messages", n)
+		}
+	})
+}
+
+// Messages are downloaded and filed in groups; a processor failure in the
+// middle of a group still files the messages before it and stores the
+// position just before the failed one, which stays with those after it.
+func TestWatcherFailureInsideGroup(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+		srv := newIMAPServer(t)
+		for n := 1; n <= 5; n++ {
+			dest := ""
+			if n == 2 {
+				dest = "review"
+			}
+			mustAppend(t, srv, "INBOX", testMessage(n, dest))
+		}
+		var allow atomic.Bool
+		rec := &recorder{fail: func(m mailflow.FetchedMessage) error {
+			if m.UID == 4 && !allow.Load() {
+				return errors.New("database unavailable")
+			}
+			return nil
+		}}
+		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		runWatcher(t, w)
+
+		eventually(t, "message 4 refused", func() bool { return slices.Contains(rec.attemptUIDs(), 4) })
+		eventually(t, "1 and 3 filed", func() bool { return count(t, srv, "Processed") == 2 })
+		if got := uids(t, srv, "INBOX"); !slices.Equal(got, []uint32{4, 5}) {
+			t.Errorf("INBOX has %v, want the failed message and the one after it", got)
+		}
+		if n := count(t, srv, "Review"); n != 1 {
+			t.Errorf("Review has %d messages, want message 2", n)
+		}
+		if _, last, err := store.IMAPState(context.Background(), "INBOX"); err != nil || last != 3 {
+			t.Errorf("stored last UID %d (%v), want 3", last, err)
+		}
+		allow.Store(true)
+		w.Poke()
+		eventually(t, "all filed", func() bool { return count(t, srv, "Processed") == 4 })
+		if got := rec.doneUIDs(); !slices.Equal(got, []uint32{1, 2, 3, 4, 5}) {
+			t.Errorf("processed %v, want each message once in order", got)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -16,14 +17,17 @@ func (s *Store) InboxTx(ctx context.Context, fn func(mailflow.InboxTx) error) er
 // VerdictProcessing marks a claimed message whose verdict is not stored yet.
 const VerdictProcessing = "processing"
 
-// ClaimInbound inserts a message unless its dedup key exists.
+// ClaimInbound inserts a message unless its dedup key exists. The raw
+// message follows with FinishInbound: SQLite rewrites a whole row on
+// UPDATE, so a row inserted with a 10 MB message and then updated would
+// write the message twice.
 func (t *Tx) ClaimInbound(m *mailflow.InboundMessage) (bool, error) {
 	var ids []int64
 	err := t.sel(&ids, `INSERT INTO inbound (message_id, sha256, received_at, mailbox, uidvalidity, uid, from_addr, subject,
-		verdict, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		verdict, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (message_id) DO NOTHING RETURNING id`,
 		m.MessageID, m.SHA256, utc(m.ReceivedAt), m.Mailbox, int64(m.UIDValidity), int64(m.UID), m.From, m.Subject,
-		VerdictProcessing, m.Size, m.Raw)
+		VerdictProcessing, m.Size)
 	if err != nil {
 		return false, fmt.Errorf("storage: claim inbound: %w", mapErr(err))
 	}
@@ -34,14 +38,30 @@ func (t *Tx) ClaimInbound(m *mailflow.InboundMessage) (bool, error) {
 	return false, nil
 }
 
-// FinishInbound stores the verdict of a claimed message.
+// rawChunk is the size above which a received message is stored in
+// pieces of this size in inbound_raw (migration 3 says why).
+const rawChunk = 1 << 20
+
+// FinishInbound stores the verdict and the raw message of a claimed
+// message.
 func (t *Tx) FinishInbound(m *mailflow.InboundMessage) error {
 	var orderID *int64
 	if m.OrderID != 0 {
 		orderID = &m.OrderID
 	}
-	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ? WHERE id = ?`,
-		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, m.ID)
+	inline := m.Raw
+	if len(m.Raw) > rawChunk {
+		inline = nil
+		for seq, rest := 0, m.Raw; len(rest) > 0; seq++ {
+			chunk := rest[:min(len(rest), rawChunk)]
+			rest = rest[len(chunk):]
+			if _, err := t.exec(`INSERT INTO inbound_raw (inbound_id, seq, chunk) VALUES (?, ?, ?)`, m.ID, seq, chunk); err != nil {
+				return fmt.Errorf("storage: finish inbound: store raw: %w", err)
+			}
+		}
+	}
+	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ?, raw = ? WHERE id = ?`,
+		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, inline, m.ID)
 	if err != nil {
 		return fmt.Errorf("storage: finish inbound: %w", err)
 	}
@@ -161,7 +181,17 @@ func (s *Store) InboundRaw(ctx context.Context, id int64) ([]byte, error) {
 	if err := s.get(ctx, &raw, `SELECT raw FROM inbound WHERE id = ?`, id); err != nil {
 		return nil, fmt.Errorf("storage: inbound raw: %w", mapErr(err))
 	}
-	return raw, nil
+	if raw != nil {
+		return raw, nil
+	}
+	var chunks [][]byte
+	if err := s.sel(ctx, &chunks, `SELECT chunk FROM inbound_raw WHERE inbound_id = ? ORDER BY seq`, id); err != nil {
+		return nil, fmt.Errorf("storage: inbound raw: %w", err)
+	}
+	if len(chunks) == 0 {
+		return nil, nil // too large to download
+	}
+	return bytes.Join(chunks, nil), nil
 }
 
 // CountReview counts received messages waiting for a person.

@@ -7,8 +7,9 @@ import (
 )
 
 // migrations are applied in order, each in its own transaction; the
-// schema_version table remembers how many ran. Placeholders {id}, {blob}
-// and {ts} become the dialect's types. Never edit a released migration:
+// schema_version table remembers how many ran. Placeholders {id}, {blob},
+// {ts}, {ref_pk} and {without_rowid} become the dialect's types and table
+// options. Never edit a released migration:
 // append a new one.
 var migrations = []string{
 	// 1: catalog, orders, decisions, outbox, inbound, scheduler state.
@@ -149,6 +150,84 @@ CREATE TABLE answer_throttle (
 	PRIMARY KEY (sender, reason, day)
 );
 `,
+	// 2: scheduler state.
+	//
+	// order_billing: one row per binding order (SaveEvaluation adds it) with
+	// what billing needs of the snapshot (price columns; doc, the parties
+	// and the customer as JSON) and its progress: billed_until is the End
+	// of the last billed period, due_at the End of the next one (NULL until
+	// a billing run has seen the order, and once done). A run selects
+	// due_at <= now, so its work follows the periods due, not the number or
+	// age of the orders.
+	//
+	// billing_queue: the reminder lines still to be mailed, one per period
+	// and reminded party, added in the transaction that records the period
+	// and removed in the one that enqueues its mail. Keyed by party, so that
+	// a party's lines are read and removed together (WITHOUT ROWID keeps
+	// them together on disk in SQLite).
+	//
+	// confirmation_reminders.slot: the reminder interval a reminder answers,
+	// so that one reminder per (order, party, interval) and one escalation
+	// per (order, party) are unique keys rather than a read-then-write race.
+	//
+	// digest_runs: one digest per cron tick across several daemons.
+	`
+CREATE TABLE order_billing (
+	order_id {ref_pk} REFERENCES orders(id),
+	number TEXT NOT NULL,
+	contract_model TEXT NOT NULL,
+	provider_id TEXT NOT NULL,
+	intermediary_id TEXT NOT NULL DEFAULT '',
+	binding_at {ts} NOT NULL,
+	price_interval TEXT NOT NULL,
+	amount_cents BIGINT NOT NULL,
+	vat_percent DOUBLE PRECISION NOT NULL,
+	doc TEXT NOT NULL,
+	billed_until {ts},
+	due_at {ts},
+	done BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX order_billing_due ON order_billing (due_at);
+CREATE INDEX order_billing_new ON order_billing (order_id) WHERE due_at IS NULL AND done = FALSE;
+ALTER TABLE billing_reminders ADD COLUMN days INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE billing_reminders ADD COLUMN full_days INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE billing_queue (
+	role TEXT NOT NULL,            -- who is reminded: provider or intermediary
+	party_id TEXT NOT NULL,
+	order_id BIGINT NOT NULL,
+	period_key TEXT NOT NULL,
+	PRIMARY KEY (role, party_id, order_id, period_key)
+){without_rowid};
+ALTER TABLE confirmation_reminders ADD COLUMN slot BIGINT NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX confirmation_reminders_slot ON confirmation_reminders (order_id, party, kind, slot);
+CREATE TABLE digest_runs (
+	slot {ts} PRIMARY KEY,         -- the cron tick, to the minute
+	sent_at {ts} NOT NULL
+);
+`,
+	// 3: the loop guard counts a sender's messages of the last hour for
+	// every reply (CountInboundFrom); without an index that was a scan of
+	// the whole inbound table per message, quadratic in the mailbox.
+	// inbound_raw holds received messages larger than rawChunk in pieces
+	// (inbound.raw is then NULL): SQLite copies a bound value and then
+	// builds the row from it, two transient copies of the whole message
+	// outside the Go heap, which for a 25 MB reply cost 50 MB of resident
+	// memory.
+	`
+CREATE INDEX inbound_from ON inbound (from_addr, received_at);
+CREATE TABLE inbound_raw (
+	inbound_id BIGINT NOT NULL REFERENCES inbound(id),
+	seq INTEGER NOT NULL,
+	chunk {blob} NOT NULL,
+	PRIMARY KEY (inbound_id, seq)
+);
+`,
+}
+
+// migrationHooks run Go code in the transaction of a migration, after its
+// SQL: data that SQL alone cannot derive portably.
+var migrationHooks = map[int]func(*Tx) error{
+	2: registerBindingOrders, // order_billing for the orders that were binding before
 }
 
 // SchemaVersion is the number of migrations this binary knows.
@@ -192,12 +271,17 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 			done = true
 			return nil
 		}
-		ddl := strings.NewReplacer("{id}", s.d.id, "{blob}", s.d.blob, "{ts}", s.d.ts).Replace(migrations[v])
+		ddl := strings.NewReplacer("{id}", s.d.id, "{blob}", s.d.blob, "{ts}", s.d.ts, "{ref_pk}", s.d.refPK, "{without_rowid}", s.d.withoutRowID).Replace(migrations[v])
 		for _, stmt := range strings.Split(ddl, ";\n") {
 			if strings.TrimSpace(stmt) == "" {
 				continue
 			}
 			if _, err := tx.tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+		}
+		if hook := migrationHooks[v+1]; hook != nil {
+			if err := hook(tx); err != nil {
 				return fmt.Errorf("migration %d: %w", v+1, err)
 			}
 		}

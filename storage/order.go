@@ -158,6 +158,11 @@ func (t *Tx) SaveEvaluation(orderID int64, ev mailflow.Evaluation) error {
 		string(ev.Status), utcPtr(ev.BindingAt), ev.Conflict, orderID); err != nil {
 		return fmt.Errorf("storage: save evaluation: %w", err)
 	}
+	if ev.BindingAt != nil {
+		if err := t.registerBilling(orderID); err != nil {
+			return fmt.Errorf("storage: save evaluation: %w", err)
+		}
+	}
 	for _, d := range ev.Decisions {
 		if _, err := t.exec(`UPDATE decisions SET effect = ? WHERE id = ? AND effect <> ?`, d.Effect, d.ID, d.Effect); err != nil {
 			return fmt.Errorf("storage: save decision effect: %w", err)

@@ -134,6 +134,37 @@ func (s *Store) MarkSent(ctx context.Context, id int64, at time.Time) error {
 	return nil
 }
 
+// MarkSentMany records delivered messages in one statement, so a busy
+// sender needs one write for many messages.
+func (s *Store) MarkSentMany(ctx context.Context, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args := inList(ids)
+	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = '' WHERE id IN (`+q+`)`,
+		append([]any{mailflow.OutboxSent, utc(at)}, args...)...)
+	if err != nil {
+		return fmt.Errorf("storage: mark sent: %w", err)
+	}
+	return nil
+}
+
+// ReleaseOutbox ends the claims on pending rows that a sender holds but
+// will not send (it is shutting down), so they are due again at once
+// rather than when their lease runs out.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args := inList(ids)
+	_, err := s.exec(ctx, `UPDATE outbox SET claimed_until = NULL WHERE status = ? AND id IN (`+q+`)`,
+		append([]any{mailflow.OutboxPending}, args...)...)
+	if err != nil {
+		return fmt.Errorf("storage: release outbox: %w", err)
+	}
+	return nil
+}
+
 // MarkRetry records a temporary failure and when to try again.
 func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error {
 	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claimed_until = NULL, last_error = ? WHERE id = ? AND status = ?`,

@@ -198,3 +198,39 @@ func TestOutboxClaim(t *testing.T) {
 		})
 	}
 }
+
+// A received message comes back byte for byte, small ones stored in the
+// row and large ones in pieces; one too large to download has no bytes.
+func TestInboundRaw(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			big := make([]byte, 2<<20+12345)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			cases := map[string][]byte{"small": []byte("From: a@b.example\r\n\r\nhallo\r\n"), "large": big, "too large": nil}
+			ids := map[string]int64{}
+			for name, raw := range cases {
+				m := &mailflow.InboundMessage{MessageID: "<" + name + "@test>", ReceivedAt: time.Now(), Raw: raw, Size: int64(len(raw)), Verdict: mailflow.VerdictUnmatched}
+				err := s.InboxTx(ctx, func(tx mailflow.InboxTx) error {
+					if dup, err := tx.ClaimInbound(m); err != nil || dup {
+						return errors.Join(err, errors.New("claimed as duplicate"))
+					}
+					return tx.FinishInbound(m)
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				ids[name] = m.ID
+			}
+			for name, want := range cases {
+				got, err := s.InboundRaw(ctx, ids[name])
+				if err != nil || string(got) != string(want) || (want == nil) != (got == nil) {
+					t.Errorf("%s: %d bytes back (%v), want %d", name, len(got), err, len(want))
+				}
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,23 +27,33 @@ func init() {
 
 // dialect holds what differs between SQLite and PostgreSQL.
 type dialect struct {
-	name      string
-	id        string // auto-increment primary key
-	blob      string
-	ts        string
-	forUpdate string // row lock suffix; SQLite's immediate transactions already lock the database
+	name         string
+	id           string // auto-increment primary key
+	blob         string
+	ts           string
+	forUpdate    string // row lock suffix; SQLite's immediate transactions already lock the database
+	refPK        string // a primary key that is another table's id (SQLite: the rowid itself)
+	withoutRowID string // table option: store rows in primary key order (SQLite)
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME"}
-	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ", forUpdate: " FOR UPDATE"}
+	sqliteDialect = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME",
+		refPK: "INTEGER PRIMARY KEY", withoutRowID: " WITHOUT ROWID"}
+	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ",
+		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY"}
 )
 
 // Store is the database behind mailflow.
 type Store struct {
 	db *sqlx.DB
 	d  dialect
+	// wlock serialises this process's SQLite writes (see lockWrites);
+	// nil for PostgreSQL.
+	wlock chan struct{}
 }
+
+// busyTimeout is how long a SQLite writer waits for the lock.
+const busyTimeout = 10 * time.Second
 
 var _ mailflow.Store = (*Store)(nil)
 
@@ -58,7 +69,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		if !strings.Contains(dsn, "?") {
 			// _txlock=immediate: deferred transactions that read then
 			// write fail with "database is locked" under concurrency.
-			dsn += "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+			dsn += "?_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_txlock=immediate&_time_format=sqlite"
 		}
 	case "postgres":
 		d = postgresDialect
@@ -77,6 +88,9 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	}
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{db: db, d: d}
+	if d.name == "sqlite" {
+		s.wlock = make(chan struct{}, 1)
+	}
 	if err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -109,6 +123,11 @@ func (s *Store) InTx(ctx context.Context, fn func(mailflow.Tx) error) error {
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) error {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: begin: %w", err)
+	}
+	defer unlock()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", mapErr(err))
@@ -144,7 +163,43 @@ func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) er
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return s.db.ExecContext(ctx, s.db.Rebind(query), args...)
+}
+
+// lockWrites serialises the write transactions of this process on SQLite
+// (every transaction here is a write: _txlock=immediate). SQLite admits
+// one writer at a time, and a writer that finds the database locked waits
+// in SQLite's busy handler, which sleeps in steps growing to 100 ms: under
+// contention between the IMAP watcher and the outbox sender that added
+// tens of milliseconds per reply (docs/benchmarks.md). Waiting here
+// instead wakes the next writer as soon as the lock is free, in arrival
+// order. Other processes (CLI verbs) still meet busy_timeout. Like the busy
+// timeout, the wait is bounded, so a writer nested inside another
+// transaction fails instead of hanging.
+func (s *Store) lockWrites(ctx context.Context) (unlock func(), err error) {
+	if s.wlock == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.wlock <- struct{}{}:
+		return func() { <-s.wlock }, nil
+	default:
+	}
+	t := time.NewTimer(busyTimeout)
+	defer t.Stop()
+	select {
+	case s.wlock <- struct{}{}:
+		return func() { <-s.wlock }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+		return nil, fmt.Errorf("database is locked: a write of this process held it for %s", busyTimeout)
+	}
 }
 
 // mapErr turns driver errors into the domain's sentinels.

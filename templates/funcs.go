@@ -37,13 +37,7 @@ func funcs(lang string, loc *time.Location) map[string]any {
 			return iv
 		},
 		// vat prints a VAT rate: "19 %" / "19%".
-		"vat": func(p float64) string {
-			s := strconv.FormatFloat(p, 'f', -1, 64)
-			if en {
-				return s + "%"
-			}
-			return strings.ReplaceAll(s, ".", ",") + " %"
-		},
+		"vat": func(p float64) string { return VAT(lang, p) },
 		// datetime prints an instant in Europe/Berlin.
 		"datetime": func(t any) string {
 			tm, ok := asTime(t)
@@ -158,6 +152,22 @@ func funcs(lang string, loc *time.Location) map[string]any {
 		"pick": pick,
 	}
 }
+
+// VAT prints a VAT rate the way readers of lang expect: "19 %", "7,7 %"
+// in German, "19%", "7.7%" in English.
+func VAT(lang string, p float64) string {
+	s := strconv.FormatFloat(p, 'f', -1, 64)
+	if lang == "en" {
+		return s + "%"
+	}
+	return strings.ReplaceAll(s, ".", ",") + " %"
+}
+
+// Day prints the calendar day of t, in t's location, the way readers of
+// lang expect: "02.01.2006" in German, "2 January 2006" in English. Code
+// that formats many values for a template ahead of rendering (a long
+// billing reminder) uses it and Money instead of the template functions.
+func Day(lang string, t time.Time) string { return day(lang == "en", t) }
 
 func day(en bool, t time.Time) string {
 	if en {

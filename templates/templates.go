@@ -154,6 +154,8 @@ func (s *Set) Render(name, lang string, data any) (Rendered, error) {
 		return Rendered{}, fmt.Errorf("templates: no mail %q", name)
 	}
 	var subj, text, html bytes.Buffer
+	text.Grow(8 << 10)
+	html.Grow(16 << 10)
 	if err := m.text.ExecuteTemplate(&subj, "subject", data); err != nil {
 		return Rendered{}, fmt.Errorf("templates: %s.%s subject: %w", name, lang, err)
 	}

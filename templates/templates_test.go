@@ -12,7 +12,7 @@ func TestNewParsesEveryMail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"ack", "alert", "confirmation", "conflict", "notification", "rejection"}
+	want := []string{"ack", "alert", "billing", "confirmation", "conflict", "digest", "escalation", "notification", "rejection", "reminder"}
 	for _, name := range want {
 		if !slices.Contains(s.Names(), name) {
 			t.Errorf("mail %q missing; have %v", name, s.Names())

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cli runs mailflow with a config on a fresh SQLite file.
@@ -106,5 +107,24 @@ func TestCLIInboxExplain(t *testing.T) {
 	}
 	if show := c.must("order", "show", "2026-000001"); !strings.Contains(show, "Offen") {
 		t.Errorf("explain changed the order:\n%s", show)
+	}
+}
+
+func TestCLIBillingRun(t *testing.T) {
+	c := newCLI(t)
+	c.must("catalog", "import", "../../examples/catalog.json")
+	c.must("order", "create", "../../examples/order-dv.json")
+	c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "accept")
+	before := c.must("outbox", "list")
+	future := time.Now().AddDate(0, 3, 0).Format(time.DateOnly)
+	out := c.must("billing", "run", "-dry-run", "-at", future)
+	if !strings.Contains(out, "2026-000001") {
+		t.Errorf("dry run three months ahead lists no reminder for the bound order:\n%s", out)
+	}
+	if after := c.must("outbox", "list"); after != before {
+		t.Errorf("a dry run changed the outbox:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if _, _, err := c.run("billing", "run", "-at", "tomorrow"); !errors.Is(err, errUsage) {
+		t.Errorf("bad -at: %v, want usage error", err)
 	}
 }

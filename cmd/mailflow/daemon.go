@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mailflow/mailflow"
+	"mailflow/scheduler"
 	"mailflow/storage"
 	"mailflow/templates"
 	"mailflow/web"
@@ -29,6 +30,7 @@ type daemon struct {
 	sender   *mailflow.Sender
 	inbox    *mailflow.Inbox
 	watcher  *mailflow.Watcher // nil when no IMAP host is configured
+	sched    *scheduler.Scheduler
 	http     *http.Server
 	listener net.Listener
 }
@@ -83,6 +85,7 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 			Idle: cfg.IMAP.Idle, PollInterval: cfg.pollInterval, MaxSize: cfg.IMAP.MaxMessageSize, Logger: log,
 		}, d.store, d.inbox)
 	}
+	d.sched = newScheduler(cfg, d.store, d.composer, &app{log: log})
 	if err := d.buildHTTP(); err != nil {
 		d.store.Close()
 		return nil, err
@@ -132,6 +135,7 @@ func (d *daemon) metrics() []web.Metric {
 			if d.watcher != nil {
 				n += int64(d.watcher.Stats().Panics)
 			}
+			n += d.sched.Panics()
 			return float64(n)
 		}},
 	}
@@ -203,6 +207,10 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		}()
 	}
+	if err := d.sched.Start(workCtx); err != nil {
+		d.store.Close()
+		return err
+	}
 	start("sender", d.sender.Run)
 	if d.watcher != nil {
 		start("watcher", d.watcher.Run)
@@ -222,6 +230,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if e := d.http.Shutdown(sctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		d.log.Warn("http shutdown", "err", e)
 	}
+	d.sched.Stop()
 	stopWork()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -25,7 +25,7 @@ const usage = `usage: mailflow [-config FILE] [-json] VERB [ARGS]
 
 verbs:
   serve                                   run the daemon (API, status page, outbox, IMAP, scheduler)
-  demo [-db FILE] [-once]                 the whole flow on embedded parts
+  demo [-db FILE] [-once] [-listen ADDR]  the whole flow on embedded parts (SMTP, IMAP, SQLite)
   migrate                                 apply database migrations
   check-config                            validate the configuration
   catalog import FILE                     import or update the catalog

@@ -45,6 +45,7 @@ type IMAPServer struct {
 	mem        *imapmemserver.Server
 	u          *imapmemserver.User
 	addr       string
+	users      map[string]*imapmemserver.User // more users: imapusers.go
 
 	idling atomic.Int32
 
@@ -324,10 +325,11 @@ var (
 )
 
 func (sess *imapSession) Login(username, password string) error {
-	if err := sess.s.u.Login(username, password); err != nil {
+	u := sess.s.backendUser(username)
+	if err := u.Login(username, password); err != nil {
 		return err
 	}
-	sess.UserSession = imapmemserver.NewUserSession(sess.s.u)
+	sess.UserSession = imapmemserver.NewUserSession(u)
 	return nil
 }
 

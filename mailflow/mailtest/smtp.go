@@ -51,10 +51,20 @@ type Options struct {
 	// Discard keeps only the count of messages, not their content: a sink
 	// for benchmarks.
 	Discard bool
+	// HeaderOnly keeps each message's header section (up to and including
+	// the empty line) and drops the body: a sink that still lets a load
+	// generator answer thousands of messages without holding them whole.
+	// OnMessage still gets the whole message.
+	HeaderOnly bool
 	// Domain is the server's name in its greeting; default "localhost".
 	Domain string
 	// TLSConfig, when set, makes the server offer STARTTLS (see TLSCert).
 	TLSConfig *tls.Config
+	// OnMessage, when set, is called with every message before the server
+	// accepts it, e.g. to deliver it into an IMAP mailbox as an MTA would.
+	// An error refuses the message with a temporary failure (451), so the
+	// client tries again later. With Discard, Data is nil.
+	OnMessage func(Message) error
 }
 
 type fault struct {
@@ -145,7 +155,12 @@ func NewSMTPServer(t TB, opts ...Options) *SMTPServer {
 // Close stops the server and drops open connections.
 func (s *SMTPServer) Close() error {
 	err := s.srv.Close()
+	// Serve may not have registered the listener with the server yet.
+	s.ln.Close()
 	<-s.done
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
 	return err
 }
 
@@ -348,11 +363,25 @@ func (ss *session) Data(r io.Reader) error {
 	if delay > 0 {
 		time.Sleep(delay)
 	}
+	msg := Message{From: ss.from, To: append([]string(nil), ss.to...), At: time.Now()}
+	if !s.opts.Discard {
+		msg.Data = buf.Bytes()
+	}
+	if s.opts.OnMessage != nil {
+		if err := s.opts.OnMessage(msg); err != nil {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "delivery failed, try again later"}
+		}
+	}
+	if s.opts.HeaderOnly {
+		if i := bytes.Index(msg.Data, []byte("\r\n\r\n")); i >= 0 {
+			msg.Data = bytes.Clone(msg.Data[:i+4])
+		}
+	}
 	s.mu.Lock()
 	s.count++
 	s.bytes += n
 	if !s.opts.Discard {
-		s.msgs = append(s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: buf.Bytes(), At: time.Now()})
+		s.msgs = append(s.msgs, msg)
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})

@@ -33,10 +33,23 @@ func Parse(raw []byte) (*Message, error) {
 	sum := sha256.Sum256(raw)
 	m := &Message{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(raw))}
 
-	// One line-ending convention for everything below; bare-LF and mixed
-	// messages are common after a pass through Unix tools.
-	s := normalizeNewlines(string(raw))
-	hdrBlock, body := splitHeader(s)
+	// One line-ending convention for the header; bare-LF and mixed
+	// messages are common after a pass through Unix tools. The body is
+	// read in place: the MIME reader takes CRLF and LF alike and each text
+	// part is normalised once decoded, so a message with a large
+	// attachment is not copied whole. Only lone CRs (old Mac line ends)
+	// need the whole message normalised first.
+	var hdrBlock string
+	var body io.Reader
+	if hasLoneCR(raw) {
+		var b string
+		hdrBlock, b = splitHeader(normalizeNewlines(string(raw)))
+		body = strings.NewReader(b)
+	} else {
+		var b []byte
+		hdrBlock, b = splitRawHeader(raw)
+		body = bytes.NewReader(b)
+	}
 	h := readHeader(hdrBlock)
 	if len(h) == 0 {
 		return nil, ErrNoHeader
@@ -68,7 +81,7 @@ func Parse(raw []byte) (*Message, error) {
 	}
 
 	w := &walker{m: m}
-	w.walk(h, strings.NewReader(body), 0)
+	w.walk(h, body, 0)
 	m.Text = w.text()
 
 	m.Kind, m.KindReason = Classify(m)
@@ -87,6 +100,44 @@ func Parse(raw []byte) (*Message, error) {
 		m.BounceRecipient, m.BounceAction, m.BounceStatus, m.BounceDiagnostic = "", "", "", ""
 	}
 	return m, nil
+}
+
+// hasLoneCR reports a CR that is not followed by LF.
+func hasLoneCR(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\r')
+		if i < 0 {
+			return false
+		}
+		if i+1 == len(b) || b[i+1] != '\n' {
+			return true
+		}
+		b = b[i+2:]
+	}
+}
+
+// splitRawHeader is splitHeader on a message without lone CRs: the header
+// block normalised to LF, the body as the bytes after the empty line.
+func splitRawHeader(raw []byte) (header string, body []byte) {
+	switch {
+	case bytes.HasPrefix(raw, []byte("\n")):
+		return "", raw[1:]
+	case bytes.HasPrefix(raw, []byte("\r\n")):
+		return "", raw[2:]
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return normalizeNewlines(string(raw)), nil
+		}
+		i += j + 1 // start of the next line
+		switch {
+		case bytes.HasPrefix(raw[i:], []byte("\n")):
+			return normalizeNewlines(string(raw[:i])), raw[i+1:]
+		case bytes.HasPrefix(raw[i:], []byte("\r\n")):
+			return normalizeNewlines(string(raw[:i])), raw[i+2:]
+		}
+	}
 }
 
 // normalizeNewlines turns CRLF and lone CR into LF.
@@ -171,6 +222,18 @@ func (w *walker) walk(h textproto.MIMEHeader, body io.Reader, depth int) {
 		mt = "text/plain"
 	}
 
+	switch mt {
+	case "message/delivery-status", "message/global-delivery-status",
+		"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers":
+	case "text/plain", "text/html":
+		if isAttachment(h) && depth > 0 {
+			return
+		}
+	default:
+		// Nothing else is used: leave it unread (the multipart reader
+		// skips it), so a large attachment costs no copy and no decoding.
+		return
+	}
 	data, _ := io.ReadAll(body) // a truncated part still yields its bytes
 	data = decodeTransfer(h.Get("Content-Transfer-Encoding"), data)
 
@@ -184,9 +247,6 @@ func (w *walker) walk(h textproto.MIMEHeader, body io.Reader, depth int) {
 		rh := readHeader(hb)
 		w.returnedIDs = append(w.returnedIDs, msgIDs(rh.Get("Message-Id"))...)
 		w.returnedIDs = append(w.returnedIDs, msgIDs(strings.Join(rh.Values("References"), " "))...)
-		return
-	}
-	if isAttachment(h) && depth > 0 {
 		return
 	}
 	switch mt {

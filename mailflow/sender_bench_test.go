@@ -1,0 +1,192 @@
+package mailflow_test
+
+// Benchmarks of the outbound path. By default the SMTP sink is an
+// in-process go-smtp server that discards what it receives; point
+// MAILFLOW_BENCH_SMTP at another sink to measure against it, for example
+// Postfix's smtp-sink:
+//
+//	smtp-sink -c -u nobody 127.0.0.1:2525 1000 &
+//	MAILFLOW_BENCH_SMTP=127.0.0.1:2525 go test ./mailflow/ -run '^$' -bench . -benchtime 5000x
+//
+// and compare with smtp-source sending messages of the size the benchmark
+// reports (B/msg) to the same sink:
+//
+//	smtp-source -c -l SIZE -m 5000 -s 4 -f bestellungen@example.org -t test@example.org 127.0.0.1:2525
+//
+// scripts/bench-outbound.sh runs all three, in rounds.
+//
+// MAILFLOW_BENCH_DRIVER=postgres uses the database of MAILFLOW_TEST_POSTGRES;
+// MAILFLOW_BENCH_CONCURRENCY sets the sender's workers (default 4),
+// MAILFLOW_BENCH_CREATORS the clients creating orders (default 4).
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/mailflow/mailtest"
+)
+
+type benchEnv struct {
+	*env
+	host string
+	port int
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	driver := os.Getenv("MAILFLOW_BENCH_DRIVER")
+	if driver == "" {
+		driver = "sqlite"
+	}
+	e := newEnv(b, driver)
+	be := &benchEnv{env: e, host: e.smtp.Host, port: e.smtp.Port}
+	if addr := os.Getenv("MAILFLOW_BENCH_SMTP"); addr != "" {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		be.host = h
+		be.port, _ = strconv.Atoi(p)
+	} else {
+		e.smtp.Close()
+		e.smtp = mailtest.NewSMTPServer(b, mailtest.Options{Discard: true})
+		be.host, be.port = e.smtp.Host, e.smtp.Port
+	}
+	conc := 4
+	if c, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_CONCURRENCY")); err == nil && c > 0 {
+		conc = c
+	}
+	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
+		SMTP:         mailflow.SMTPConfig{Host: be.host, Port: be.port, TLS: "none"},
+		Concurrency:  conc,
+		PollInterval: time.Hour,
+		Alerts:       e.composer,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.sender = s
+	return be
+}
+
+func (be *benchEnv) waitSent(b *testing.B, n int64) {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for be.sender.Stats.Sent.Load() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d sent", be.sender.Stats.Sent.Load(), n)
+		}
+		if f := be.sender.Stats.Failed.Load() + be.sender.Stats.Retried.Load(); f > 0 {
+			b.Fatalf("%d failures", f)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (be *benchEnv) reportSize(b *testing.B) {
+	rows, err := be.store.OutboxList(context.Background(), "", 1)
+	if err != nil || len(rows) == 0 {
+		return
+	}
+	raw, _ := be.store.OutboxRaw(context.Background(), rows[0].ID)
+	b.ReportMetric(float64(len(raw)), "B/msg")
+}
+
+// BenchmarkNotifications measures the whole outbound path: b.N DV orders
+// created through the flow (validation, snapshot, number, composition,
+// outbox row, commit) by four concurrent clients while the sender delivers
+// the notifications to the sink.
+func BenchmarkNotifications(b *testing.B) {
+	be := newBenchEnv(b)
+	be.start(b)
+	reqs := make([]*mailflow.OrderRequest, b.N)
+	for i := range reqs {
+		reqs[i] = orderRequest(b, "dv")
+	}
+	b.ResetTimer()
+	start, cpu := time.Now(), cpuTime()
+	var wg sync.WaitGroup
+	next := make(chan *mailflow.OrderRequest)
+	creators := 4
+	if c, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_CREATORS")); err == nil && c > 0 {
+		creators = c
+	}
+	for range creators {
+		wg.Go(func() {
+			for req := range next {
+				if _, _, err := be.flow.CreateOrder(context.Background(), req); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for _, r := range reqs {
+		next <- r
+	}
+	close(next)
+	wg.Wait()
+	be.waitSent(b, int64(b.N))
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "notifications/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
+	be.reportSize(b)
+}
+
+// cpuTime is the CPU time this process has used (user and system): with
+// other load on the machine a steadier figure than the elapsed time. With
+// the in-process sink it includes the sink's work.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSender measures delivery alone: b.N notifications already in
+// the outbox, sent by the sender; the figure to compare with smtp-source.
+func BenchmarkSender(b *testing.B) {
+	be := newBenchEnv(b)
+	for range b.N {
+		if _, _, err := be.flow.CreateOrder(context.Background(), orderRequest(b, "dv")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start, cpu := time.Now(), cpuTime()
+	be.start(b)
+	be.waitSent(b, int64(b.N))
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "notifications/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
+	be.reportSize(b)
+}
+
+// BenchmarkCompose measures building one notification (templates,
+// MIME, attachments) without database or network.
+func BenchmarkCompose(b *testing.B) {
+	c := newComposer(b, nil)
+	cat := loadCatalog(b)
+	req := orderRequest(b, "dv")
+	snap, err := mailflow.BuildSnapshot(req, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &mailflow.Order{ID: 1, Number: "2026-000001", OrderedAt: *req.OrderedAt, ContractModel: "DV", Snapshot: snap}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.OrderCreated(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,673 @@
+package scheduler
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"mailflow/mailflow"
+)
+
+// RoleCustomer is the invoice recipient role of the ordering body.
+const RoleCustomer = "customer"
+
+// MaxBillingLines is how many lines one billing reminder lists at most; a
+// party with more gets several mails, numbered "Teil k von n".
+const MaxBillingLines = 500
+
+// BillingDoc is what billing needs of an order's frozen snapshot: whom to
+// remind and whom they invoice. Storage keeps it, as JSON, beside the
+// order's billing state when the order becomes binding, so that a billing
+// run never reads the snapshot with its terms texts.
+type BillingDoc struct {
+	Customer     mailflow.Customer `json:"customer"`
+	Provider     mailflow.Party    `json:"provider"`
+	Intermediary *mailflow.Party   `json:"intermediary,omitempty"`
+	Service      string            `json:"service"`
+	PriceName    string            `json:"price_name"`
+	Currency     string            `json:"currency"`
+}
+
+// NewBillingDoc extracts the BillingDoc of a snapshot.
+func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
+	d := BillingDoc{Customer: sn.Customer, Provider: sn.Provider, Service: sn.Service.Name,
+		PriceName: sn.Price.Name, Currency: sn.Price.Currency}
+	d.Provider.ReplySenders = nil
+	if sn.Intermediary != nil {
+		im := *sn.Intermediary
+		im.ReplySenders = nil
+		d.Intermediary = &im
+	}
+	return d
+}
+
+// BillingState is a binding order's price and billing progress.
+type BillingState struct {
+	OrderID        int64
+	Number         string
+	Model          string // DV or UV
+	ProviderID     string
+	IntermediaryID string // "" in DV
+	BindingAt      time.Time
+	Interval       string
+	AmountCents    int64
+	VATPercent     float64
+	// BilledUntil is the End of the last billed period; nil before the
+	// first.
+	BilledUntil *time.Time
+	// DueAt is when the next unbilled period ends; nil when no billing
+	// run has seen the order yet, or when Done.
+	DueAt *time.Time
+	// Done: everything is billed (a "once" price).
+	Done bool
+	// Doc is the JSON of the order's BillingDoc; only Store.BillingStates
+	// (the dry run) loads it.
+	Doc string
+}
+
+// due reports whether a run at `at` has to look at the order.
+func (st *BillingState) due(at time.Time) bool {
+	if st.DueAt == nil {
+		return !st.Done
+	}
+	return !st.DueAt.After(at)
+}
+
+// BillingRecord is one billed period: a row of billing_reminders.
+type BillingRecord struct {
+	OrderID int64
+	Period  Period
+}
+
+// BillingProgress is where an order's billing continues.
+type BillingProgress struct {
+	OrderID     int64
+	BilledUntil *time.Time
+	DueAt       *time.Time // nil: nothing more to bill
+	Done        bool
+}
+
+// LineKey names one reminder line: a period of an order that a party is
+// reminded to invoice. It is the key of billing_queue.
+type LineKey struct {
+	Role      string // mailflow.PartyProvider or mailflow.PartyIntermediary
+	PartyID   string
+	OrderID   int64
+	PeriodKey string
+}
+
+// QueuedParty is a party with reminder lines waiting to be mailed.
+type QueuedParty struct {
+	Role    string
+	PartyID string
+	Lines   int
+}
+
+// QueuedLine is a reminder line waiting to be mailed, with what the mail
+// shows of it.
+type QueuedLine struct {
+	LineKey
+	Number     string
+	Model      string
+	Interval   string
+	VATPercent float64
+	Doc        string // JSON of the order's BillingDoc
+	Period     Period
+}
+
+// Invoicee is whom a reminded party is to invoice: the customer, or in UV
+// for the provider the intermediary.
+type Invoicee struct {
+	Role           string // RoleCustomer or mailflow.PartyIntermediary
+	Name           string
+	Street         string
+	PostalCode     string
+	City           string
+	Country        string
+	CustomerNumber string // the customer's number; "" for the intermediary
+	LeitwegID      string // routing id of the e-invoice (XRechnung)
+}
+
+// BillingLine is one period of one order that a party is to invoice.
+type BillingLine struct {
+	OrderID    int64
+	Number     string
+	Model      string // DV or UV
+	Service    string
+	PriceName  string
+	Interval   string
+	Currency   string
+	VATPercent float64
+	Period     Period
+	InvoiceTo  Invoicee
+}
+
+// BillingMail is one billing reminder: lines one party is to invoice.
+type BillingMail struct {
+	Role  string // mailflow.PartyProvider or mailflow.PartyIntermediary
+	To    mailflow.Party
+	Lines []BillingLine
+	// Part and Parts number the mails of a party in one run when it has
+	// more than MaxBillingLines lines: "Teil 2 von 3".
+	Part, Parts int
+	At          time.Time // the run's time
+}
+
+// BillingReportLine is one reminder line of a run.
+type BillingReportLine struct {
+	BillingLine
+	Role      string // the reminded party's role
+	Recipient string // the reminded party's name
+	Sent      bool   // false in a dry run
+}
+
+// BillingError is an order a run could not bill.
+type BillingError struct {
+	Order string
+	Err   string
+}
+
+// BillingReport is what a billing run sent or, in a dry run, would send.
+type BillingReport struct {
+	At      time.Time
+	DryRun  bool
+	Orders  int // orders looked at
+	Periods int // periods billed (recorded) by this run
+	Mails   int // reminder mails enqueued
+	// Lines lists the reminder lines mailed (or, in a dry run, to be
+	// mailed), by order, period and role: those of the periods billed now
+	// and any left queued by an earlier run that stopped before mailing.
+	Lines  []BillingReportLine
+	Errors []BillingError
+}
+
+// RunBilling bills every period that has ended by `at` and has no reminder
+// yet (DESIGN §5): for each, the provider is reminded to invoice the
+// customer (DV) or the intermediary (UV), and in UV the intermediary to
+// invoice the customer.
+//
+// The work follows database state, not cron ticks. Phase one looks only at
+// the orders whose next period has ended (order_billing.due_at <= at) and
+// the newly binding ones, in batches of BatchSize orders in id order, one
+// transaction each: record each due period under its unique key (order,
+// period), queue a reminder line per reminded party for each period that
+// was new, move due_at on. A daemon that was down for months bills each
+// missed period once; a rerun finds nothing due.
+//
+// Phase two mails the queue: per reminded party, one mail listing its
+// lines (several of at most MaxBillingLines), composed in parallel; each
+// mail is enqueued in the transaction that removes its lines from the
+// queue, so a line is mailed exactly once, also when the run stops in
+// between — the next run (or Start) mails what is left.
+//
+// A dry run reads and reports, writing nothing. A real run for a time after
+// the clock's now is refused: it would bill periods that have not ended.
+func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (BillingReport, error) {
+	start := time.Now()
+	rep := BillingReport{At: at, DryRun: dryRun}
+	if !dryRun {
+		if at.After(s.now()) {
+			return rep, fmt.Errorf("scheduler: billing run at %s is in the future; only a dry run may look ahead", at.Format(time.RFC3339))
+		}
+		release, err := s.lead(ctx, JobBilling)
+		if err != nil {
+			return rep, err
+		}
+		defer release()
+	}
+	err := s.billDue(ctx, at, &rep)
+	billed := time.Now()
+	if err == nil {
+		err = s.mailQueued(ctx, at, &rep)
+	}
+	slices.SortStableFunc(rep.Lines, func(a, b BillingReportLine) int {
+		return cmp.Or(cmp.Compare(a.Number, b.Number), a.Period.Start.Compare(b.Period.Start), cmp.Compare(b.Role, a.Role))
+	})
+	return rep, s.billingDone(rep, start, billed, err)
+}
+
+// resumeBilling is phase two alone: it mails what is queued.
+func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
+	release, err := s.lead(ctx, JobBilling)
+	if err != nil {
+		return err
+	}
+	defer release()
+	start := time.Now()
+	rep := BillingReport{At: at}
+	err = s.mailQueued(ctx, at, &rep)
+	if err != nil || rep.Mails > 0 {
+		return s.billingDone(rep, start, start, err)
+	}
+	return nil
+}
+
+// billDue is phase one.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+	ids, err := s.store.BillingCandidates(ctx, at)
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids) // id order: the rows a batch writes lie together
+	n := s.cfg.batchSize()
+	for i := 0; i < len(ids); i += n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := ids[i:min(i+n, len(ids))]
+		if rep.DryRun {
+			err = s.planDry(ctx, batch, at, rep)
+		} else {
+			err = s.billBatch(ctx, batch, at, rep)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// billingDone logs the run's summary and returns err.
+func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err error) error {
+	attrs := []any{"at", rep.At.Format(time.RFC3339), "dry_run", rep.DryRun, "orders", rep.Orders, "periods", rep.Periods,
+		"lines", len(rep.Lines), "mails", rep.Mails, "errors", len(rep.Errors),
+		"billing", billed.Sub(start).Round(time.Millisecond), "mailing", time.Since(billed).Round(time.Millisecond)}
+	if err != nil {
+		s.log.Error("scheduler: billing run stopped", append(attrs, "err", err)...)
+		return fmt.Errorf("scheduler: billing: %w", err)
+	}
+	s.log.Info("scheduler: billing run", attrs...)
+	for _, e := range rep.Errors {
+		s.log.Warn("scheduler: order not billed", "order", e.Order, "err", e.Err)
+	}
+	return nil
+}
+
+func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
+	var orders, periods int
+	var errs []BillingError
+	err := s.store.JobTx(ctx, func(tx Tx) error {
+		orders, periods, errs = 0, 0, nil
+		states, err := tx.LockBillingStates(ids)
+		if err != nil {
+			return err
+		}
+		var recs []BillingRecord
+		var owner []*BillingState // of each rec
+		progress := make([]BillingProgress, 0, len(states))
+		for i := range states {
+			st := &states[i]
+			if !st.due(at) { // billed by a concurrent run since the candidates were read
+				continue
+			}
+			orders++
+			ps, pr, err := s.plan(st, at)
+			if err != nil {
+				errs = append(errs, BillingError{Order: st.Number, Err: err.Error()})
+				continue
+			}
+			progress = append(progress, pr)
+			for _, p := range ps {
+				recs = append(recs, BillingRecord{OrderID: st.OrderID, Period: p})
+				owner = append(owner, st)
+			}
+		}
+		inserted, err := tx.InsertBillingRecords(recs, s.now())
+		if err != nil {
+			return err
+		}
+		var keys []LineKey
+		for i, rec := range recs {
+			if !inserted[i] {
+				continue // recorded, and queued, by a concurrent run
+			}
+			periods++
+			st := owner[i]
+			keys = append(keys, LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, rec.Period.Key})
+			if st.Model == mailflow.ModelUV {
+				keys = append(keys, LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key})
+			}
+		}
+		if err := tx.QueueBillingLines(keys); err != nil {
+			return err
+		}
+		return tx.AdvanceBilling(progress)
+	})
+	if err != nil {
+		return err
+	}
+	rep.Orders += orders
+	rep.Periods += periods
+	rep.Errors = append(rep.Errors, errs...)
+	return nil
+}
+
+// planDry is phase one of a dry run: what billBatch would record, with the
+// lines its mails would list.
+func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
+	states, err := s.store.BillingStates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range states {
+		st := &states[i]
+		if !st.due(at) {
+			continue
+		}
+		rep.Orders++
+		ps, _, err := s.plan(st, at)
+		if err == nil && len(ps) > 0 {
+			var doc BillingDoc
+			if err = json.Unmarshal([]byte(st.Doc), &doc); err == nil {
+				rep.Periods += len(ps)
+				for _, p := range ps {
+					for _, role := range remindedRoles(st.Model) {
+						q := QueuedLine{LineKey: LineKey{Role: role, OrderID: st.OrderID, PeriodKey: p.Key}, Number: st.Number,
+							Model: st.Model, Interval: st.Interval, VATPercent: st.VATPercent, Period: p}
+						to, line := reminderLine(&q, &doc)
+						rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
+					}
+				}
+			}
+		}
+		if err != nil {
+			rep.Errors = append(rep.Errors, BillingError{Order: st.Number, Err: err.Error()})
+		}
+	}
+	return nil
+}
+
+// plan returns the periods of an order due at `at` after what is billed,
+// and where its billing continues afterwards.
+func (s *Scheduler) plan(st *BillingState, at time.Time) ([]Period, BillingProgress, error) {
+	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil}
+	var from time.Time
+	if st.BilledUntil != nil {
+		from = *st.BilledUntil
+	}
+	ps, err := DuePeriods(st.BindingAt, st.Interval, st.AmountCents, st.VATPercent, s.cfg.Location, from, at)
+	if err != nil {
+		return nil, pr, err
+	}
+	if len(ps) > 0 {
+		end := ps[len(ps)-1].End
+		pr.BilledUntil = &end
+		from = end
+	}
+	next, ok, err := nextPeriodEnd(st.BindingAt, st.Interval, s.cfg.Location, from)
+	if err != nil {
+		return nil, pr, err
+	}
+	if ok {
+		pr.DueAt = &next
+	} else {
+		pr.Done = true
+	}
+	return ps, pr, nil
+}
+
+// stepMonths is the length of a period in months.
+var stepMonths = map[string]int{intervalOnce: 0, intervalMonthly: 1, intervalQuarterly: 3, intervalYearly: 12}
+
+// nextPeriodEnd is the End of the first period that DuePeriods would
+// return for from, at whatever time: when the next run has work for the
+// order. ok is false when there is none (a "once" price already billed).
+func nextPeriodEnd(binding time.Time, interval string, loc *time.Location, from time.Time) (time.Time, bool, error) {
+	step, known := stepMonths[interval]
+	if !known {
+		return time.Time{}, false, fmt.Errorf("%w: %q", ErrUnknownInterval, interval)
+	}
+	y, m, d := binding.In(loc).Date()
+	base := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if from.After(base) {
+		base = from
+	}
+	// The first period starting at or after base ends at most step months
+	// (a day for "once") after it: that bound returns it, and at most one
+	// more.
+	horizon := base.AddDate(0, step, 0)
+	if step == 0 {
+		horizon = base.AddDate(0, 0, 1)
+	}
+	ps, err := DuePeriods(binding, interval, 0, 0, loc, from, horizon)
+	if err != nil || len(ps) == 0 {
+		return time.Time{}, false, err
+	}
+	return ps[0].End, true, nil
+}
+
+// remindedRoles are the parties reminded of each period: DV the provider,
+// UV the provider and the intermediary.
+func remindedRoles(model string) []string {
+	if model == mailflow.ModelUV {
+		return []string{mailflow.PartyProvider, mailflow.PartyIntermediary}
+	}
+	return []string{mailflow.PartyProvider}
+}
+
+// reminderLine returns the reminded party of a line and what it is to
+// invoice: DV, the provider the customer; UV, the provider the
+// intermediary and the intermediary the customer.
+func reminderLine(q *QueuedLine, doc *BillingDoc) (mailflow.Party, BillingLine) {
+	line := BillingLine{OrderID: q.OrderID, Number: q.Number, Model: q.Model, Service: doc.Service, PriceName: doc.PriceName,
+		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period}
+	c := doc.Customer
+	line.InvoiceTo = Invoicee{Role: RoleCustomer, Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
+		Country: c.Country, CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}
+	var im mailflow.Party
+	if doc.Intermediary != nil {
+		im = *doc.Intermediary
+	}
+	if q.Role == mailflow.PartyIntermediary {
+		return im, line
+	}
+	if q.Model == mailflow.ModelUV {
+		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
+			City: im.City, LeitwegID: im.LeitwegID}
+	}
+	return doc.Provider, line
+}
+
+// errStaleQueue: lines of a mail were mailed by a concurrent run.
+var errStaleQueue = errors.New("billing queue changed")
+
+// mailQueued is phase two: it mails the billing queue, or in a dry run
+// reports it. A reader goroutine pages through the queue party by party,
+// workers compose the mails in parallel, and this goroutine writes each in
+// its own transaction. A mail whose lines a concurrent run took meanwhile
+// is dropped and its party's queue read again.
+func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport) error {
+	for pass := 0; pass < 3; pass++ {
+		stale, err := s.mailQueuePass(ctx, at, rep)
+		if err != nil || stale == 0 || rep.DryRun {
+			return err
+		}
+	}
+	return nil
+}
+
+type billingChunk struct {
+	role, party string
+	part, parts int
+	lines       []QueuedLine
+}
+
+type composedChunk struct {
+	billingChunk
+	msg    *mailflow.OutboxMessage
+	report []BillingReportLine
+	err    error
+}
+
+func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport) (stale int, err error) {
+	parties, err := s.store.BillingQueue(ctx)
+	if err != nil || len(parties) == 0 {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan billingChunk, workers)
+	results := make(chan composedChunk, workers)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		defer func() {
+			if r := recover(); r != nil {
+				readErr = fmt.Errorf("billing queue reader: panic: %v", r)
+			}
+		}()
+		readErr = s.readQueue(ctx, parties, chunks)
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range chunks {
+				results <- s.composeChunk(c, at, rep.DryRun)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		if err != nil {
+			continue // draining after a failure
+		}
+		if r.err != nil {
+			err = r.err
+			cancel()
+			continue
+		}
+		if rep.DryRun {
+			rep.Lines = append(rep.Lines, r.report...)
+			continue
+		}
+		keys := make([]LineKey, len(r.lines))
+		for i, l := range r.lines {
+			keys[i] = l.LineKey
+		}
+		werr := s.store.JobTx(ctx, func(tx Tx) error {
+			n, err := tx.DequeueBillingLines(keys)
+			if err != nil {
+				return err
+			}
+			if n != len(keys) {
+				return errStaleQueue
+			}
+			return tx.Enqueue(r.msg)
+		})
+		switch {
+		case errors.Is(werr, errStaleQueue):
+			stale++
+		case werr != nil:
+			err = werr
+			cancel()
+		default:
+			rep.Mails++
+			for i := range r.report {
+				r.report[i].Sent = true
+			}
+			rep.Lines = append(rep.Lines, r.report...)
+		}
+	}
+	if err == nil {
+		err = readErr
+	}
+	return stale, err
+}
+
+// readQueue sends the queued lines party by party in chunks of at most
+// MaxBillingLines.
+func (s *Scheduler) readQueue(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
+	count := map[LineKey]int{}
+	for _, p := range parties {
+		count[LineKey{Role: p.Role, PartyID: p.PartyID}] = p.Lines
+	}
+	var c billingChunk
+	flush := func() error {
+		if len(c.lines) == 0 {
+			return nil
+		}
+		parts := (count[LineKey{Role: c.role, PartyID: c.party}] + MaxBillingLines - 1) / MaxBillingLines
+		c.parts = max(parts, c.part)
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c = billingChunk{role: c.role, party: c.party, part: c.part + 1}
+		return nil
+	}
+	err := s.store.ScanBillingQueue(ctx, func(l *QueuedLine) error {
+		if l.Role != c.role || l.PartyID != c.party {
+			if err := flush(); err != nil {
+				return err
+			}
+			c = billingChunk{role: l.Role, party: l.PartyID, part: 1}
+		}
+		p := &l.Period // the store's times are UTC; dates are Berlin's
+		p.Start, p.End = p.Start.In(s.cfg.Location), p.End.In(s.cfg.Location)
+		c.lines = append(c.lines, *l)
+		if len(c.lines) == MaxBillingLines {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// composeChunk builds a chunk's report lines and, unless dry, its mail.
+func (s *Scheduler) composeChunk(c billingChunk, at time.Time, dry bool) (out composedChunk) {
+	out.billingChunk = c
+	defer func() {
+		if r := recover(); r != nil {
+			out.err = fmt.Errorf("compose billing reminder: panic: %v", r)
+		}
+	}()
+	m := BillingMail{Role: c.role, Part: c.part, Parts: c.parts, At: at, Lines: make([]BillingLine, 0, len(c.lines))}
+	docs := map[int64]*BillingDoc{}
+	for i := range c.lines {
+		q := &c.lines[i]
+		doc := docs[q.OrderID]
+		if doc == nil {
+			doc = new(BillingDoc)
+			if err := json.Unmarshal([]byte(q.Doc), doc); err != nil {
+				out.err = fmt.Errorf("order %s: billing doc: %w", q.Number, err)
+				return out
+			}
+			docs[q.OrderID] = doc
+		}
+		to, line := reminderLine(q, doc)
+		if i == 0 {
+			m.To = to
+		}
+		m.Lines = append(m.Lines, line)
+		out.report = append(out.report, BillingReportLine{BillingLine: line, Role: c.role, Recipient: to.Name})
+	}
+	if dry {
+		return out
+	}
+	msg, err := s.mail.BillingReminder(m)
+	if err != nil {
+		out.err = fmt.Errorf("compose billing reminder to %s %s: %w", c.role, c.party, err)
+	}
+	out.msg = msg
+	return out
+}
+
+// LastDay is the last billed day of the period (End is exclusive).
+func (p Period) LastDay() time.Time { return p.End.AddDate(0, 0, -1) }
+
+// Prorated reports whether the period is billed for part of its days.
+func (p Period) Prorated() bool { return p.Days != p.FullDays }

@@ -1,0 +1,157 @@
+package scheduler
+
+import (
+	"fmt"
+	"net/mail"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/templates"
+)
+
+// NewMailer returns the Mailer that composes the scheduler's mails with
+// the Composer, from the templates billing, reminder, escalation and
+// digest.
+func NewMailer(c *mailflow.Composer) Mailer { return &composerMailer{c: c} }
+
+type composerMailer struct{ c *mailflow.Composer }
+
+// BillingView is MailView.Data of the billing template: the mail's lines
+// as rows with their numbers and dates already formatted in the mail's
+// language. A reminder lists up to MaxBillingLines lines, and a template
+// function call per value would cost more than all the database work of
+// the run (reflection), so the formatting happens here and the template
+// only places the values.
+type BillingView struct {
+	Role        string
+	Part, Parts int
+	Rows        []BillingRow
+	Orders      int     // orders the rows belong to
+	UV          bool    // some row is of a UV order
+	Totals      []Total // per currency, in order of appearance
+}
+
+// BillingRow is one BillingLine as the billing template shows it.
+type BillingRow struct {
+	Number    string
+	Once      bool   // a "once" price
+	Key       string // the period: "2026-01", "2026-Q1", "2026"
+	Service   string // service and price name
+	Interval  string // the catalog interval
+	From, To  string // first and last billed day
+	Prorated  bool
+	Days      int // billed days of FullDays, when Prorated
+	FullDays  int
+	Name      string // the invoice recipient
+	Address   string // street, postal code and city
+	Customer  string // the customer number; "" when the recipient is the intermediary
+	LeitwegID string
+	Rate      string // VAT rate
+	Net       string
+	VAT       string
+	Gross     string
+}
+
+// Total sums the rows of one currency.
+type Total struct {
+	Currency        string
+	Rows            int
+	Net, VAT, Gross string
+	net, vat, gross int64
+}
+
+// NewBillingView formats a billing reminder's lines for its template in
+// lang ("de" or "en").
+func NewBillingView(b *BillingMail, lang string) *BillingView {
+	v := &BillingView{Role: b.Role, Part: b.Part, Parts: b.Parts, Rows: make([]BillingRow, len(b.Lines))}
+	seen := map[int64]bool{}
+	totals := map[string]int{}
+	for i := range b.Lines {
+		l := &b.Lines[i]
+		p := &l.Period
+		if !seen[l.OrderID] {
+			seen[l.OrderID] = true
+			v.Orders++
+		}
+		v.UV = v.UV || l.Model == mailflow.ModelUV
+		to := &l.InvoiceTo
+		v.Rows[i] = BillingRow{
+			Number: l.Number, Once: p.Key == intervalOnce, Key: p.Key, Service: l.Service + ", " + l.PriceName, Interval: l.Interval,
+			From: templates.Day(lang, p.Start), To: templates.Day(lang, p.LastDay()), Prorated: p.Prorated(), Days: p.Days, FullDays: p.FullDays,
+			Name: to.Name, Address: to.Street + ", " + to.PostalCode + " " + to.City, Customer: to.CustomerNumber, LeitwegID: to.LeitwegID,
+			Rate: templates.VAT(lang, l.VATPercent), Net: templates.Money(lang, p.NetCents, l.Currency),
+			VAT: templates.Money(lang, p.VATCents, l.Currency), Gross: templates.Money(lang, p.GrossCents, l.Currency),
+		}
+		t, ok := totals[l.Currency]
+		if !ok {
+			t = len(v.Totals)
+			totals[l.Currency] = t
+			v.Totals = append(v.Totals, Total{Currency: l.Currency})
+		}
+		tt := &v.Totals[t]
+		tt.Rows++
+		tt.net, tt.vat, tt.gross = tt.net+p.NetCents, tt.vat+p.VATCents, tt.gross+p.GrossCents
+	}
+	for i := range v.Totals {
+		t := &v.Totals[i]
+		t.Net, t.VAT, t.Gross = templates.Money(lang, t.net, t.Currency), templates.Money(lang, t.vat, t.Currency), templates.Money(lang, t.gross, t.Currency)
+	}
+	return v
+}
+
+// BillingReminder is one mail to the reminded party, in its language,
+// with questions going to the coordinator. A mail about a single order
+// carries its subject tag and is linked to it.
+func (m *composerMailer) BillingReminder(b BillingMail) (*mailflow.OutboxMessage, error) {
+	v := NewBillingView(&b, templates.Lang(b.To.Language))
+	msg := mailflow.Mail{Kind: mailflow.KindBilling, Role: b.Role, Lang: b.To.Language,
+		To: []mail.Address{{Name: b.To.Name, Address: b.To.Email}}, Template: "billing",
+		ReplyTo: m.c.Coordinator(), View: mailflow.MailView{Data: v}}
+	if v.Orders == 1 && len(b.Lines) > 0 {
+		msg.Order = &mailflow.Order{ID: b.Lines[0].OrderID, Number: b.Lines[0].Number}
+	}
+	return m.c.Compose(msg)
+}
+
+// ReminderView is MailView.Data of the reminder template.
+type ReminderView struct {
+	Since time.Time // the notification
+	Days  int       // whole days undecided
+}
+
+// ConfirmationReminder goes to the party's notification address with the
+// reply address and links of the notification, so that the party can
+// answer the reminder itself.
+func (m *composerMailer) ConfirmationReminder(o *mailflow.Order, party string, undecidedFor time.Duration) (*mailflow.OutboxMessage, error) {
+	p, ok := o.Party(party)
+	if !ok {
+		return nil, fmt.Errorf("scheduler: reminder: order %s has no %s", o.Number, party)
+	}
+	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindReminder, Role: party, Lang: p.Language,
+		To: []mail.Address{{Name: p.Name, Address: p.Email}}, Template: "reminder", Order: o, Token: true,
+		View: mailflow.MailView{Data: &ReminderView{Since: o.CreatedAt, Days: int(undecidedFor / (24 * time.Hour))}}})
+}
+
+// EscalationView is MailView.Data of the escalation template.
+type EscalationView struct {
+	Party     string // provider or intermediary
+	PartyName string
+	Email     string
+	Since     time.Time
+	Days      int
+}
+
+// Escalation alerts the coordinator.
+func (m *composerMailer) Escalation(o *mailflow.Order, party string, undecidedFor time.Duration) (*mailflow.OutboxMessage, error) {
+	p, _ := o.Party(party)
+	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindAlert, Role: mailflow.RoleCoordinator,
+		To: []mail.Address{{Address: m.c.Coordinator()}}, Template: "escalation", Order: o,
+		View: mailflow.MailView{Data: &EscalationView{Party: party, PartyName: p.Name, Email: p.Email, Since: o.CreatedAt,
+			Days: int(undecidedFor / (24 * time.Hour))}}})
+}
+
+// Digest goes to the coordinator.
+func (m *composerMailer) Digest(d DigestData) (*mailflow.OutboxMessage, error) {
+	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+		To: []mail.Address{{Address: m.c.Coordinator()}}, Template: "digest", View: mailflow.MailView{Data: &d}})
+}

@@ -1,0 +1,463 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+
+	"mailflow/mailflow"
+	"mailflow/scheduler"
+)
+
+var _ scheduler.Store = (*Store)(nil)
+var _ scheduler.Tx = (*Tx)(nil)
+
+// JobTx runs fn in one transaction with the scheduler's methods. A panic
+// in fn (a template bug in a job, say) rolls the transaction back before it
+// goes on up to the job's recover: an abandoned SQLite transaction would
+// keep the database locked.
+func (s *Store) JobTx(ctx context.Context, fn func(scheduler.Tx) error) error {
+	var panicked any
+	err := s.inTx(ctx, func(tx *Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, err = p, fmt.Errorf("storage: job transaction: panic: %v", p)
+			}
+		}()
+		return fn(tx)
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return err
+}
+
+// registerBilling adds a binding order to order_billing, where billing
+// runs find it, with what they need of its snapshot. It does nothing if
+// the order is registered.
+func (t *Tx) registerBilling(orderID int64) error {
+	var n int
+	if err := t.get(&n, `SELECT COUNT(*) FROM order_billing WHERE order_id = ?`, orderID); err != nil || n > 0 {
+		return err
+	}
+	var r struct {
+		Number         string    `db:"number"`
+		ContractModel  string    `db:"contract_model"`
+		ProviderID     string    `db:"provider_id"`
+		IntermediaryID string    `db:"intermediary_id"`
+		BindingAt      time.Time `db:"binding_at"`
+		Snapshot       string    `db:"snapshot"`
+	}
+	if err := t.get(&r, `SELECT number, contract_model, provider_id, COALESCE(intermediary_id, '') AS intermediary_id,
+		binding_at, snapshot FROM orders WHERE id = ? AND binding_at IS NOT NULL`, orderID); err != nil {
+		return fmt.Errorf("storage: register billing of order %d: %w", orderID, mapErr(err))
+	}
+	var sn mailflow.Snapshot
+	if err := json.Unmarshal([]byte(r.Snapshot), &sn); err != nil {
+		return fmt.Errorf("storage: register billing of %s: snapshot: %w", r.Number, err)
+	}
+	doc, err := json.Marshal(scheduler.NewBillingDoc(&sn))
+	if err != nil {
+		return fmt.Errorf("storage: register billing of %s: %w", r.Number, err)
+	}
+	_, err = t.exec(`INSERT INTO order_billing (order_id, number, contract_model, provider_id, intermediary_id, binding_at,
+		price_interval, amount_cents, vat_percent, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
+		orderID, r.Number, r.ContractModel, r.ProviderID, r.IntermediaryID, utc(r.BindingAt),
+		sn.Price.Interval, sn.Price.AmountCents, sn.Price.VATPercent, string(doc))
+	if err != nil {
+		return fmt.Errorf("storage: register billing of %s: %w", r.Number, err)
+	}
+	return nil
+}
+
+// registerBindingOrders registers the orders that were binding before
+// migration 2 added order_billing.
+func registerBindingOrders(t *Tx) error {
+	var ids []int64
+	if err := t.sel(&ids, `SELECT id FROM orders WHERE binding_at IS NOT NULL ORDER BY id`); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := t.registerBilling(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BillingCandidates lists the orders whose next billing period has ended
+// by now (order_billing_due) and the binding orders no billing run has
+// seen yet (order_billing_new, a partial index): both sets stay small
+// whatever the number of orders and their age.
+func (s *Store) BillingCandidates(ctx context.Context, now time.Time) ([]int64, error) {
+	var ids []int64
+	err := s.sel(ctx, &ids, `SELECT order_id FROM order_billing WHERE due_at <= ?
+		UNION ALL SELECT order_id FROM order_billing WHERE due_at IS NULL AND done = FALSE`, utc(now))
+	if err != nil {
+		return nil, fmt.Errorf("storage: billing candidates: %w", err)
+	}
+	return ids, nil
+}
+
+const billingStateColumns = `order_id, number, contract_model, provider_id, intermediary_id, binding_at, price_interval,
+	amount_cents, vat_percent, billed_until, due_at, done`
+
+// scanBillingStates reads rows of billingStateColumns (and doc) with plain
+// Scan: a run reads one row per due order, and reflection would cost more
+// than the database does.
+func scanBillingStates(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}, withDoc bool) ([]scheduler.BillingState, error) {
+	defer rows.Close()
+	var out []scheduler.BillingState
+	for rows.Next() {
+		var st scheduler.BillingState
+		var until, due *time.Time
+		dest := []any{&st.OrderID, &st.Number, &st.Model, &st.ProviderID, &st.IntermediaryID, &st.BindingAt, &st.Interval,
+			&st.AmountCents, &st.VATPercent, &until, &due, &st.Done}
+		if withDoc {
+			dest = append(dest, &st.Doc)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		st.BindingAt = st.BindingAt.UTC()
+		st.BilledUntil, st.DueAt = utcPtr(until), utcPtr(due)
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// BillingStates loads billing states with their docs, without locking.
+func (s *Store) BillingStates(ctx context.Context, ids []int64) ([]scheduler.BillingState, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	q, args := inList(ids)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+billingStateColumns+`, doc FROM order_billing
+		WHERE order_id IN (`+q+`) ORDER BY order_id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: billing states: %w", err)
+	}
+	out, err := scanBillingStates(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("storage: billing states: %w", err)
+	}
+	return out, nil
+}
+
+// LockBillingStates loads billing states and locks them (in id order, so
+// concurrent runs cannot deadlock) until the transaction ends. The orders
+// rows stay unlocked: a late reply to a binding order is not held up.
+func (t *Tx) LockBillingStates(ids []int64) ([]scheduler.BillingState, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	q, args := inList(ids)
+	rows, err := t.tx.QueryContext(t.ctx, t.tx.Rebind(`SELECT `+billingStateColumns+` FROM order_billing
+		WHERE order_id IN (`+q+`) ORDER BY order_id`+t.s.d.forUpdate), args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: lock billing states: %w", err)
+	}
+	out, err := scanBillingStates(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("storage: lock billing states: %w", err)
+	}
+	return out, nil
+}
+
+// billingChunk bounds the rows of one multi-row statement, far below
+// SQLite's and PostgreSQL's parameter limits.
+const billingChunk = 1000
+
+// multiRow builds multi-row statements of n rows of width parameters
+// each, in chunks: head, the VALUES tuples, tail. row appends the
+// parameters of row i.
+func multiRow(head, tail string, n, width int, row func(args []any, i int) []any) []chunkStmt {
+	var out []chunkStmt
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
+	for start := 0; start < n; start += billingChunk {
+		end := min(start+billingChunk, n)
+		var b strings.Builder
+		b.WriteString(head)
+		args := make([]any, 0, width*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteByte(',')
+			}
+			b.WriteString(tuple)
+			args = row(args, i)
+		}
+		b.WriteString(tail)
+		out = append(out, chunkStmt{b.String(), args})
+	}
+	return out
+}
+
+type chunkStmt struct {
+	query string
+	args  []any
+}
+
+// InsertBillingRecords inserts billed periods; the unique key (order_id,
+// period_key) drops those a concurrent run inserted first, and RETURNING
+// tells which rows are new.
+func (t *Tx) InsertBillingRecords(recs []scheduler.BillingRecord, at time.Time) ([]bool, error) {
+	inserted := make([]bool, len(recs))
+	type key struct {
+		order  int64
+		period string
+	}
+	index := make(map[key]int, len(recs))
+	for i, r := range recs {
+		index[key{r.OrderID, r.Period.Key}] = i
+	}
+	mark := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.order, &k.period); err != nil {
+				return err
+			}
+			inserted[index[k]] = true
+		}
+		return rows.Err()
+	}
+	const tail = ` ON CONFLICT (order_id, period_key) DO NOTHING RETURNING order_id, period_key`
+	if t.s.d.name == "postgres" {
+		// Ten arrays rather than thousands of parameters: PostgreSQL
+		// parses and plans the statement in no time.
+		n := len(recs)
+		orders, keys, starts, ends := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+		days, full, net, vat, gross := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, r := range recs {
+			p := &r.Period
+			orders[i], keys[i], starts[i], ends[i] = r.OrderID, p.Key, pgTime(p.Start), pgTime(p.End)
+			days[i], full[i], net[i], vat[i], gross[i] = int64(p.Days), int64(p.FullDays), p.NetCents, p.VATCents, p.GrossCents
+		}
+		err := mark(t.tx.QueryContext(t.ctx, t.tx.Rebind(`INSERT INTO billing_reminders (order_id, period_key, period_start, period_end,
+			days, full_days, net_cents, vat_cents, gross_cents, created_at)
+			SELECT o, k, s::timestamptz, e::timestamptz, d, f, n, v, g, ?::timestamptz
+			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[])
+				AS x(o, k, s, e, d, f, n, v, g)`+tail),
+			pgTime(at), pq.Array(orders), pq.Array(keys), pq.Array(starts), pq.Array(ends), pq.Array(days), pq.Array(full),
+			pq.Array(net), pq.Array(vat), pq.Array(gross)))
+		if err != nil {
+			return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
+		}
+		return inserted, nil
+	}
+	created := utc(at)
+	stmts := multiRow(`INSERT INTO billing_reminders (order_id, period_key, period_start, period_end, days, full_days,
+		net_cents, vat_cents, gross_cents, created_at) VALUES `, tail,
+		len(recs), 10, func(args []any, i int) []any {
+			p := &recs[i].Period
+			return append(args, recs[i].OrderID, p.Key, utc(p.Start), utc(p.End), p.Days, p.FullDays, p.NetCents, p.VATCents, p.GrossCents, created)
+		})
+	for _, st := range stmts {
+		if err := mark(t.tx.QueryContext(t.ctx, t.tx.Rebind(st.query), st.args...)); err != nil {
+			return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
+		}
+	}
+	return inserted, nil
+}
+
+// pgTime formats a time for a PostgreSQL text array of timestamps.
+func pgTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// QueueBillingLines adds reminder lines to the billing queue.
+func (t *Tx) QueueBillingLines(keys []scheduler.LineKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if t.s.d.name == "postgres" {
+		roles, parties, orders, periods := keyArrays(keys)
+		if _, err := t.exec(`INSERT INTO billing_queue (role, party_id, order_id, period_key)
+			SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[]) ON CONFLICT DO NOTHING`,
+			pq.Array(roles), pq.Array(parties), pq.Array(orders), pq.Array(periods)); err != nil {
+			return fmt.Errorf("storage: queue billing lines: %w", err)
+		}
+		return nil
+	}
+	stmts := multiRow(`INSERT INTO billing_queue (role, party_id, order_id, period_key) VALUES `, ` ON CONFLICT DO NOTHING`,
+		len(keys), 4, func(args []any, i int) []any {
+			k := &keys[i]
+			return append(args, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+		})
+	for _, st := range stmts {
+		if _, err := t.exec(st.query, st.args...); err != nil {
+			return fmt.Errorf("storage: queue billing lines: %w", err)
+		}
+	}
+	return nil
+}
+
+// keyArrays splits line keys into PostgreSQL arrays.
+func keyArrays(keys []scheduler.LineKey) (roles, parties []string, orders []int64, periods []string) {
+	roles, parties, orders, periods = make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		roles[i], parties[i], orders[i], periods[i] = k.Role, k.PartyID, k.OrderID, k.PeriodKey
+	}
+	return roles, parties, orders, periods
+}
+
+// DequeueBillingLines removes lines from the billing queue and counts
+// those that were there.
+func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
+	var n int64
+	if t.s.d.name == "postgres" {
+		roles, parties, orders, periods := keyArrays(keys)
+		res, err := t.exec(`DELETE FROM billing_queue q USING unnest(?::text[], ?::text[], ?::bigint[], ?::text[]) AS k(role, party_id, order_id, period_key)
+			WHERE q.role = k.role AND q.party_id = k.party_id AND q.order_id = k.order_id AND q.period_key = k.period_key`,
+			pq.Array(roles), pq.Array(parties), pq.Array(orders), pq.Array(periods))
+		if err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return int(n), nil
+	}
+	st, err := t.tx.PreparexContext(t.ctx, `DELETE FROM billing_queue WHERE role = ? AND party_id = ? AND order_id = ? AND period_key = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+	}
+	defer st.Close()
+	for _, k := range keys {
+		res, err := st.ExecContext(t.ctx, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+		if err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		d, _ := res.RowsAffected()
+		n += d
+	}
+	return int(n), nil
+}
+
+// BillingQueue lists the parties with queued reminder lines.
+func (s *Store) BillingQueue(ctx context.Context) ([]scheduler.QueuedParty, error) {
+	var rows []struct {
+		Role    string `db:"role"`
+		PartyID string `db:"party_id"`
+		N       int    `db:"n"`
+	}
+	if err := s.sel(ctx, &rows, `SELECT role, party_id, COUNT(*) AS n FROM billing_queue GROUP BY role, party_id ORDER BY role, party_id`); err != nil {
+		return nil, fmt.Errorf("storage: billing queue: %w", err)
+	}
+	out := make([]scheduler.QueuedParty, len(rows))
+	for i, r := range rows {
+		out[i] = scheduler.QueuedParty{Role: r.Role, PartyID: r.PartyID, Lines: r.N}
+	}
+	return out, nil
+}
+
+// ScanBillingQueue reads the whole billing queue in key order (party by
+// party) in one query, so that it sees one snapshot and SQLite's page
+// cache stays warm while the mails are written.
+func (s *Store) ScanBillingQueue(ctx context.Context, fn func(*scheduler.QueuedLine) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT q.role, q.party_id, q.order_id, q.period_key, b.number, b.contract_model,
+		b.price_interval, b.vat_percent, b.doc, r.period_start, r.period_end, r.days, r.full_days, r.net_cents, r.vat_cents, r.gross_cents
+		FROM billing_queue q
+		JOIN billing_reminders r ON r.order_id = q.order_id AND r.period_key = q.period_key
+		JOIN order_billing b ON b.order_id = q.order_id
+		ORDER BY q.role, q.party_id, q.order_id, q.period_key`)
+	if err != nil {
+		return fmt.Errorf("storage: billing queue: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l scheduler.QueuedLine
+		p := &l.Period
+		if err := rows.Scan(&l.Role, &l.PartyID, &l.OrderID, &l.PeriodKey, &l.Number, &l.Model, &l.Interval, &l.VATPercent, &l.Doc,
+			&p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents, &p.GrossCents); err != nil {
+			return fmt.Errorf("storage: billing queue: %w", err)
+		}
+		p.Key = l.PeriodKey
+		if err := fn(&l); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("storage: billing queue: %w", err)
+	}
+	return nil
+}
+
+// AdvanceBilling stores each order's billing progress: PostgreSQL in one
+// statement over arrays (one round trip per batch), SQLite, which has no
+// round trips, with a prepared statement per row.
+func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	if t.s.d.name == "postgres" {
+		ids := make([]int64, len(ps))
+		until := make([]string, len(ps))
+		due := make([]string, len(ps))
+		done := make([]bool, len(ps))
+		ts := func(p *time.Time) string {
+			if p == nil {
+				return ""
+			}
+			return pgTime(*p)
+		}
+		for i, p := range ps {
+			ids[i], until[i], due[i], done[i] = p.OrderID, ts(p.BilledUntil), ts(p.DueAt), p.Done
+		}
+		_, err := t.exec(`UPDATE order_billing AS b SET billed_until = NULLIF(v.until, '')::timestamptz,
+			due_at = NULLIF(v.due, '')::timestamptz, done = v.done
+			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[]) AS v(id, until, due, done) WHERE b.order_id = v.id`,
+			pq.Array(ids), pq.Array(until), pq.Array(due), pq.Array(done))
+		if err != nil {
+			return fmt.Errorf("storage: advance billing: %w", err)
+		}
+		return nil
+	}
+	st, err := t.tx.PreparexContext(t.ctx, `UPDATE order_billing SET billed_until = ?, due_at = ?, done = ? WHERE order_id = ?`)
+	if err != nil {
+		return fmt.Errorf("storage: advance billing: %w", err)
+	}
+	defer st.Close()
+	for _, p := range ps {
+		if _, err := st.ExecContext(t.ctx, utcPtr(p.BilledUntil), utcPtr(p.DueAt), p.Done, p.OrderID); err != nil {
+			return fmt.Errorf("storage: advance billing: %w", err)
+		}
+	}
+	return nil
+}
+
+// BillingRecord is a row of billing_reminders, for tests and tools.
+type BillingRecord struct {
+	OrderID    int64     `db:"order_id"`
+	Number     string    `db:"number"`
+	PeriodKey  string    `db:"period_key"`
+	Start      time.Time `db:"period_start"`
+	End        time.Time `db:"period_end"`
+	Days       int       `db:"days"`
+	FullDays   int       `db:"full_days"`
+	NetCents   int64     `db:"net_cents"`
+	VATCents   int64     `db:"vat_cents"`
+	GrossCents int64     `db:"gross_cents"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// BillingRecords lists the billed periods of every order, by order number
+// and period.
+func (s *Store) BillingRecords(ctx context.Context) ([]BillingRecord, error) {
+	var rows []BillingRecord
+	if err := s.sel(ctx, &rows, `SELECT b.order_id, o.number, b.period_key, b.period_start, b.period_end, b.days, b.full_days,
+		b.net_cents, b.vat_cents, b.gross_cents, b.created_at FROM billing_reminders b JOIN orders o ON o.id = b.order_id
+		ORDER BY o.number, b.period_start`); err != nil {
+		return nil, fmt.Errorf("storage: billing records: %w", err)
+	}
+	return rows, nil
+}

@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/scheduler"
+)
+
+// A database with binding orders from before migration 2 gets their
+// order_billing rows when it is upgraded, as SaveEvaluation makes them
+// for orders that become binding afterwards.
+func TestUpgradeRegistersBindingOrders(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	all := migrations
+	migrations = all[:1]
+	old, err := Open(ctx, "sqlite", path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := &mailflow.Flow{Store: old}
+	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+		t.Fatal(err)
+	}
+	var bound, open *mailflow.Order
+	for i, file := range []string{"order-uv.json", "order-dv.json"} {
+		b, err := os.ReadFile("../examples/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req mailflow.OrderRequest
+		if err := json.Unmarshal(b, &req); err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := flow.CreateOrder(ctx, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			// What the old binary's SaveEvaluation wrote.
+			at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+			if _, err := old.DB().Exec(`UPDATE orders SET status = ?, binding_at = ? WHERE id = ?`, "ordered", at, o.ID); err != nil {
+				t.Fatal(err)
+			}
+			o.BindingAt = &at
+			bound = o
+		} else {
+			open = o
+		}
+	}
+	old.Close()
+
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 1 {
+		t.Fatalf("%d orders registered for billing, want the binding one", len(states))
+	}
+	st := states[0]
+	if st.OrderID != bound.ID || st.Number != bound.Number || st.Model != "UV" || st.ProviderID != "itnrw" || st.IntermediaryID != "govdigital" ||
+		!st.BindingAt.Equal(*bound.BindingAt) || st.Interval != "quarterly" || st.AmountCents != 45000 || st.VATPercent != 19 ||
+		st.DueAt != nil || st.BilledUntil != nil || st.Done {
+		t.Errorf("registered %+v", st)
+	}
+	var doc scheduler.BillingDoc
+	if err := json.Unmarshal([]byte(st.Doc), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Customer.LeitwegID != "09564000-NUE0001-49" || doc.Intermediary == nil || doc.Intermediary.LeitwegID != "992-90009-96" ||
+		doc.Provider.Email != "orders@it.nrw.example" || doc.Service != "Kollaboration" || doc.PriceName != "Team" || doc.Currency != "EUR" ||
+		len(doc.Provider.ReplySenders) != 0 {
+		t.Errorf("billing doc %+v", doc)
+	}
+}
+
+func exampleCatalog(t *testing.T) *mailflow.Catalog {
+	b, err := os.ReadFile("../examples/catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat mailflow.Catalog
+	if err := json.Unmarshal(b, &cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailflow.ValidateCatalog(&cat); err != nil {
+		t.Fatal(err)
+	}
+	return &cat
+}

@@ -1,0 +1,64 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"mailflow/mailflow"
+	"mailflow/storage/storagetest"
+)
+
+// TestOutboxMarkSentManyAndRelease checks the two batch operations of the
+// sender: marking many rows sent in one statement, and handing back the
+// claims on rows it will not send.
+func TestOutboxMarkSentManyAndRelease(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			err := s.InTx(ctx, func(tx mailflow.Tx) error {
+				for i := range 4 {
+					m := &mailflow.OutboxMessage{Ref: int64(1000 + i), Kind: mailflow.KindAlert, Sender: "a@example.org",
+						Recipients: []string{"b@example.org"}, MessageID: fmt.Sprintf("batch-%d@example.org", i), Raw: []byte("x")}
+					if err := tx.Enqueue(m); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			claimed, err := s.ClaimOutbox(ctx, now, 4, time.Hour)
+			if err != nil || len(claimed) != 4 {
+				t.Fatalf("claim: %d rows, %v", len(claimed), err)
+			}
+			if err := s.MarkSentMany(ctx, []int64{claimed[0].ID, claimed[1].ID}, now); err != nil {
+				t.Fatal(err)
+			}
+			// Releasing a sent row changes nothing; a pending one is due again.
+			if err := s.ReleaseOutbox(ctx, []int64{claimed[1].ID, claimed[2].ID}); err != nil {
+				t.Fatal(err)
+			}
+			again, err := s.ClaimOutbox(ctx, now.Add(time.Second), 4, time.Hour)
+			if err != nil || len(again) != 1 || again[0].ID != claimed[2].ID {
+				t.Fatalf("after release: claimed %v, %v; want only row %d", again, err, claimed[2].ID)
+			}
+			rows, err := s.OutboxList(ctx, mailflow.OutboxSent, 10)
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("sent rows: %d, %v", len(rows), err)
+			}
+			for _, r := range rows {
+				if r.Attempts != 1 || r.SentAt == nil {
+					t.Errorf("row %d: attempts %d, sent at %v", r.ID, r.Attempts, r.SentAt)
+				}
+			}
+			if err := s.MarkSentMany(ctx, nil, now); err != nil {
+				t.Errorf("empty batch: %v", err)
+			}
+		})
+	}
+}
