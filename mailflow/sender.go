@@ -418,12 +418,24 @@ func (s *Sender) markSentBatch(ids []int64) {
 		}
 	}()
 	// Not tied to Run's context: a delivered message whose row stayed
-	// pending would be sent again.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// pending would be sent again. Until the rows are marked only their
+	// leases keep them from that, and a database restart or failover takes
+	// seconds: keep trying while the leases run. Meanwhile the workers
+	// wait, since nothing they send could be recorded either.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
 	defer cancel()
 	now := s.cfg.Now()
-	if err := retry(ctx, func() error { return s.store.MarkSentMany(ctx, ids, now) }); err != nil {
-		s.log.Error("outbox: mark sent", "err", err, "rows", len(ids))
+	failed := false
+	err := retry(ctx, func() error {
+		err := s.store.MarkSentMany(ctx, ids, now)
+		if err != nil && !failed {
+			failed = true
+			s.log.Warn("outbox: mark sent failed, retrying while the lease runs", "err", err, "rows", len(ids))
+		}
+		return err
+	})
+	if err != nil {
+		s.log.Error("outbox: mark sent failed; the messages are sent again when their lease ends", "err", err, "rows", len(ids))
 	}
 }
 
@@ -767,23 +779,25 @@ func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
 	return "", nil
 }
 
-// retry runs fn up to three times, for database writes whose loss would
+// retry runs fn until it succeeds or ctx ends, waiting 100 ms, then
+// twice as long each time up to 1 s: for database writes whose loss would
 // send a message twice.
 func retry(ctx context.Context, fn func() error) error {
-	var err error
-	for i := range 3 {
-		if err = fn(); err == nil {
-			return nil
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		t := time.NewTimer(time.Duration(i+1) * 200 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return err
 		case <-t.C:
 		}
+		wait = min(2*wait, time.Second)
 	}
-	return err
 }
 
 // limiter spaces sends at least interval apart over all workers.

@@ -64,7 +64,8 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 	d.sender, err = mailflow.NewSender(d.store, mailflow.SenderConfig{
 		SMTP: mailflow.SMTPConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password},
-		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, Alerts: d.composer, Logger: log,
+		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
+		Lease: cfg.lease, Alerts: d.composer, Logger: log,
 	})
 	if err != nil {
 		d.store.Close()
