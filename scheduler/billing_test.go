@@ -263,8 +263,8 @@ func TestBillingDryRun(t *testing.T) {
 			}
 			var initialised int
 			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM order_billing WHERE due_at IS NOT NULL OR billed_until IS NOT NULL OR done`)
-			if n := e.count("billing_reminders"); n != 0 || e.count("outbox") != outbox || initialised != 0 {
-				t.Errorf("dry run wrote: %d billing_reminders, %d new outbox rows, %d orders changed", n, e.count("outbox")-outbox, initialised)
+			if n, q := e.count("billing_reminders"), e.count("billing_queue"); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
+				t.Errorf("dry run wrote: %d billing_reminders, %d queued lines, %d new outbox rows, %d orders changed", n, q, e.count("outbox")-outbox, initialised)
 			}
 			var buf bytes.Buffer
 			if err := dry.WriteTable(&buf); err != nil {
