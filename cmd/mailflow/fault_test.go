@@ -118,7 +118,7 @@ level = "debug"
 // keepLog copies a failed test's daemon log out of its temp dir, which
 // is removed, and says where it is; the end goes into the test output.
 func keepLog(t *testing.T, path string) {
-	if !t.Failed() {
+	if !t.Failed() && os.Getenv("MAILFLOW_FAULT_KEEP_LOGS") == "" {
 		return
 	}
 	b, err := os.ReadFile(path)
@@ -1320,7 +1320,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			// Up: a first third goes through.
 			phase := time.Now()
 			l.createAll(ctx, 0, 30, 2)
-			l.waitSettled(30 * time.Second)
+			l.waitSettled(time.Minute)
 			t.Logf("up: 30 orders done in %s", time.Since(phase).Round(time.Millisecond))
 			if n := e.d.sender.Stats.Retried.Load(); n != 0 {
 				t.Errorf("%d retries with the server up", n)
@@ -1340,12 +1340,12 @@ func TestFaultSMTPOutage(t *testing.T) {
 			second := restartSMTP(t, first.Addr)
 			sinks.add(second)
 			upAt := time.Now()
-			waitUntil(t, "the queued notifications", 30*time.Second, func() bool { return second.Count() >= 30 })
+			waitUntil(t, "the queued notifications", time.Minute, func() bool { return second.Count() >= 30 })
 			recovery := time.Since(upAt)
 			if sinks.count() == before {
 				t.Fatal("nothing delivered after the outage")
 			}
-			l.waitSettled(30 * time.Second)
+			l.waitSettled(time.Minute)
 
 			// Down in the middle of deliveries.
 			phase = time.Now()
@@ -1359,7 +1359,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			l.fault(time.Now())
 			time.Sleep(1500 * time.Millisecond)
 			sinks.add(restartSMTP(t, first.Addr))
-			l.waitCaughtUp(time.Minute)
+			l.waitCaughtUp(2 * time.Minute)
 			t.Logf("down in the middle: 30 orders done in %s", time.Since(phase).Round(time.Millisecond))
 			cancel()
 			wg.Wait()
@@ -1615,7 +1615,7 @@ func imapDropTest(t *testing.T, box imapBox, user, pass string) {
 		proxy.cutBody(1)
 		l.release(i)
 		l.release(i + 1)
-		waitUntil(t, fmt.Sprintf("orders %d and %d after a cut download", i, i+1), 30*time.Second,
+		waitUntil(t, fmt.Sprintf("orders %d and %d after a cut download", i, i+1), time.Minute,
 			func() bool { return ordered(i)() && ordered(i+1)() })
 		if c := proxy.cuts.Load(); c != int64(r+1) {
 			t.Fatalf("round %d: %d downloads cut, want %d", r, c, r+1)
@@ -1631,12 +1631,12 @@ func imapDropTest(t *testing.T, box imapBox, user, pass string) {
 		time.Sleep(100 * time.Millisecond)
 		proxy.dropAll()
 		l.release(i)
-		waitUntil(t, fmt.Sprintf("order %d after a drop in IDLE", i), 30*time.Second, ordered(i))
+		waitUntil(t, fmt.Sprintf("order %d after a drop in IDLE", i), time.Minute, ordered(i))
 		waitUntil(t, "the watcher in IDLE again", 20*time.Second, func() bool { return proxy.idle() > 0 })
 		l.release(i + 1)
-		idleLatency = max(idleLatency, waitUntil(t, fmt.Sprintf("order %d through IDLE", i+1), 10*time.Second, ordered(i+1)))
+		idleLatency = max(idleLatency, waitUntil(t, fmt.Sprintf("order %d through IDLE", i+1), 20*time.Second, ordered(i+1)))
 	}
-	l.waitCaughtUp(time.Minute)
+	l.waitCaughtUp(2 * time.Minute)
 	st := e.d.watcher.Stats()
 	cancel()
 	wg.Wait()
