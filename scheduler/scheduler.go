@@ -186,6 +186,9 @@ type Scheduler struct {
 	local  map[string]*sync.Mutex // one run of a job per process
 	panics atomic.Int64
 
+	statsMu sync.Mutex
+	stats   map[string]JobStats
+
 	mu     sync.Mutex
 	cron   *cron.Cron
 	cancel context.CancelFunc
@@ -290,7 +293,9 @@ func (s *Scheduler) tick(ctx context.Context, job string, run func(context.Conte
 			s.log.Error("scheduler: job panicked", "job", job, "err", fmt.Errorf("panic: %v", r), "stack", string(debug.Stack()))
 		}
 	}()
+	start := time.Now()
 	err := run(ctx, s.now())
+	s.record(job, time.Since(start), err)
 	switch {
 	case errors.Is(err, ErrBusy):
 		s.log.Info("scheduler: job skipped, running elsewhere", "job", job)
@@ -299,6 +304,36 @@ func (s *Scheduler) tick(ctx context.Context, job string, run func(context.Conte
 	case err != nil:
 		s.log.Error("scheduler: job failed", "job", job, "err", err)
 	}
+}
+
+// JobStats is what the scheduler did with one job since start, for /metrics.
+type JobStats struct {
+	Runs, Failures int64
+	LastDuration   time.Duration
+	TotalDuration  time.Duration
+}
+
+func (s *Scheduler) record(job string, d time.Duration, err error) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.stats == nil {
+		s.stats = map[string]JobStats{}
+	}
+	st := s.stats[job]
+	st.Runs++
+	if err != nil && !errors.Is(err, ErrBusy) {
+		st.Failures++
+	}
+	st.LastDuration = d
+	st.TotalDuration += d
+	s.stats[job] = st
+}
+
+// Stats returns the counters of a job (billing, reminders, digest).
+func (s *Scheduler) Stats(job string) JobStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats[job]
 }
 
 // lead takes the job's lock in this process and, through the store, in
