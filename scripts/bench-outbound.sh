@@ -1,6 +1,8 @@
 #!/bin/sh
 # Outbound throughput: notifications per second into an in-process go-smtp
-# sink and into Postfix's smtp-sink (mailflow/sender_bench_test.go), and
+# sink and into Postfix's smtp-sink (mailflow/sender_bench_test.go: the
+# whole path from order to delivery; delivery of queued notifications; and
+# the sender's SMTP side alone, without the database), and
 # Postfix's smtp-source sending messages of the same size to the same
 # smtp-sink as the yardstick. Needs Postfix's tools, for measuring only:
 #
@@ -44,7 +46,7 @@ while [ "$r" -le "$ROUNDS" ]; do
 	for target in go-smtp smtp-sink; do
 		addr=
 		[ "$target" = smtp-sink ] && addr=127.0.0.1:$PORT
-		for bench in Notifications Sender; do
+		for bench in Notifications Sender SenderSMTP; do
 			s0=$(sinkcpu)
 			MAILFLOW_BENCH_SMTP=$addr "$bin" -test.run '^$' -test.bench "^Benchmark$bench\$" -test.benchtime "${N}x" >"$tmp/out"
 			s1=$(sinkcpu)
