@@ -19,6 +19,10 @@ import (
 // the connection is discarded rather than returned to the pool still
 // holding the lock.
 //
+// The lock is the schema's: advisory locks belong to the whole database,
+// and mailflow installations (or test runs) in other schemas of it must
+// not hold up each other's jobs.
+//
 // SQLite is one file on one host: concurrent runs (the daemon's and
 // `mailflow billing run`) serialise on each immediate transaction and the
 // unique keys make the later one a no-op, so there is no lock to take.
@@ -26,7 +30,7 @@ func (s *Store) TryLeader(ctx context.Context, job string) (func(), bool, error)
 	if s.d.name != "postgres" {
 		return func() {}, true, nil
 	}
-	key := leaderKey(job)
+	key := leaderKey(s.schema, job)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("storage: leader lock %s: %w", job, err)
@@ -54,10 +58,10 @@ func (s *Store) TryLeader(ctx context.Context, job string) (func(), bool, error)
 	return release, true, nil
 }
 
-// leaderKey is the advisory lock key of a job: a hash of its name, so
-// keys need no registry (migrations use 7246001).
-func leaderKey(job string) int64 {
+// leaderKey is the advisory lock key of a job in a schema: a hash of
+// both names, so keys need no registry (migrations use 7246001).
+func leaderKey(schema, job string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("mailflow.scheduler." + job))
+	h.Write([]byte("mailflow.scheduler." + schema + "." + job))
 	return int64(h.Sum64())
 }

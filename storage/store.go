@@ -50,6 +50,9 @@ type Store struct {
 	// wlock serialises this process's SQLite writes (see lockWrites);
 	// nil for PostgreSQL.
 	wlock chan struct{}
+	// schema is PostgreSQL's current_schema(): it scopes the leader locks,
+	// which PostgreSQL keeps per database (see TryLeader).
+	schema string
 }
 
 // busyTimeout is how long a SQLite writer waits for the lock.
@@ -94,6 +97,12 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	if err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if d.name == "postgres" {
+		if err := db.GetContext(ctx, &s.schema, `SELECT current_schema()`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("storage: current schema: %w", err)
+		}
 	}
 	return s, nil
 }
