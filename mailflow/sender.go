@@ -112,11 +112,17 @@ type SenderStats struct {
 	Panics  atomic.Int64 // recovered panics
 }
 
-// Sender delivers the outbox: a dispatcher claims due rows and hands them
-// to workers, each of which keeps one SMTP connection open and sends the
-// stored raw bytes unchanged, so a resend is byte-identical. Temporary
-// failures (4xx, network) are retried with exponential backoff and jitter;
-// permanent ones (5xx) mark the row failed and alert the coordinator once.
+// Sender delivers the outbox: a dispatcher claims due rows in batches and
+// hands them to workers, each of which keeps one SMTP connection open
+// (pipelining commands where the server allows) and sends the stored raw
+// bytes unchanged, so a resend is byte-identical; delivered rows are
+// marked sent in batches too. Temporary failures (4xx, network) are
+// retried with exponential backoff and jitter; permanent ones (5xx) mark
+// the row failed and alert the coordinator once.
+//
+// Delivery is at least once: a message whose 250 reply arrived but whose
+// row was not yet marked when the process died is sent again, with the
+// same Message-ID, after restart.
 type Sender struct {
 	store  OutboxStore
 	cfg    SenderConfig
@@ -412,12 +418,24 @@ func (s *Sender) markSentBatch(ids []int64) {
 		}
 	}()
 	// Not tied to Run's context: a delivered message whose row stayed
-	// pending would be sent again.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// pending would be sent again. Until the rows are marked only their
+	// leases keep them from that, and a database restart or failover takes
+	// seconds: keep trying while the leases run. Meanwhile the workers
+	// wait, since nothing they send could be recorded either.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
 	defer cancel()
 	now := s.cfg.Now()
-	if err := retry(ctx, func() error { return s.store.MarkSentMany(ctx, ids, now) }); err != nil {
-		s.log.Error("outbox: mark sent", "err", err, "rows", len(ids))
+	failed := false
+	err := retry(ctx, func() error {
+		err := s.store.MarkSentMany(ctx, ids, now)
+		if err != nil && !failed {
+			failed = true
+			s.log.Warn("outbox: mark sent failed, retrying while the lease runs", "err", err, "rows", len(ids))
+		}
+		return err
+	})
+	if err != nil {
+		s.log.Error("outbox: mark sent failed; the messages are sent again when their lease ends", "err", err, "rows", len(ids))
 	}
 }
 
@@ -479,13 +497,13 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (del
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := s.deliver(dbctx, w, m)
-	now := s.cfg.Now()
-	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	if err == nil {
 		s.Stats.Sent.Add(1)
-		log.Debug("outbox: sent")
+		s.log.Debug("outbox: sent", "outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 		return true // markSent records it
 	}
+	now := s.cfg.Now()
+	log := s.log.With("outbox_id", m.ID, "kind", m.Kind, "order", m.OrderNumber)
 	var de *deliveryError
 	errors.As(err, &de)
 	reason := err.Error()
@@ -761,23 +779,25 @@ func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
 	return "", nil
 }
 
-// retry runs fn up to three times, for database writes whose loss would
+// retry runs fn until it succeeds or ctx ends, waiting 100 ms, then
+// twice as long each time up to 1 s: for database writes whose loss would
 // send a message twice.
 func retry(ctx context.Context, fn func() error) error {
-	var err error
-	for i := range 3 {
-		if err = fn(); err == nil {
-			return nil
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		t := time.NewTimer(time.Duration(i+1) * 200 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return err
 		case <-t.C:
 		}
+		wait = min(2*wait, time.Second)
 	}
-	return err
 }
 
 // limiter spaces sends at least interval apart over all workers.

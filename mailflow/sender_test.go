@@ -479,6 +479,27 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 	}
 }
 
+// TestSenderPlainAuthWithoutTLS: on a loopback relay without TLS, AUTH
+// PLAIN must be asked for explicitly (go-mail's discovery never picks a
+// clear-text mechanism without TLS).
+func TestSenderPlainAuthWithoutTLS(t *testing.T) {
+	e := newEnv(t, storagetest.Drivers()[0])
+	srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim"})
+	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
+		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim", Auth: "plain"},
+		PollInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sender, e.smtp = s, srv
+	e.start(t)
+	e.createOrder(t, "dv")
+	e.waitMessages(t, 1)
+	e.waitOutbox(t)
+	checkDelivered(t, e, srv.Messages())
+}
+
 func roots2config(roots *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }

@@ -794,6 +794,14 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 // literal is streamed into a buffer of its announced size, at most
 // MaxSize; a larger literal is drained and its UID maps to nil. A UID the
 // server no longer has is absent from the map.
+//
+// A literal that cannot be read to its end means the connection broke in
+// the middle of a download. Then the connection is closed and the command
+// left undrained: go-imap's reader goroutine goes on decoding as soon as a
+// literal read fails, and draining the command (FetchCommand.Close reads
+// the rest of the literal) would read the connection from two goroutines
+// at once. The session ends; what was not filed is fetched again after
+// the reconnect.
 func (w *Watcher) fetchBodies(c *imapclient.Client, uids []imap.UID) (map[imap.UID][]byte, error) {
 	// The guard restarts on every read, so a slow but steady download of
 	// a large message is not cut off; a stalled one is.
@@ -806,7 +814,12 @@ func (w *Watcher) fetchBodies(c *imapclient.Client, uids []imap.UID) (map[imap.U
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
-	defer cmd.Close()
+	broken := false
+	defer func() {
+		if !broken {
+			cmd.Close()
+		}
+	}()
 	out := make(map[imap.UID][]byte, len(uids))
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		// The UID may come before or after the body (RFC 9051 §7.5.2).
@@ -823,13 +836,17 @@ func (w *Watcher) fetchBodies(c *imapclient.Client, uids []imap.UID) (map[imap.U
 				}
 				found = true
 				r := &progressReader{r: item.Literal, t: t, d: w.cfg.CommandTimeout}
+				var err error
 				if size := item.Literal.Size(); size <= w.cfg.MaxSize {
 					raw = make([]byte, size)
-					if _, err := io.ReadFull(r, raw); err != nil {
-						return nil, fmt.Errorf("mailflow: imap: fetch %d messages: %w", len(uids), err)
-					}
-				} else if _, err := io.Copy(io.Discard, r); err != nil {
-					return nil, fmt.Errorf("mailflow: imap: fetch %d messages: %w", len(uids), err)
+					_, err = io.ReadFull(r, raw)
+				} else {
+					_, err = io.Copy(io.Discard, r)
+				}
+				if err != nil {
+					broken = true
+					c.Close()
+					return nil, fmt.Errorf("mailflow: imap: fetch %d messages: connection broken during a download: %w", len(uids), err)
 				}
 			}
 		}

@@ -37,6 +37,9 @@ type Config struct {
 		From        string  `toml:"from"`
 		Concurrency int     `toml:"concurrency"`
 		Rate        float64 `toml:"rate"`
+		RetryBase   string  `toml:"retry_base"`
+		RetryMax    string  `toml:"retry_max"`
+		Lease       string  `toml:"lease"`
 	} `toml:"smtp"`
 	IMAP struct {
 		Host             string `toml:"host"`
@@ -78,6 +81,9 @@ type Config struct {
 	} `toml:"log"`
 
 	// Parsed values.
+	retryBase     time.Duration
+	retryMax      time.Duration
+	lease         time.Duration
 	pollInterval  time.Duration
 	remindAfter   time.Duration
 	escalateAfter time.Duration
@@ -94,6 +100,7 @@ func defaultConfig() *Config {
 	c.SMTP.Host, c.SMTP.Port, c.SMTP.TLS = "127.0.0.1", 587, "starttls"
 	c.SMTP.From = "DVC Bestellservice <bestellungen@example.org>"
 	c.SMTP.Concurrency = 4
+	c.SMTP.RetryBase, c.SMTP.RetryMax, c.SMTP.Lease = "1m", "1h", "5m"
 	c.IMAP.Port, c.IMAP.TLS, c.IMAP.Auth = 993, "tls", "password"
 	c.IMAP.Mailbox, c.IMAP.ProcessedMailbox, c.IMAP.ReviewMailbox = "INBOX", "Processed", "Review"
 	c.IMAP.Idle = true
@@ -247,6 +254,15 @@ func (c *Config) validate() error {
 	}
 	if c.SMTP.Rate < 0 {
 		return bad("smtp.rate", "must not be negative")
+	}
+	if c.retryBase, err = time.ParseDuration(c.SMTP.RetryBase); err != nil || c.retryBase <= 0 {
+		return bad("smtp.retry_base", "must be a positive duration such as \"1m\"")
+	}
+	if c.retryMax, err = time.ParseDuration(c.SMTP.RetryMax); err != nil || c.retryMax < c.retryBase {
+		return bad("smtp.retry_max", "must be a duration not shorter than retry_base, such as \"1h\"")
+	}
+	if c.lease, err = time.ParseDuration(c.SMTP.Lease); err != nil || c.lease < time.Second {
+		return bad("smtp.lease", "must be a duration of at least 1s such as \"5m\"")
 	}
 	if c.IMAP.Port < 1 || c.IMAP.Port > 65535 {
 		return bad("imap.port", "must be 1–65535")

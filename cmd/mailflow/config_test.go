@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -20,6 +21,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if c.pollInterval.String() != "2m0s" || c.location.String() != "Europe/Berlin" {
 		t.Errorf("parsed values: %v %v", c.pollInterval, c.location)
+	}
+	if c.retryBase != time.Minute || c.retryMax != time.Hour || c.lease != 5*time.Minute {
+		t.Errorf("smtp retry %v…%v, lease %v", c.retryBase, c.retryMax, c.lease)
 	}
 }
 
@@ -42,6 +46,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad zone", "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone"},
 		{"escalate before remind", "[schedule]\nremind_after = \"48h\"\nescalate_after = \"1h\"\n", "schedule.escalate_after"},
 		{"missing secret file", "[imap]\npassword_file = \"/nonexistent/pw\"\n", "imap.password_file"},
+		{"zero retry base", "[smtp]\nretry_base = \"0s\"\n", "smtp.retry_base"},
+		{"retry max below base", "[smtp]\nretry_base = \"10m\"\nretry_max = \"1m\"\n", "smtp.retry_max"},
+		{"short lease", "[smtp]\nlease = \"10ms\"\n", "smtp.lease"},
 		{"plus in reply address", "[replies]\naddress = \"a+b@example.org\"\n", "replies.address"},
 	}
 	for _, tt := range tests {

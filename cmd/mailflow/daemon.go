@@ -64,7 +64,8 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 	d.sender, err = mailflow.NewSender(d.store, mailflow.SenderConfig{
 		SMTP: mailflow.SMTPConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password},
-		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, Alerts: d.composer, Logger: log,
+		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
+		Lease: cfg.lease, Alerts: d.composer, Logger: log,
 	})
 	if err != nil {
 		d.store.Close()
@@ -137,6 +138,18 @@ func (d *daemon) metrics() []web.Metric {
 			n += d.sched.Panics()
 			return float64(n)
 		}},
+	}
+	for _, job := range []string{scheduler.JobBilling, scheduler.JobReminders, scheduler.JobDigest} {
+		ms = append(ms,
+			web.Metric{Name: "mailflow_job_" + job + "_runs_total", Help: "Cron runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return float64(d.sched.Stats(job).Runs) }},
+			web.Metric{Name: "mailflow_job_" + job + "_failures_total", Help: "Failed runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return float64(d.sched.Stats(job).Failures) }},
+			web.Metric{Name: "mailflow_job_" + job + "_seconds_total", Help: "Time spent in runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return d.sched.Stats(job).TotalDuration.Seconds() }},
+			web.Metric{Name: "mailflow_job_" + job + "_last_duration_seconds", Help: "Duration of the last run of the " + job + " job.",
+				Value: func() float64 { return d.sched.Stats(job).LastDuration.Seconds() }},
+		)
 	}
 	if d.watcher != nil {
 		ms = append(ms,

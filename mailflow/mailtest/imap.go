@@ -340,10 +340,26 @@ func (sess *imapSession) Close() error {
 	return sess.UserSession.Close()
 }
 
+// Idle reports mailbox changes until the client ends IDLE. It polls the
+// session's update queue instead of calling imapmemserver's Idle, which
+// only wakes up on updates queued after it started: a message appended
+// between the client's last command and IDLE would wait for the next
+// change, where a real server reports it at once (RFC 9051 §6.3.13).
 func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	sess.s.idling.Add(1)
 	defer sess.s.idling.Add(-1)
-	return sess.UserSession.Idle(w, stop)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := sess.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func (sess *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {

@@ -93,6 +93,7 @@ type SMTPServer struct {
 	sessions int
 	conns    map[*smtp.Conn]bool
 	faults   []*fault
+	delay    time.Duration // before the reply to each message's final dot
 	changed  chan struct{} // closed and replaced whenever a message arrives
 }
 
@@ -178,6 +179,15 @@ func (s *SMTPServer) DropInData(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &fault{stage: StageData, code: 0, n: n})
+}
+
+// SetDelay makes the server wait d after each message's content before it
+// accepts the message and replies, as a slow relay does; 0 ends it. A
+// client then has messages in flight for at least d.
+func (s *SMTPServer) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
 }
 
 // takeFault returns the next pending fault of a stage and counts it down.
@@ -347,6 +357,12 @@ func (ss *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: f.code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: "injected DATA fault"}
 	}
 	s := ss.s
+	s.mu.Lock()
+	delay := s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	msg := Message{From: ss.from, To: append([]string(nil), ss.to...), At: time.Now()}
 	if !s.opts.Discard {
 		msg.Data = buf.Bytes()
