@@ -1848,6 +1848,8 @@ func TestFaultPostgresRestart(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+	// The load has stopped: let the last answers leave before the stop.
+	l.waitSettled(time.Minute)
 	e.stop()
 	f := l.verify(openStore(t, "postgres", pg.DSN()))
 	// Deliveries completed while the database was down could only be
