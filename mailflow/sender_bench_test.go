@@ -13,7 +13,7 @@ package mailflow_test
 //
 //	smtp-source -c -l SIZE -m 5000 -s 4 -f bestellungen@example.org -t test@example.org 127.0.0.1:2525
 //
-// scripts/bench-outbound.sh runs all three, in rounds.
+// scripts/bench-outbound.sh runs them all, in rounds.
 //
 // MAILFLOW_BENCH_DRIVER=postgres uses the database of MAILFLOW_TEST_POSTGRES;
 // MAILFLOW_BENCH_CONCURRENCY sets the sender's workers (default 4),
@@ -170,6 +170,100 @@ func BenchmarkSender(b *testing.B) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "notifications/s")
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
 	be.reportSize(b)
+}
+
+// BenchmarkSenderSMTP measures the SMTP side of the sender alone: b.N
+// copies of one notification from an outbox in memory, so no database
+// work; the protocol part of BenchmarkSender, to set beside smtp-source.
+func BenchmarkSenderSMTP(b *testing.B) {
+	c := newComposer(b, nil)
+	req := orderRequest(b, "dv")
+	snap, err := mailflow.BuildSnapshot(req, loadCatalog(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &mailflow.Order{ID: 1, Number: "2026-000001", OrderedAt: *req.OrderedAt, ContractModel: "DV", Snapshot: snap}
+	ms, err := c.OrderCreated(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &memOutbox{}
+	for i := range b.N {
+		m := *ms[0]
+		m.ID = int64(i + 1)
+		st.rows = append(st.rows, &m)
+	}
+	host, port := "", 0
+	if addr := os.Getenv("MAILFLOW_BENCH_SMTP"); addr != "" {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		host = h
+		port, _ = strconv.Atoi(p)
+	} else {
+		srv := mailtest.NewSMTPServer(b, mailtest.Options{Discard: true})
+		host, port = srv.Host, srv.Port
+	}
+	conc := 4
+	if v, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_CONCURRENCY")); err == nil && v > 0 {
+		conc = v
+	}
+	s, err := mailflow.NewSender(st, mailflow.SenderConfig{SMTP: mailflow.SMTPConfig{Host: host, Port: port, TLS: "none"},
+		Concurrency: conc, PollInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.ResetTimer()
+	start, cpu := time.Now(), cpuTime()
+	go func() {
+		defer close(done)
+		s.Run(ctx)
+	}()
+	for s.Stats.Sent.Load() < int64(b.N) {
+		if s.Stats.Retried.Load()+s.Stats.Failed.Load() > 0 {
+			b.Fatal("delivery failures")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-done
+	b.ReportMetric(float64(b.N)/el.Seconds(), "notifications/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
+	b.ReportMetric(float64(len(ms[0].Raw)), "B/msg")
+}
+
+// memOutbox is an outbox in memory that hands out its rows once.
+type memOutbox struct {
+	mu   sync.Mutex
+	rows []*mailflow.OutboxMessage
+	next int
+}
+
+func (s *memOutbox) InTx(context.Context, func(mailflow.Tx) error) error { return nil }
+
+func (s *memOutbox) ClaimOutbox(_ context.Context, _ time.Time, limit int, _ time.Duration) ([]*mailflow.OutboxMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := min(s.next+limit, len(s.rows))
+	out := s.rows[s.next:end]
+	s.next = end
+	return out, nil
+}
+
+func (s *memOutbox) MarkSentMany(context.Context, []int64, time.Time) error    { return nil }
+func (s *memOutbox) MarkRetry(context.Context, int64, time.Time, string) error { return nil }
+func (s *memOutbox) ReleaseOutbox(context.Context, []int64) error              { return nil }
+func (s *memOutbox) MarkFailed(context.Context, int64, string) (bool, error)   { return true, nil }
+func (s *memOutbox) NextOutboxDue(context.Context) (time.Time, bool, error) {
+	return time.Time{}, false, nil
+}
+func (s *memOutbox) OutboxStats(context.Context, time.Time) (map[string]int, time.Duration, error) {
+	return nil, 0, nil
 }
 
 // BenchmarkCompose measures building one notification (templates,

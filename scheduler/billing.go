@@ -24,24 +24,52 @@ const MaxBillingLines = 500
 // BillingDoc is what billing needs of an order's frozen snapshot: whom to
 // remind and whom they invoice. Storage keeps it, as JSON, beside the
 // order's billing state when the order becomes binding, so that a billing
-// run never reads the snapshot with its terms texts.
+// run never reads the snapshot with its terms texts; it is kept small
+// because a run decodes one per reminder line. Its JSON keys are those of
+// the first version of the doc (the snapshot's), which stored rows may
+// carry.
 type BillingDoc struct {
-	Customer     mailflow.Customer `json:"customer"`
-	Provider     mailflow.Party    `json:"provider"`
-	Intermediary *mailflow.Party   `json:"intermediary,omitempty"`
-	Service      string            `json:"service"`
-	PriceName    string            `json:"price_name"`
-	Currency     string            `json:"currency"`
+	Customer     Invoicee      `json:"customer"`
+	Provider     BillingParty  `json:"provider"`
+	Intermediary *BillingParty `json:"intermediary,omitempty"`
+	Service      string        `json:"service"`
+	PriceName    string        `json:"price_name"`
+	Currency     string        `json:"currency"`
+}
+
+// BillingParty is a reminded party: where its reminders go and, for the
+// intermediary, the invoice address the provider bills in UV.
+type BillingParty struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Email      string `json:"email"`
+	Language   string `json:"language,omitempty"`
+	Street     string `json:"street,omitempty"`
+	PostalCode string `json:"postal_code,omitempty"`
+	City       string `json:"city,omitempty"`
+	LeitwegID  string `json:"leitweg_id,omitempty"`
+}
+
+func billingParty(p *mailflow.Party) BillingParty {
+	return BillingParty{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language, Street: p.Street,
+		PostalCode: p.PostalCode, City: p.City, LeitwegID: p.LeitwegID}
+}
+
+// party is the mail recipient.
+func (p *BillingParty) party() mailflow.Party {
+	return mailflow.Party{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language}
 }
 
 // NewBillingDoc extracts the BillingDoc of a snapshot.
 func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
-	d := BillingDoc{Customer: sn.Customer, Provider: sn.Provider, Service: sn.Service.Name,
-		PriceName: sn.Price.Name, Currency: sn.Price.Currency}
-	d.Provider.ReplySenders = nil
+	c := &sn.Customer
+	d := BillingDoc{
+		Customer: Invoicee{Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City, Country: c.Country,
+			CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID},
+		Provider: billingParty(&sn.Provider), Service: sn.Service.Name, PriceName: sn.Price.Name, Currency: sn.Price.Currency,
+	}
 	if sn.Intermediary != nil {
-		im := *sn.Intermediary
-		im.ReplySenders = nil
+		im := billingParty(sn.Intermediary)
 		d.Intermediary = &im
 	}
 	return d
@@ -91,6 +119,9 @@ type BillingProgress struct {
 	BilledUntil *time.Time
 	DueAt       *time.Time // nil: nothing more to bill
 	Done        bool
+	// Was is the progress the plan started from (BilledUntil, DueAt,
+	// Done); the store advances only an order that is still there.
+	Was *BillingState
 }
 
 // LineKey names one reminder line: a period of an order that a party is
@@ -124,28 +155,28 @@ type QueuedLine struct {
 // Invoicee is whom a reminded party is to invoice: the customer, or in UV
 // for the provider the intermediary.
 type Invoicee struct {
-	Role           string // RoleCustomer or mailflow.PartyIntermediary
-	Name           string
-	Street         string
-	PostalCode     string
-	City           string
-	Country        string
-	CustomerNumber string // the customer's number; "" for the intermediary
-	LeitwegID      string // routing id of the e-invoice (XRechnung)
+	Role           string `json:"role,omitempty"` // RoleCustomer or mailflow.PartyIntermediary; not stored in a BillingDoc
+	Name           string `json:"name"`
+	Street         string `json:"street"`
+	PostalCode     string `json:"postal_code"`
+	City           string `json:"city"`
+	Country        string `json:"country,omitempty"`
+	CustomerNumber string `json:"customer_number,omitempty"` // "" for the intermediary
+	LeitwegID      string `json:"leitweg_id"`                // routing id of the e-invoice (XRechnung)
 }
 
 // BillingLine is one period of one order that a party is to invoice.
 type BillingLine struct {
-	OrderID    int64
-	Number     string
-	Model      string // DV or UV
-	Service    string
-	PriceName  string
-	Interval   string
-	Currency   string
-	VATPercent float64
-	Period     Period
-	InvoiceTo  Invoicee
+	OrderID    int64    `json:"-"`
+	Number     string   `json:"order"`
+	Model      string   `json:"contract_model"` // DV or UV
+	Service    string   `json:"service"`
+	PriceName  string   `json:"price"`
+	Interval   string   `json:"interval"`
+	Currency   string   `json:"currency"`
+	VATPercent float64  `json:"vat_percent"`
+	Period     Period   `json:"period"`
+	InvoiceTo  Invoicee `json:"invoice_to"`
 }
 
 // BillingMail is one billing reminder: lines one party is to invoice.
@@ -162,29 +193,29 @@ type BillingMail struct {
 // BillingReportLine is one reminder line of a run.
 type BillingReportLine struct {
 	BillingLine
-	Role      string // the reminded party's role
-	Recipient string // the reminded party's name
-	Sent      bool   // false in a dry run
+	Role      string `json:"role"`      // the reminded party's role
+	Recipient string `json:"recipient"` // the reminded party's name
+	Sent      bool   `json:"sent"`      // false in a dry run
 }
 
 // BillingError is an order a run could not bill.
 type BillingError struct {
-	Order string
-	Err   string
+	Order string `json:"order"`
+	Err   string `json:"error"`
 }
 
 // BillingReport is what a billing run sent or, in a dry run, would send.
 type BillingReport struct {
-	At      time.Time
-	DryRun  bool
-	Orders  int // orders looked at
-	Periods int // periods billed (recorded) by this run
-	Mails   int // reminder mails enqueued
+	At      time.Time `json:"at"`
+	DryRun  bool      `json:"dry_run"`
+	Orders  int       `json:"orders"`  // orders looked at
+	Periods int       `json:"periods"` // periods billed (recorded) by this run
+	Mails   int       `json:"mails"`   // reminder mails enqueued
 	// Lines lists the reminder lines mailed (or, in a dry run, to be
 	// mailed), by order, period and role: those of the periods billed now
 	// and any left queued by an earlier run that stopped before mailing.
-	Lines  []BillingReportLine
-	Errors []BillingError
+	Lines  []BillingReportLine `json:"lines"`
+	Errors []BillingError      `json:"errors,omitempty"`
 }
 
 // RunBilling bills every period that has ended by `at` and has no reminder
@@ -248,31 +279,6 @@ func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
 	return nil
 }
 
-// billDue is phase one.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
-	ids, err := s.store.BillingCandidates(ctx, at)
-	if err != nil {
-		return err
-	}
-	slices.Sort(ids) // id order: the rows a batch writes lie together
-	n := s.cfg.batchSize()
-	for i := 0; i < len(ids); i += n {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		batch := ids[i:min(i+n, len(ids))]
-		if rep.DryRun {
-			err = s.planDry(ctx, batch, at, rep)
-		} else {
-			err = s.billBatch(ctx, batch, at, rep)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // billingDone logs the run's summary and returns err.
 func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err error) error {
 	attrs := []any{"at", rep.At.Format(time.RFC3339), "dry_run", rep.DryRun, "orders", rep.Orders, "periods", rep.Periods,
@@ -289,33 +295,125 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 	return nil
 }
 
-func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	var orders, periods int
-	var errs []BillingError
+// billDue is phase one. A reader goroutine loads and plans batch k+1
+// while batch k is written, so that the database and the planning each
+// have a core; a write advances only the orders whose progress is still
+// what the plan started from, which also keeps two concurrent runs from
+// billing an order twice.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+	ids, err := s.store.BillingCandidates(ctx, at)
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids) // id order: the rows a batch writes lie together
+	n := s.cfg.batchSize()
+	var batches [][]int64
+	for i := 0; i < len(ids); i += n {
+		batches = append(batches, ids[i:min(i+n, len(ids))])
+	}
+	if rep.DryRun {
+		for _, b := range batches {
+			if err := s.planDry(ctx, b, at, rep); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	plans := make(chan batchPlan, 1)
+	go func() {
+		defer close(plans)
+		for _, b := range batches {
+			p := s.planBatch(ctx, b, at)
+			select {
+			case plans <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+	for p := range plans {
+		if p.err == nil {
+			p.err = s.writeBatch(ctx, &p, rep)
+		}
+		if p.err != nil {
+			cancel()
+			for range plans { // let the reader finish
+			}
+			return p.err
+		}
+	}
+	return ctx.Err()
+}
+
+// batchPlan is what a batch bills.
+type batchPlan struct {
+	states   []BillingState
+	orders   int // due orders
+	progress []BillingProgress
+	recs     []BillingRecord
+	owner    []*BillingState // of each rec
+	errs     []BillingError
+	err      error
+}
+
+// planBatch reads a batch's billing states and plans each due order.
+func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p batchPlan) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.err = fmt.Errorf("plan billing batch: panic: %v", r)
+		}
+	}()
+	p.states, p.err = s.store.BillingStates(ctx, ids, false)
+	if p.err != nil {
+		return p
+	}
+	p.progress = make([]BillingProgress, 0, len(p.states))
+	for i := range p.states {
+		st := &p.states[i]
+		if !st.due(at) { // billed since the candidates were read
+			continue
+		}
+		p.orders++
+		ps, pr, err := s.plan(st, at)
+		if err != nil {
+			p.errs = append(p.errs, BillingError{Order: st.Number, Err: err.Error()})
+			continue
+		}
+		p.progress = append(p.progress, pr)
+		for _, per := range ps {
+			p.recs = append(p.recs, BillingRecord{OrderID: st.OrderID, Period: per})
+			p.owner = append(p.owner, st)
+		}
+	}
+	return p
+}
+
+// writeBatch records a planned batch in one transaction: it advances the
+// orders' progress, records their periods and queues a reminder line per
+// new period and reminded party.
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) error {
+	var periods int
 	err := s.store.JobTx(ctx, func(tx Tx) error {
-		orders, periods, errs = 0, 0, nil
-		states, err := tx.LockBillingStates(ids)
+		advanced, err := tx.AdvanceBilling(p.progress)
 		if err != nil {
 			return err
 		}
-		var recs []BillingRecord
-		var owner []*BillingState // of each rec
-		progress := make([]BillingProgress, 0, len(states))
-		for i := range states {
-			st := &states[i]
-			if !st.due(at) { // billed by a concurrent run since the candidates were read
-				continue
+		mine := make(map[int64]bool, len(p.progress))
+		for i, ok := range advanced {
+			if ok {
+				mine[p.progress[i].OrderID] = true
 			}
-			orders++
-			ps, pr, err := s.plan(st, at)
-			if err != nil {
-				errs = append(errs, BillingError{Order: st.Number, Err: err.Error()})
-				continue
-			}
-			progress = append(progress, pr)
-			for _, p := range ps {
-				recs = append(recs, BillingRecord{OrderID: st.OrderID, Period: p})
-				owner = append(owner, st)
+		}
+		recs := make([]BillingRecord, 0, len(p.recs))
+		owner := make([]*BillingState, 0, len(p.recs))
+		for i, r := range p.recs {
+			if mine[r.OrderID] { // else billed by a concurrent run
+				recs, owner = append(recs, r), append(owner, p.owner[i])
 			}
 		}
 		inserted, err := tx.InsertBillingRecords(recs, s.now())
@@ -334,24 +432,21 @@ func (s *Scheduler) billBatch(ctx context.Context, ids []int64, at time.Time, re
 				keys = append(keys, LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key})
 			}
 		}
-		if err := tx.QueueBillingLines(keys); err != nil {
-			return err
-		}
-		return tx.AdvanceBilling(progress)
+		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
 		return err
 	}
-	rep.Orders += orders
+	rep.Orders += p.orders
 	rep.Periods += periods
-	rep.Errors = append(rep.Errors, errs...)
+	rep.Errors = append(rep.Errors, p.errs...)
 	return nil
 }
 
 // planDry is phase one of a dry run: what billBatch would record, with the
 // lines its mails would list.
 func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep *BillingReport) error {
-	states, err := s.store.BillingStates(ctx, ids)
+	states, err := s.store.BillingStates(ctx, ids, true)
 	if err != nil {
 		return err
 	}
@@ -386,7 +481,7 @@ func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep 
 // plan returns the periods of an order due at `at` after what is billed,
 // and where its billing continues afterwards.
 func (s *Scheduler) plan(st *BillingState, at time.Time) ([]Period, BillingProgress, error) {
-	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil}
+	pr := BillingProgress{OrderID: st.OrderID, BilledUntil: st.BilledUntil, Was: st}
 	var from time.Time
 	if st.BilledUntil != nil {
 		from = *st.BilledUntil
@@ -456,32 +551,30 @@ func remindedRoles(model string) []string {
 // intermediary and the intermediary the customer.
 func reminderLine(q *QueuedLine, doc *BillingDoc) (mailflow.Party, BillingLine) {
 	line := BillingLine{OrderID: q.OrderID, Number: q.Number, Model: q.Model, Service: doc.Service, PriceName: doc.PriceName,
-		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period}
-	c := doc.Customer
-	line.InvoiceTo = Invoicee{Role: RoleCustomer, Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
-		Country: c.Country, CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}
-	var im mailflow.Party
-	if doc.Intermediary != nil {
-		im = *doc.Intermediary
+		Interval: q.Interval, Currency: doc.Currency, VATPercent: q.VATPercent, Period: q.Period, InvoiceTo: doc.Customer}
+	line.InvoiceTo.Role = RoleCustomer
+	im := doc.Intermediary
+	if im == nil {
+		im = &BillingParty{}
 	}
 	if q.Role == mailflow.PartyIntermediary {
-		return im, line
+		return im.party(), line
 	}
 	if q.Model == mailflow.ModelUV {
 		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
 			City: im.City, LeitwegID: im.LeitwegID}
 	}
-	return doc.Provider, line
+	return doc.Provider.party(), line
 }
 
 // errStaleQueue: lines of a mail were mailed by a concurrent run.
 var errStaleQueue = errors.New("billing queue changed")
 
 // mailQueued is phase two: it mails the billing queue, or in a dry run
-// reports it. A reader goroutine pages through the queue party by party,
-// workers compose the mails in parallel, and this goroutine writes each in
-// its own transaction. A mail whose lines a concurrent run took meanwhile
-// is dropped and its party's queue read again.
+// reports it. A reader goroutine reads the queue party by party in one
+// query, workers compose the mails in parallel, and this goroutine writes
+// each in its own transaction. A mail whose lines a concurrent run took
+// meanwhile is dropped, and the queue read again.
 func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport) error {
 	for pass := 0; pass < 3; pass++ {
 		stale, err := s.mailQueuePass(ctx, at, rep)

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -262,8 +263,8 @@ func TestBillingDryRun(t *testing.T) {
 			}
 			var initialised int
 			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM order_billing WHERE due_at IS NOT NULL OR billed_until IS NOT NULL OR done`)
-			if n := e.count("billing_reminders"); n != 0 || e.count("outbox") != outbox || initialised != 0 {
-				t.Errorf("dry run wrote: %d billing_reminders, %d new outbox rows, %d orders changed", n, e.count("outbox")-outbox, initialised)
+			if n, q := e.count("billing_reminders"), e.count("billing_queue"); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
+				t.Errorf("dry run wrote: %d billing_reminders, %d queued lines, %d new outbox rows, %d orders changed", n, q, e.count("outbox")-outbox, initialised)
 			}
 			var buf bytes.Buffer
 			if err := dry.WriteTable(&buf); err != nil {
@@ -381,6 +382,18 @@ func TestBillingReportTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+	// `billing run -json` prints the report as JSON.
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"dry_run":false`, `"order":"2026-000007"`, `"period":{"key":"2026-01"`, `"days":1,"full_days":31`,
+		`"net_cents":123456789`, `"invoice_to":{"role":"customer","name":"Stadt\nMusterstadt"`, `"role":"provider"`, `"sent":true`,
+		`"errors":[{"order":"2026-000008","error":"boom"}]`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, js)
+		}
+	}
 }
 
 // failingBilling is the real mailer with billing reminders failing while
@@ -461,5 +474,25 @@ func TestBillingResumesQueuedLines(t *testing.T) {
 				t.Errorf("rerun mailed %d (%d lines)", rep.Mails, len(rep.Lines))
 			}
 		})
+	}
+}
+
+// Billing docs stored by the first version (the snapshot's types, with
+// fields billing does not need) still decode.
+func TestBillingDocFirstVersion(t *testing.T) {
+	old := `{"customer":{"name":"Stadt Musterstadt","street":"Markt 1","postal_code":"12345","city":"Musterstadt","country":"DE",` +
+		`"contact_name":"Erika Mustermann","email":"it@musterstadt.example","phone":"+49 30 1234567","customer_number":"K-1001",` +
+		`"leitweg_id":"04011000-12345-03"},"provider":{"id":"itnrw","name":"IT.NRW","email":"orders@it.nrw.example",` +
+		`"reply_senders":null,"language":"en"},"intermediary":{"id":"govdigital","name":"govdigital eG","email":"auftrag@govdigital.example",` +
+		`"reply_senders":null,"language":"de","street":"Alt-Moabit 91","postal_code":"10559","city":"Berlin","leitweg_id":"992-90009-96"},` +
+		`"service":"Kollaboration","price_name":"Team","currency":"EUR"}`
+	var d scheduler.BillingDoc
+	if err := json.Unmarshal([]byte(old), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Customer.Name != "Stadt Musterstadt" || d.Customer.CustomerNumber != "K-1001" || d.Customer.LeitwegID != "04011000-12345-03" ||
+		d.Provider.Language != "en" || d.Provider.Email != "orders@it.nrw.example" || d.Intermediary == nil ||
+		d.Intermediary.LeitwegID != "992-90009-96" || d.Intermediary.City != "Berlin" || d.PriceName != "Team" || d.Service != "Kollaboration" {
+		t.Errorf("decoded %+v", d)
 	}
 }

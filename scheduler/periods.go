@@ -32,21 +32,22 @@ type Period struct {
 	// Key is stable for the order's lifetime: "2026-11" (monthly), "2026-Q4"
 	// (quarterly), "2026" (yearly) or "once". The prorated first period has
 	// the key of the calendar period it lies in.
-	Key string
+	Key string `json:"key"`
 	// Start is local midnight of the first billed day: the binding date for
 	// the first period, the start of the calendar period otherwise. End is
 	// local midnight after the last billed day (exclusive).
-	Start, End time.Time
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 	// Days is the number of calendar days in [Start, End); it is less than
 	// FullDays only in a prorated first period.
-	Days int
+	Days int `json:"days"`
 	// FullDays is the number of calendar days of the whole calendar period,
 	// the denominator of the proration.
-	FullDays int
+	FullDays int `json:"full_days"`
 	// NetCents, VATCents and GrossCents are the line amounts, see Amounts.
-	NetCents   int64
-	VATCents   int64
-	GrossCents int64
+	NetCents   int64 `json:"net_cents"`
+	VATCents   int64 `json:"vat_cents"`
+	GrossCents int64 `json:"gross_cents"`
 }
 
 // DuePeriods returns, in chronological order, every billing period of an

@@ -81,7 +81,7 @@ func (c Config) Validate() error {
 
 func (c Config) batchSize() int {
 	if c.BatchSize <= 0 {
-		return 500
+		return 2000
 	}
 	return c.BatchSize
 }
@@ -100,9 +100,9 @@ type Store interface {
 	// must look at: billing due at or before now, or binding but not yet
 	// seen by a billing run.
 	BillingCandidates(ctx context.Context, now time.Time) ([]int64, error)
-	// BillingStates loads binding orders' billing states with their
-	// BillingDoc, without locking them (the dry run).
-	BillingStates(ctx context.Context, ids []int64) ([]BillingState, error)
+	// BillingStates loads the billing states of the binding orders among
+	// ids, by id, with their BillingDoc if withDoc.
+	BillingStates(ctx context.Context, ids []int64, withDoc bool) ([]BillingState, error)
 	// BillingQueue lists the parties with reminder lines waiting to be
 	// mailed, by role and party.
 	BillingQueue(ctx context.Context) ([]QueuedParty, error)
@@ -130,9 +130,6 @@ type Tx interface {
 	// Enqueue adds messages to the outbox; they are sent after commit.
 	Enqueue(msgs ...*mailflow.OutboxMessage) error
 
-	// LockBillingStates loads the billing states of the binding orders
-	// among ids (without Doc) and locks them until the transaction ends.
-	LockBillingStates(ids []int64) ([]BillingState, error)
 	// InsertBillingRecords records billed periods under the unique key
 	// (order, period). inserted[i] is false when recs[i] was recorded
 	// before (by a concurrent run): that period must not be queued again.
@@ -142,8 +139,10 @@ type Tx interface {
 	// DequeueBillingLines removes lines from the billing queue and
 	// returns how many were there.
 	DequeueBillingLines(keys []LineKey) (int, error)
-	// AdvanceBilling stores where each order's billing continues.
-	AdvanceBilling(ps []BillingProgress) error
+	// AdvanceBilling stores where each order's billing continues, for
+	// each order whose progress is still ps[i].Was, and reports which
+	// were: a false means a concurrent run billed the order meanwhile.
+	AdvanceBilling(ps []BillingProgress) (advanced []bool, err error)
 
 	// LockUndecidedOrders is UndecidedOrders, locking the orders against
 	// concurrent decisions until the transaction ends.
@@ -186,6 +185,9 @@ type Scheduler struct {
 
 	local  map[string]*sync.Mutex // one run of a job per process
 	panics atomic.Int64
+
+	statsMu sync.Mutex
+	stats   map[string]JobStats
 
 	mu     sync.Mutex
 	cron   *cron.Cron
@@ -291,7 +293,9 @@ func (s *Scheduler) tick(ctx context.Context, job string, run func(context.Conte
 			s.log.Error("scheduler: job panicked", "job", job, "err", fmt.Errorf("panic: %v", r), "stack", string(debug.Stack()))
 		}
 	}()
+	start := time.Now()
 	err := run(ctx, s.now())
+	s.record(job, time.Since(start), err)
 	switch {
 	case errors.Is(err, ErrBusy):
 		s.log.Info("scheduler: job skipped, running elsewhere", "job", job)
@@ -300,6 +304,36 @@ func (s *Scheduler) tick(ctx context.Context, job string, run func(context.Conte
 	case err != nil:
 		s.log.Error("scheduler: job failed", "job", job, "err", err)
 	}
+}
+
+// JobStats is what the scheduler did with one job since start, for /metrics.
+type JobStats struct {
+	Runs, Failures int64
+	LastDuration   time.Duration
+	TotalDuration  time.Duration
+}
+
+func (s *Scheduler) record(job string, d time.Duration, err error) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.stats == nil {
+		s.stats = map[string]JobStats{}
+	}
+	st := s.stats[job]
+	st.Runs++
+	if err != nil && !errors.Is(err, ErrBusy) {
+		st.Failures++
+	}
+	st.LastDuration = d
+	st.TotalDuration += d
+	s.stats[job] = st
+}
+
+// Stats returns the counters of a job (billing, reminders, digest).
+func (s *Scheduler) Stats(job string) JobStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats[job]
 }
 
 // lead takes the job's lock in this process and, through the store, in

@@ -136,40 +136,23 @@ func scanBillingStates(rows interface {
 	return out, rows.Err()
 }
 
-// BillingStates loads billing states with their docs, without locking.
-func (s *Store) BillingStates(ctx context.Context, ids []int64) ([]scheduler.BillingState, error) {
+// BillingStates loads billing states, with their docs if withDoc.
+func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([]scheduler.BillingState, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	cols := billingStateColumns
+	if withDoc {
+		cols += ", doc"
+	}
 	q, args := inList(ids)
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+billingStateColumns+`, doc FROM order_billing
-		WHERE order_id IN (`+q+`) ORDER BY order_id`), args...)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+cols+` FROM order_billing WHERE order_id IN (`+q+`) ORDER BY order_id`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
-	out, err := scanBillingStates(rows, true)
+	out, err := scanBillingStates(rows, withDoc)
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
-	}
-	return out, nil
-}
-
-// LockBillingStates loads billing states and locks them (in id order, so
-// concurrent runs cannot deadlock) until the transaction ends. The orders
-// rows stay unlocked: a late reply to a binding order is not held up.
-func (t *Tx) LockBillingStates(ids []int64) ([]scheduler.BillingState, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	q, args := inList(ids)
-	rows, err := t.tx.QueryContext(t.ctx, t.tx.Rebind(`SELECT `+billingStateColumns+` FROM order_billing
-		WHERE order_id IN (`+q+`) ORDER BY order_id`+t.s.d.forUpdate), args...)
-	if err != nil {
-		return nil, fmt.Errorf("storage: lock billing states: %w", err)
-	}
-	out, err := scanBillingStates(rows, false)
-	if err != nil {
-		return nil, fmt.Errorf("storage: lock billing states: %w", err)
 	}
 	return out, nil
 }
@@ -327,13 +310,12 @@ func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
 		n, _ = res.RowsAffected()
 		return int(n), nil
 	}
-	st, err := t.tx.PreparexContext(t.ctx, `DELETE FROM billing_queue WHERE role = ? AND party_id = ? AND order_id = ? AND period_key = ?`)
-	if err != nil {
-		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-	}
-	defer st.Close()
-	for _, k := range keys {
-		res, err := st.ExecContext(t.ctx, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+	for _, st := range multiRow(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN (VALUES `, `)`,
+		len(keys), 4, func(args []any, i int) []any {
+			k := &keys[i]
+			return append(args, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
+		}) {
+		res, err := t.exec(st.query, st.args...)
 		if err != nil {
 			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
 		}
@@ -392,47 +374,75 @@ func (s *Store) ScanBillingQueue(ctx context.Context, fn func(*scheduler.QueuedL
 	return nil
 }
 
-// AdvanceBilling stores each order's billing progress: PostgreSQL in one
-// statement over arrays (one round trip per batch), SQLite, which has no
-// round trips, with a prepared statement per row.
-func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) error {
+// AdvanceBilling stores each order's billing progress where it is still
+// what the plan started from (Was): a compare-and-set, so that of two
+// concurrent runs one advances an order and the other learns it must not
+// bill it. PostgreSQL does it in one statement over arrays (one round trip
+// per batch) and re-checks the condition on a row another transaction
+// changed meanwhile; SQLite, which has no round trips and serialises
+// writers, uses a prepared statement per row.
+func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) ([]bool, error) {
+	advanced := make([]bool, len(ps))
 	if len(ps) == 0 {
-		return nil
+		return advanced, nil
 	}
 	if t.s.d.name == "postgres" {
-		ids := make([]int64, len(ps))
-		until := make([]string, len(ps))
-		due := make([]string, len(ps))
-		done := make([]bool, len(ps))
+		n := len(ps)
+		ids, until, due, done := make([]int64, n), make([]string, n), make([]string, n), make([]bool, n)
+		wasUntil, wasDue, wasDone := make([]string, n), make([]string, n), make([]bool, n)
 		ts := func(p *time.Time) string {
 			if p == nil {
 				return ""
 			}
 			return pgTime(*p)
 		}
+		index := make(map[int64]int, n)
 		for i, p := range ps {
 			ids[i], until[i], due[i], done[i] = p.OrderID, ts(p.BilledUntil), ts(p.DueAt), p.Done
+			wasUntil[i], wasDue[i], wasDone[i] = ts(p.Was.BilledUntil), ts(p.Was.DueAt), p.Was.Done
+			index[p.OrderID] = i
 		}
-		_, err := t.exec(`UPDATE order_billing AS b SET billed_until = NULLIF(v.until, '')::timestamptz,
+		rows, err := t.tx.QueryContext(t.ctx, t.tx.Rebind(`UPDATE order_billing AS b SET billed_until = NULLIF(v.until, '')::timestamptz,
 			due_at = NULLIF(v.due, '')::timestamptz, done = v.done
-			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[]) AS v(id, until, due, done) WHERE b.order_id = v.id`,
-			pq.Array(ids), pq.Array(until), pq.Array(due), pq.Array(done))
+			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[], ?::boolean[])
+				AS v(id, until, due, done, was_until, was_due, was_done)
+			WHERE b.order_id = v.id AND b.done = v.was_done
+				AND b.billed_until IS NOT DISTINCT FROM NULLIF(v.was_until, '')::timestamptz
+				AND b.due_at IS NOT DISTINCT FROM NULLIF(v.was_due, '')::timestamptz
+			RETURNING b.order_id`),
+			pq.Array(ids), pq.Array(until), pq.Array(due), pq.Array(done), pq.Array(wasUntil), pq.Array(wasDue), pq.Array(wasDone))
 		if err != nil {
-			return fmt.Errorf("storage: advance billing: %w", err)
+			return nil, fmt.Errorf("storage: advance billing: %w", err)
 		}
-		return nil
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return nil, fmt.Errorf("storage: advance billing: %w", err)
+			}
+			advanced[index[id]] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("storage: advance billing: %w", err)
+		}
+		return advanced, nil
 	}
-	st, err := t.tx.PreparexContext(t.ctx, `UPDATE order_billing SET billed_until = ?, due_at = ?, done = ? WHERE order_id = ?`)
+	st, err := t.tx.PreparexContext(t.ctx, `UPDATE order_billing SET billed_until = ?, due_at = ?, done = ?
+		WHERE order_id = ? AND billed_until IS ? AND due_at IS ? AND done = ?`)
 	if err != nil {
-		return fmt.Errorf("storage: advance billing: %w", err)
+		return nil, fmt.Errorf("storage: advance billing: %w", err)
 	}
 	defer st.Close()
-	for _, p := range ps {
-		if _, err := st.ExecContext(t.ctx, utcPtr(p.BilledUntil), utcPtr(p.DueAt), p.Done, p.OrderID); err != nil {
-			return fmt.Errorf("storage: advance billing: %w", err)
+	for i, p := range ps {
+		res, err := st.ExecContext(t.ctx, utcPtr(p.BilledUntil), utcPtr(p.DueAt), p.Done,
+			p.OrderID, utcPtr(p.Was.BilledUntil), utcPtr(p.Was.DueAt), p.Was.Done)
+		if err != nil {
+			return nil, fmt.Errorf("storage: advance billing: %w", err)
 		}
+		n, _ := res.RowsAffected()
+		advanced[i] = n == 1
 	}
-	return nil
+	return advanced, nil
 }
 
 // BillingRecord is a row of billing_reminders, for tests and tools.

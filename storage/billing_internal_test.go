@@ -62,7 +62,7 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID})
+	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +79,11 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.Doc), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Customer.LeitwegID != "09564000-NUE0001-49" || doc.Intermediary == nil || doc.Intermediary.LeitwegID != "992-90009-96" ||
-		doc.Provider.Email != "orders@it.nrw.example" || doc.Service != "Kollaboration" || doc.PriceName != "Team" || doc.Currency != "EUR" ||
-		len(doc.Provider.ReplySenders) != 0 {
+	t.Logf("billing doc, %d bytes: %s", len(st.Doc), st.Doc)
+	if doc.Customer.LeitwegID != "09564000-NUE0001-49" || doc.Customer.CustomerNumber != "K-2002" || doc.Customer.City != "Nürnberg" ||
+		doc.Intermediary == nil || doc.Intermediary.LeitwegID != "992-90009-96" || doc.Intermediary.Street != "Alt-Moabit 91" ||
+		doc.Provider.Email != "orders@it.nrw.example" || doc.Provider.Language != "en" || doc.Service != "Kollaboration" ||
+		doc.PriceName != "Team" || doc.Currency != "EUR" {
 		t.Errorf("billing doc %+v", doc)
 	}
 }

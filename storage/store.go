@@ -72,7 +72,11 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		if !strings.Contains(dsn, "?") {
 			// _txlock=immediate: deferred transactions that read then
 			// write fail with "database is locked" under concurrency.
-			dsn += "?_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_txlock=immediate&_time_format=sqlite"
+			// cache_size is per connection (up to 8): 8 MiB each. 64 MiB
+			// and a 1 GiB mmap raised the daemon's peak RSS in the memory
+			// run from 62 to 106 MB and its CPU per reply by a third, and
+			// did not speed up BenchmarkBillingRun (docs/benchmarks.md).
+			dsn += "?_pragma=busy_timeout(" + strconv.Itoa(int(busyTimeout/time.Millisecond)) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-8192)&_txlock=immediate&_time_format=sqlite"
 		}
 	case "postgres":
 		d = postgresDialect

@@ -397,3 +397,28 @@ func (o *observer) close() {
 	o.c.Logout().Wait()
 	o.c.Close()
 }
+
+// mailboxCounts asks the server how many messages each mailbox holds
+// (STATUS, one command each however large the mailbox).
+func mailboxCounts(addr, user, pass string, mailboxes ...string) ([]int, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("imap dial %s: %w", addr, err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		return nil, fmt.Errorf("imap login: %w", err)
+	}
+	out := make([]int, len(mailboxes))
+	for i, mb := range mailboxes {
+		st, err := c.Status(mb, &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("imap status %s: %w", mb, err)
+		}
+		if st.NumMessages != nil {
+			out[i] = int(*st.NumMessages)
+		}
+	}
+	c.Logout().Wait()
+	return out, nil
+}

@@ -648,18 +648,10 @@ func (r *runner) verify(ctx context.Context, orders []*order) error {
 		return err
 	}
 	r.res.verdicts = counts
-	inbox, err := r.dovecot.UIDs("INBOX")
+	boxes, err := mailboxCounts(r.dovecot.Addr(), r.dovecot.User, r.dovecot.Password, "INBOX", "Processed", "Review")
 	if err != nil {
 		return err
 	}
-	processed, err := r.dovecot.UIDs("Processed")
-	if err != nil {
-		return err
-	}
-	review, err := r.dovecot.UIDs("Review")
-	if err != nil {
-		return err
-	}
-	r.res.inInbox, r.res.inProcessed, r.res.inReview = len(inbox), len(processed), len(review)
+	r.res.inInbox, r.res.inProcessed, r.res.inReview = boxes[0], boxes[1], boxes[2]
 	return nil
 }

@@ -139,6 +139,18 @@ func (d *daemon) metrics() []web.Metric {
 			return float64(n)
 		}},
 	}
+	for _, job := range []string{scheduler.JobBilling, scheduler.JobReminders, scheduler.JobDigest} {
+		ms = append(ms,
+			web.Metric{Name: "mailflow_job_" + job + "_runs_total", Help: "Cron runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return float64(d.sched.Stats(job).Runs) }},
+			web.Metric{Name: "mailflow_job_" + job + "_failures_total", Help: "Failed runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return float64(d.sched.Stats(job).Failures) }},
+			web.Metric{Name: "mailflow_job_" + job + "_seconds_total", Help: "Time spent in runs of the " + job + " job.", Counter: true,
+				Value: func() float64 { return d.sched.Stats(job).TotalDuration.Seconds() }},
+			web.Metric{Name: "mailflow_job_" + job + "_last_duration_seconds", Help: "Duration of the last run of the " + job + " job.",
+				Value: func() float64 { return d.sched.Stats(job).LastDuration.Seconds() }},
+		)
+	}
 	if d.watcher != nil {
 		ms = append(ms,
 			web.Metric{Name: "mailflow_imap_last_sync_timestamp_seconds", Help: "Unix time of the last successful IMAP sync.", Value: func() float64 {

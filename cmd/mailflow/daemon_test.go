@@ -249,6 +249,20 @@ func (e *e2e) lifecycle() {
 	if uids, _ := e.imap.UIDs("Processed"); len(uids) != 3 {
 		t.Errorf("%d messages in Processed, want 3", len(uids))
 	}
+	// /metrics shows what happened.
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mailflow_orders{status="ordered"} 1`, `mailflow_orders{status="rejected_intermediary"} 1`,
+		`mailflow_inbound_messages{verdict="unauthenticated"} 1`, "mailflow_outbox_sent_total", "mailflow_imap_last_sync_timestamp_seconds",
+		"mailflow_job_billing_runs_total", "mailflow_panics_recovered_total 0"} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	// No Message-ID reached the sink twice.
 	seen := map[string]bool{}
 	for _, m := range e.smtp.Messages() {

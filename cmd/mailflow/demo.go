@@ -157,10 +157,11 @@ func (a *app) demo(ctx context.Context, args []string) error {
 		}
 		return failed
 	}
-	r.instructions(cfg, keep, dbPath)
 	// Follow what happens next (answers by hand, orders through the API)
-	// until Ctrl-C; then stop the daemon.
-	r.follow(sctx)
+	// until Ctrl-C; then stop the daemon. The instructions are printed
+	// once the follower has taken stock, so nothing done after reading
+	// them goes unreported.
+	r.follow(sctx, func() { r.instructions(cfg, keep, dbPath) })
 	if err := stop(); err != nil {
 		return fmt.Errorf("demo: daemon: %w", err)
 	}
@@ -782,7 +783,7 @@ Mail-Client (z. B. Thunderbird; Verbindungssicherheit: keine, Passwort normal):
 // follow prints, until ctx ends, what happens after the script: new
 // orders, status changes, received messages and their verdicts, and the
 // mails that went out.
-func (r *demoRun) follow(ctx context.Context) {
+func (r *demoRun) follow(ctx context.Context, ready func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.d.log.Error("demo follower panicked", "err", p)
@@ -832,6 +833,10 @@ func (r *demoRun) follow(ctx context.Context) {
 	for {
 		if err := check(); err != nil && ctx.Err() == nil {
 			r.d.log.Warn("demo: follow", "err", err)
+		}
+		if ready != nil {
+			ready()
+			ready = nil
 		}
 		select {
 		case <-ctx.Done():
