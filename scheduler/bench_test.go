@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,7 +62,7 @@ func BenchmarkBillingRun(b *testing.B) {
 						b.StopTimer()
 						resetBilling(b, e.store, sc.name == "first-run", loc, sc.billedUntil, sc.dueAt)
 						e.setClock(sc.run)
-						before := cpuTime()
+						before, start := cpuTime(), time.Now()
 						b.StartTimer()
 						var err error
 						rep, err = e.sched.RunBilling(e.ctx, sc.run, false)
@@ -69,7 +70,9 @@ func BenchmarkBillingRun(b *testing.B) {
 							b.Fatal(err)
 						}
 						b.StopTimer()
-						cpu += cpuTime() - before
+						used := cpuTime() - before
+						cpu += used
+						b.Logf("run %d: %.2fs wall, %.2fs CPU, load average %s", i+1, time.Since(start).Seconds(), used.Seconds(), loadAverage())
 						b.StartTimer()
 					}
 					// The machine may be shared: CPU seconds of this process
@@ -239,4 +242,14 @@ func BenchmarkBillingReminder(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/scheduler.MaxBillingLines, "µs/line")
+}
+
+// loadAverage is the one-minute load average, for reading a figure taken
+// on a shared machine.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }

@@ -603,6 +603,11 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 	if err != nil || len(parties) == 0 {
 		return 0, err
 	}
+	var queued int
+	for _, p := range parties {
+		queued += p.Lines
+	}
+	rep.Lines = slices.Grow(rep.Lines, queued)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -729,6 +734,7 @@ func (s *Scheduler) composeChunk(c billingChunk, at time.Time, dry bool) (out co
 		}
 	}()
 	m := BillingMail{Role: c.role, Part: c.part, Parts: c.parts, At: at, Lines: make([]BillingLine, 0, len(c.lines))}
+	out.report = make([]BillingReportLine, 0, len(c.lines))
 	docs := map[int64]*BillingDoc{}
 	for i := range c.lines {
 		q := &c.lines[i]
