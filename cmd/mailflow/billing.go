@@ -8,7 +8,6 @@ import (
 
 	"mailflow/scheduler"
 	"mailflow/storage"
-	"mailflow/templates"
 
 	"mailflow/mailflow"
 )
@@ -52,16 +51,7 @@ func (a *app) billing(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	tokens, err := mailflow.NewTokens(a.cfg.secrets())
-	if err != nil {
-		return fmt.Errorf("replies.secret: %w", err)
-	}
-	tmpl, err := templates.New()
-	if err != nil {
-		return err
-	}
-	composer, err := mailflow.NewComposer(mailflow.ComposerConfig{From: a.cfg.SMTP.From, ReplyAddress: a.cfg.Replies.Address,
-		Coordinator: a.cfg.Coordinator.Email, Tokens: tokens, Templates: tmpl})
+	_, composer, err := a.cfg.composer()
 	if err != nil {
 		return err
 	}

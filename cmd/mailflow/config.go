@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/mail"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"mailflow/mailflow"
+	"mailflow/templates"
 )
 
 // Config is mailflow's TOML configuration; shared/INTERFACES.md fixes the
@@ -309,6 +313,28 @@ func (c *Config) validate() error {
 		return bad("log.format", "must be \"text\" or \"json\"")
 	}
 	return nil
+}
+
+// composer builds the reply tokens and the mail composer every verb that
+// enqueues mail shares with the daemon.
+func (c *Config) composer() (*mailflow.Tokens, *mailflow.Composer, error) {
+	secrets := c.secrets()
+	if len(secrets) == 0 {
+		return nil, nil, errors.New("replies.secret is required: it signs the reply tokens of every notification")
+	}
+	tokens, err := mailflow.NewTokens(secrets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replies.secret: %w", err)
+	}
+	tmpl, err := templates.New()
+	if err != nil {
+		return nil, nil, err
+	}
+	composer, err := mailflow.NewComposer(mailflow.ComposerConfig{
+		From: c.SMTP.From, ReplyAddress: c.Replies.Address, Coordinator: c.Coordinator.Email,
+		Tokens: tokens, Templates: tmpl,
+	})
+	return tokens, composer, err
 }
 
 // secrets returns the reply secrets, newest first.

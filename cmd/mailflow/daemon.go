@@ -13,7 +13,6 @@ import (
 	"mailflow/mailflow"
 	"mailflow/scheduler"
 	"mailflow/storage"
-	"mailflow/templates"
 	"mailflow/web"
 )
 
@@ -38,23 +37,8 @@ type daemon struct {
 // newDaemon builds the daemon from the configuration.
 func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
-	secrets := cfg.secrets()
-	if len(secrets) == 0 {
-		return nil, errors.New("replies.secret is required: it signs the reply tokens of every notification")
-	}
 	var err error
-	if d.tokens, err = mailflow.NewTokens(secrets); err != nil {
-		return nil, fmt.Errorf("replies.secret: %w", err)
-	}
-	tmpl, err := templates.New()
-	if err != nil {
-		return nil, err
-	}
-	d.composer, err = mailflow.NewComposer(mailflow.ComposerConfig{
-		From: cfg.SMTP.From, ReplyAddress: cfg.Replies.Address, Coordinator: cfg.Coordinator.Email,
-		Tokens: d.tokens, Templates: tmpl,
-	})
-	if err != nil {
+	if d.tokens, d.composer, err = cfg.composer(); err != nil {
 		return nil, err
 	}
 	if d.store, err = storage.Open(ctx, cfg.Database.Driver, cfg.Database.DSN); err != nil {

@@ -18,7 +18,6 @@ import (
 
 	"mailflow/mailflow"
 	"mailflow/storage"
-	"mailflow/templates"
 )
 
 const usage = `usage: mailflow [-config FILE] [-json] VERB [ARGS]
@@ -138,23 +137,11 @@ func (a *app) open(ctx context.Context) (*storage.Store, error) {
 // flow wires the order use cases for CLI verbs: with a reply secret,
 // orders and decisions enqueue their mails, which a running daemon sends.
 func (a *app) flow(s *storage.Store) (*mailflow.Flow, error) {
-	f := &mailflow.Flow{Store: s}
-	if len(a.cfg.secrets()) == 0 {
-		return nil, errors.New("replies.secret is required: the notifications of orders carry signed reply tokens")
-	}
-	tokens, err := mailflow.NewTokens(a.cfg.secrets())
+	_, composer, err := a.cfg.composer()
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := templates.New()
-	if err != nil {
-		return nil, err
-	}
-	f.Notifier, err = mailflow.NewComposer(mailflow.ComposerConfig{
-		From: a.cfg.SMTP.From, ReplyAddress: a.cfg.Replies.Address, Coordinator: a.cfg.Coordinator.Email,
-		Tokens: tokens, Templates: tmpl,
-	})
-	return f, err
+	return &mailflow.Flow{Store: s, Notifier: composer}, nil
 }
 
 // verbFlags parses a verb's flags (also accepting -json after the verb).
