@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	htmltemplate "html/template"
 	"net/mail"
 	"time"
 
@@ -26,31 +27,17 @@ type BillingView struct {
 	Role        string
 	Part, Parts int
 	Rows        []BillingRow
-	Orders      int     // orders the rows belong to
-	UV          bool    // some row is of a UV order
-	Totals      []Total // per currency, in order of appearance
+	// RowsText and RowsHTML are the rows as the text part lists them and
+	// as rows of the HTML part's table (templates.BillingRows).
+	RowsText string
+	RowsHTML htmltemplate.HTML
+	Orders   int     // orders the rows belong to
+	UV       bool    // some row is of a UV order
+	Totals   []Total // per currency, in order of appearance
 }
 
 // BillingRow is one BillingLine as the billing template shows it.
-type BillingRow struct {
-	Number    string
-	Once      bool   // a "once" price
-	Key       string // the period: "2026-01", "2026-Q1", "2026"
-	Service   string // service and price name
-	Interval  string // the catalog interval
-	From, To  string // first and last billed day
-	Prorated  bool
-	Days      int // billed days of FullDays, when Prorated
-	FullDays  int
-	Name      string // the invoice recipient
-	Address   string // street, postal code and city
-	Customer  string // the customer number; "" when the recipient is the intermediary
-	LeitwegID string
-	Rate      string // VAT rate
-	Net       string
-	VAT       string
-	Gross     string
-}
+type BillingRow = templates.BillingRow
 
 // Total sums the rows of one currency.
 type Total struct {
@@ -96,6 +83,7 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 		t := &v.Totals[i]
 		t.Net, t.VAT, t.Gross = templates.Money(lang, t.net, t.Currency), templates.Money(lang, t.vat, t.Currency), templates.Money(lang, t.gross, t.Currency)
 	}
+	v.RowsText, v.RowsHTML = templates.BillingRows(lang, v.Rows)
 	return v
 }
 

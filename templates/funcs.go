@@ -23,19 +23,7 @@ func funcs(lang string, loc *time.Location) map[string]any {
 		// money formats an amount in cents: "1.200,00 EUR" / "EUR 1,200.00".
 		"money": func(cents int64, currency string) string { return Money(lang, cents, currency) },
 		// interval names a billing interval.
-		"interval": func(iv string) string {
-			switch iv {
-			case "once":
-				return pick("einmalig", "one-off")
-			case "monthly":
-				return pick("monatlich", "per month")
-			case "quarterly":
-				return pick("vierteljährlich", "per quarter")
-			case "yearly":
-				return pick("jährlich", "per year")
-			}
-			return iv
-		},
+		"interval": func(iv string) string { return interval(lang, iv) },
 		// vat prints a VAT rate: "19 %" / "19%".
 		"vat": func(p float64) string { return VAT(lang, p) },
 		// datetime prints an instant in Europe/Berlin.
@@ -192,34 +180,41 @@ func asTime(t any) (time.Time, bool) {
 // Money formats an amount in cents the way readers of lang expect:
 // "1.200,00 EUR" in German, "EUR 1,200.00" in English.
 func Money(lang string, cents int64, currency string) string {
-	neg := cents < 0
-	if neg {
-		cents = -cents
-	}
-	whole := strconv.FormatInt(cents/100, 10)
-	frac := fmt.Sprintf("%02d", cents%100)
-	thousands, decimal := ".", ","
-	if lang == "en" {
-		thousands, decimal = ",", "."
-	}
-	var b strings.Builder
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteString(thousands)
-		}
-		b.WriteRune(r)
-	}
-	num := b.String() + decimal + frac
-	if neg {
-		num = "-" + num
-	}
 	if currency == "" {
 		currency = "EUR"
 	}
-	if lang == "en" {
-		return currency + " " + num
+	en := lang == "en"
+	thousands, decimal := byte('.'), byte(',')
+	if en {
+		thousands, decimal = ',', '.'
 	}
-	return num + " " + currency
+	u := uint64(cents)
+	if cents < 0 {
+		u = -u
+	}
+	var digits [20]byte
+	whole := strconv.AppendUint(digits[:0], u/100, 10)
+	b := make([]byte, 0, 32+len(currency))
+	if en {
+		b = append(b, currency...)
+		b = append(b, ' ')
+	}
+	if cents < 0 {
+		b = append(b, '-')
+	}
+	for i, d := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b = append(b, thousands)
+		}
+		b = append(b, d)
+	}
+	frac := u % 100
+	b = append(b, decimal, byte('0'+frac/10), byte('0'+frac%10))
+	if !en {
+		b = append(b, ' ')
+		b = append(b, currency...)
+	}
+	return string(b)
 }
 
 var statusDE = map[string]string{
