@@ -3,7 +3,6 @@ package scheduler
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -22,7 +21,7 @@ const RoleCustomer = "customer"
 const MaxBillingLines = 500
 
 // BillingDoc is what billing needs of an order's frozen snapshot: whom to
-// remind and whom they invoice. Storage keeps it, as JSON, beside the
+// remind and whom they invoice. Storage keeps it (Encode) beside the
 // order's billing state when the order becomes binding, so that a billing
 // run never reads the snapshot with its terms texts; it is kept small
 // because a run decodes one per reminder line. Its JSON keys are those of
@@ -459,7 +458,7 @@ func (s *Scheduler) planDry(ctx context.Context, ids []int64, at time.Time, rep 
 		ps, _, err := s.plan(st, at)
 		if err == nil && len(ps) > 0 {
 			var doc BillingDoc
-			if err = json.Unmarshal([]byte(st.Doc), &doc); err == nil {
+			if err = DecodeBillingDoc(st.Doc, &doc); err == nil {
 				rep.Periods += len(ps)
 				for _, p := range ps {
 					for _, role := range remindedRoles(st.Model) {
@@ -741,7 +740,7 @@ func (s *Scheduler) composeChunk(c billingChunk, at time.Time, dry bool) (out co
 		doc := docs[q.OrderID]
 		if doc == nil {
 			doc = new(BillingDoc)
-			if err := json.Unmarshal([]byte(q.Doc), doc); err != nil {
+			if err := DecodeBillingDoc(q.Doc, doc); err != nil {
 				out.err = fmt.Errorf("order %s: billing doc: %w", q.Number, err)
 				return out
 			}

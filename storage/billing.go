@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -61,25 +60,27 @@ func (t *Tx) registerBilling(orderID int64) error {
 	if err := json.Unmarshal([]byte(r.Snapshot), &sn); err != nil {
 		return fmt.Errorf("storage: register billing of %s: snapshot: %w", r.Number, err)
 	}
-	doc, err := json.Marshal(scheduler.NewBillingDoc(&sn))
-	if err != nil {
-		return fmt.Errorf("storage: register billing of %s: %w", r.Number, err)
-	}
-	_, err = t.exec(`INSERT INTO order_billing (order_id, number, contract_model, provider_id, intermediary_id, binding_at,
-		price_interval, amount_cents, vat_percent, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
+	doc := scheduler.NewBillingDoc(&sn)
+	_, err := t.exec(`INSERT INTO order_billing (order_id, number, contract_model, provider_id, intermediary_id, binding_at,
+		price_interval, amount_cents, vat_percent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
 		orderID, r.Number, r.ContractModel, r.ProviderID, r.IntermediaryID, utc(r.BindingAt),
-		sn.Price.Interval, sn.Price.AmountCents, sn.Price.VATPercent, string(doc))
+		sn.Price.Interval, sn.Price.AmountCents, sn.Price.VATPercent)
+	if err == nil {
+		_, err = t.exec(`INSERT INTO order_billing_doc (order_id, doc) VALUES (?, ?) ON CONFLICT (order_id) DO NOTHING`, orderID, doc.Encode())
+	}
 	if err != nil {
 		return fmt.Errorf("storage: register billing of %s: %w", r.Number, err)
 	}
 	return nil
 }
 
-// registerBindingOrders registers the orders that were binding before
-// migration 2 added order_billing.
+// registerBindingOrders registers the binding orders that order_billing
+// lacks: those that were binding before migration 2 added it. It runs with
+// migration 4, the schema registerBilling writes.
 func registerBindingOrders(t *Tx) error {
 	var ids []int64
-	if err := t.sel(&ids, `SELECT id FROM orders WHERE binding_at IS NOT NULL ORDER BY id`); err != nil {
+	if err := t.sel(&ids, `SELECT id FROM orders WHERE binding_at IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM order_billing b WHERE b.order_id = orders.id) ORDER BY id`); err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -141,12 +142,13 @@ func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cols := billingStateColumns
+	query := `SELECT ` + billingStateColumns + ` FROM order_billing WHERE order_id IN (%s) ORDER BY order_id`
 	if withDoc {
-		cols += ", doc"
+		query = `SELECT ` + billingStateColumns + `, d.doc FROM order_billing JOIN order_billing_doc d USING (order_id)
+			WHERE order_id IN (%s) ORDER BY order_id`
 	}
 	q, args := inList(ids)
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+cols+` FROM order_billing WHERE order_id IN (`+q+`) ORDER BY order_id`), args...)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, q)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
@@ -155,39 +157,6 @@ func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
 	return out, nil
-}
-
-// billingChunk bounds the rows of one multi-row statement, far below
-// SQLite's and PostgreSQL's parameter limits.
-const billingChunk = 1000
-
-// multiRow builds multi-row statements of n rows of width parameters
-// each, in chunks: head, the VALUES tuples, tail. row appends the
-// parameters of row i.
-func multiRow(head, tail string, n, width int, row func(args []any, i int) []any) []chunkStmt {
-	var out []chunkStmt
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
-	for start := 0; start < n; start += billingChunk {
-		end := min(start+billingChunk, n)
-		var b strings.Builder
-		b.WriteString(head)
-		args := make([]any, 0, width*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				b.WriteByte(',')
-			}
-			b.WriteString(tuple)
-			args = row(args, i)
-		}
-		b.WriteString(tail)
-		out = append(out, chunkStmt{b.String(), args})
-	}
-	return out
-}
-
-type chunkStmt struct {
-	query string
-	args  []any
 }
 
 // InsertBillingRecords inserts billed periods; the unique key (order_id,
@@ -241,17 +210,18 @@ func (t *Tx) InsertBillingRecords(recs []scheduler.BillingRecord, at time.Time) 
 		}
 		return inserted, nil
 	}
-	created := utc(at)
-	stmts := multiRow(`INSERT INTO billing_reminders (order_id, period_key, period_start, period_end, days, full_days,
-		net_cents, vat_cents, gross_cents, created_at) VALUES `, tail,
-		len(recs), 10, func(args []any, i int) []any {
-			p := &recs[i].Period
-			return append(args, recs[i].OrderID, p.Key, utc(p.Start), utc(p.End), p.Days, p.FullDays, p.NetCents, p.VATCents, p.GrossCents, created)
-		})
-	for _, st := range stmts {
-		if err := mark(t.tx.QueryContext(t.ctx, t.tx.Rebind(st.query), st.args...)); err != nil {
-			return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
-		}
+	j := newJSONRows(len(recs), 9)
+	for i := range recs {
+		p := &recs[i].Period
+		j.next().int(recs[i].OrderID).str(p.Key).time(p.Start).time(p.End).int(int64(p.Days)).int(int64(p.FullDays)).
+			int(p.NetCents).int(p.VATCents).int(p.GrossCents)
+	}
+	// "WHERE true" tells SQLite's parser that ON CONFLICT is the INSERT's.
+	if err := mark(t.tx.QueryContext(t.ctx, `INSERT INTO billing_reminders (order_id, period_key, period_start, period_end, days, full_days,
+		net_cents, vat_cents, gross_cents, created_at)
+		SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, ?
+		FROM json_each(?) WHERE true`+tail, utc(at), j.String())); err != nil {
+		return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
 	}
 	return inserted, nil
 }
@@ -273,17 +243,21 @@ func (t *Tx) QueueBillingLines(keys []scheduler.LineKey) error {
 		}
 		return nil
 	}
-	stmts := multiRow(`INSERT INTO billing_queue (role, party_id, order_id, period_key) VALUES `, ` ON CONFLICT DO NOTHING`,
-		len(keys), 4, func(args []any, i int) []any {
-			k := &keys[i]
-			return append(args, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
-		})
-	for _, st := range stmts {
-		if _, err := t.exec(st.query, st.args...); err != nil {
-			return fmt.Errorf("storage: queue billing lines: %w", err)
-		}
+	if _, err := t.exec(`INSERT INTO billing_queue (role, party_id, order_id, period_key)
+		SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`, lineKeysJSON(keys)); err != nil {
+		return fmt.Errorf("storage: queue billing lines: %w", err)
 	}
 	return nil
+}
+
+// lineKeysJSON is the JSON array of line keys for SQLite's json_each.
+func lineKeysJSON(keys []scheduler.LineKey) string {
+	j := newJSONRows(len(keys), 4)
+	for i := range keys {
+		k := &keys[i]
+		j.next().str(k.Role).str(k.PartyID).int(k.OrderID).str(k.PeriodKey)
+	}
+	return j.String()
 }
 
 // keyArrays splits line keys into PostgreSQL arrays.
@@ -310,18 +284,12 @@ func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
 		n, _ = res.RowsAffected()
 		return int(n), nil
 	}
-	for _, st := range multiRow(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN (VALUES `, `)`,
-		len(keys), 4, func(args []any, i int) []any {
-			k := &keys[i]
-			return append(args, k.Role, k.PartyID, k.OrderID, k.PeriodKey)
-		}) {
-		res, err := t.exec(st.query, st.args...)
-		if err != nil {
-			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-		}
-		d, _ := res.RowsAffected()
-		n += d
+	res, err := t.exec(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN
+		(SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?))`, lineKeysJSON(keys))
+	if err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
 	}
+	n, _ = res.RowsAffected()
 	return int(n), nil
 }
 
@@ -347,10 +315,11 @@ func (s *Store) BillingQueue(ctx context.Context) ([]scheduler.QueuedParty, erro
 // cache stays warm while the mails are written.
 func (s *Store) ScanBillingQueue(ctx context.Context, fn func(*scheduler.QueuedLine) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT q.role, q.party_id, q.order_id, q.period_key, b.number, b.contract_model,
-		b.price_interval, b.vat_percent, b.doc, r.period_start, r.period_end, r.days, r.full_days, r.net_cents, r.vat_cents, r.gross_cents
+		b.price_interval, b.vat_percent, d.doc, r.period_start, r.period_end, r.days, r.full_days, r.net_cents, r.vat_cents, r.gross_cents
 		FROM billing_queue q
 		JOIN billing_reminders r ON r.order_id = q.order_id AND r.period_key = q.period_key
 		JOIN order_billing b ON b.order_id = q.order_id
+		JOIN order_billing_doc d ON d.order_id = q.order_id
 		ORDER BY q.role, q.party_id, q.order_id, q.period_key`)
 	if err != nil {
 		return fmt.Errorf("storage: billing queue: %w", err)
@@ -379,8 +348,7 @@ func (s *Store) ScanBillingQueue(ctx context.Context, fn func(*scheduler.QueuedL
 // concurrent runs one advances an order and the other learns it must not
 // bill it. PostgreSQL does it in one statement over arrays (one round trip
 // per batch) and re-checks the condition on a row another transaction
-// changed meanwhile; SQLite, which has no round trips and serialises
-// writers, uses a prepared statement per row.
+// changed meanwhile; SQLite likewise over a JSON array (jsonRows).
 func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) ([]bool, error) {
 	advanced := make([]bool, len(ps))
 	if len(ps) == 0 {
@@ -427,20 +395,31 @@ func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) ([]bool, error) {
 		}
 		return advanced, nil
 	}
-	st, err := t.tx.PreparexContext(t.ctx, `UPDATE order_billing SET billed_until = ?, due_at = ?, done = ?
-		WHERE order_id = ? AND billed_until IS ? AND due_at IS ? AND done = ?`)
+	index := make(map[int64]int, len(ps))
+	j := newJSONRows(len(ps), 7)
+	for i := range ps {
+		p := &ps[i]
+		index[p.OrderID] = i
+		j.next().int(p.OrderID).timePtr(p.BilledUntil).timePtr(p.DueAt).bool(p.Done).timePtr(p.Was.BilledUntil).timePtr(p.Was.DueAt).bool(p.Was.Done)
+	}
+	rows, err := t.tx.QueryContext(t.ctx, `UPDATE order_billing SET billed_until = v.value->>1, due_at = v.value->>2, done = v.value->>3
+		FROM json_each(?) AS v
+		WHERE order_billing.order_id = v.value->>0 AND order_billing.billed_until IS v.value->>4
+			AND order_billing.due_at IS v.value->>5 AND order_billing.done = v.value->>6
+		RETURNING order_billing.order_id`, j.String())
 	if err != nil {
 		return nil, fmt.Errorf("storage: advance billing: %w", err)
 	}
-	defer st.Close()
-	for i, p := range ps {
-		res, err := st.ExecContext(t.ctx, utcPtr(p.BilledUntil), utcPtr(p.DueAt), p.Done,
-			p.OrderID, utcPtr(p.Was.BilledUntil), utcPtr(p.Was.DueAt), p.Was.Done)
-		if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
 			return nil, fmt.Errorf("storage: advance billing: %w", err)
 		}
-		n, _ := res.RowsAffected()
-		advanced[i] = n == 1
+		advanced[index[id]] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: advance billing: %w", err)
 	}
 	return advanced, nil
 }

@@ -76,7 +76,7 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 		t.Errorf("registered %+v", st)
 	}
 	var doc scheduler.BillingDoc
-	if err := json.Unmarshal([]byte(st.Doc), &doc); err != nil {
+	if err := scheduler.DecodeBillingDoc(st.Doc, &doc); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("billing doc, %d bytes: %s", len(st.Doc), st.Doc)
@@ -101,4 +101,66 @@ func exampleCatalog(t *testing.T) *mailflow.Catalog {
 		t.Fatal(err)
 	}
 	return &cat
+}
+
+// Migration 4 moves the billing docs of a version-3 database into
+// order_billing_doc, where a billing run reads them.
+func TestUpgradeMovesBillingDocs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v3.db")
+	all := migrations
+	migrations = all[:3]
+	old, err := Open(ctx, "sqlite", path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../examples/order-dv.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req mailflow.OrderRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := (&mailflow.Flow{Store: old}).CreateOrder(ctx, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a version-3 binary wrote when the order became binding.
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	doc, _ := json.Marshal(scheduler.BillingDoc{Customer: scheduler.Invoicee{Name: "Stadt Musterstadt", LeitwegID: "04011000-12345-03"},
+		Provider: scheduler.BillingParty{ID: "dataport", Email: "b@dataport.example"}, Service: "Mail", PriceName: "Basis", Currency: "EUR"})
+	if _, err := old.DB().Exec(`UPDATE orders SET status = 'ordered', binding_at = ? WHERE id = ?`, at, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.DB().Exec(`INSERT INTO order_billing (order_id, number, contract_model, provider_id, binding_at, price_interval,
+		amount_cents, vat_percent, doc) VALUES (?, ?, 'DV', 'dataport', ?, 'monthly', 1000, 19, ?)`, o.ID, o.Number, at, string(doc)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	states, err := s.BillingStates(ctx, []int64{o.ID}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 1 || states[0].Doc != string(doc) {
+		t.Fatalf("after the upgrade: %+v", states)
+	}
+	var d scheduler.BillingDoc
+	if err := scheduler.DecodeBillingDoc(states[0].Doc, &d); err != nil || d.Customer.LeitwegID != "04011000-12345-03" || d.Provider.Email != "b@dataport.example" {
+		t.Errorf("doc %+v, %v", d, err)
+	}
+	var n int
+	if err := s.DB().Get(&n, `SELECT COUNT(*) FROM pragma_table_info('order_billing') WHERE name = 'doc'`); err != nil || n != 0 {
+		t.Errorf("order_billing still has doc (%d, %v)", n, err)
+	}
 }
