@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,11 @@ func BenchmarkBillingRun(b *testing.B) {
 			// The run's own log line splits its time into billing
 			// (recording periods) and mailing (composing the reminders).
 			c, _ := newComposer(b, e.now)
-			e.sched = scheduler.New(testConfig(e.loc), e.store, scheduler.NewMailer(c), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+			cfg := testConfig(e.loc)
+			if n, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_BATCH")); err == nil {
+				cfg.BatchSize = n // orders per transaction of phase one
+			}
+			e.sched = scheduler.New(cfg, e.store, scheduler.NewMailer(c), slog.New(slog.NewTextHandler(os.Stderr, nil)))
 			e.sched.Now = e.now
 			loc := e.loc
 			seedBindingOrders(b, e.store, loc, benchOrders)

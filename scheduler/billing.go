@@ -251,10 +251,10 @@ func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (
 		}
 		defer release()
 	}
-	err := s.billDue(ctx, at, &rep)
+	queued, err := s.billDue(ctx, at, &rep)
 	billed := time.Now()
 	if err == nil {
-		err = s.mailQueued(ctx, at, &rep)
+		err = s.mailQueued(ctx, at, &rep, queued)
 	}
 	slices.SortStableFunc(rep.Lines, func(a, b BillingReportLine) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), a.Period.Start.Compare(b.Period.Start), cmp.Compare(b.Role, a.Role))
@@ -271,7 +271,7 @@ func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
 	defer release()
 	start := time.Now()
 	rep := BillingReport{At: at}
-	err = s.mailQueued(ctx, at, &rep)
+	err = s.mailQueued(ctx, at, &rep, nil)
 	if err != nil || rep.Mails > 0 {
 		return s.billingDone(rep, start, start, err)
 	}
@@ -298,11 +298,12 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 // while batch k is written, so that the database and the planning each
 // have a core; a write advances only the orders whose progress is still
 // what the plan started from, which also keeps two concurrent runs from
-// billing an order twice.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+// billing an order twice. It returns the lines it queued, with what their
+// mails show, so that phase two need not read them back.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) ([]QueuedLine, error) {
 	ids, err := s.store.BillingCandidates(ctx, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	slices.Sort(ids) // id order: the rows a batch writes lie together
 	n := s.cfg.batchSize()
@@ -313,10 +314,10 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	if rep.DryRun {
 		for _, b := range batches {
 			if err := s.planDry(ctx, b, at, rep); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -335,18 +336,19 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			}
 		}
 	}()
+	var queued []QueuedLine
 	for p := range plans {
 		if p.err == nil {
-			p.err = s.writeBatch(ctx, &p, rep)
+			p.err = s.writeBatch(ctx, &p, rep, &queued)
 		}
 		if p.err != nil {
 			cancel()
 			for range plans { // let the reader finish
 			}
-			return p.err
+			return nil, p.err
 		}
 	}
-	return ctx.Err()
+	return queued, ctx.Err()
 }
 
 // batchPlan is what a batch bills.
@@ -367,7 +369,7 @@ func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p
 			p.err = fmt.Errorf("plan billing batch: panic: %v", r)
 		}
 	}()
-	p.states, p.err = s.store.BillingStates(ctx, ids, false)
+	p.states, p.err = s.store.BillingStates(ctx, ids, true)
 	if p.err != nil {
 		return p
 	}
@@ -394,9 +396,10 @@ func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p
 
 // writeBatch records a planned batch in one transaction: it advances the
 // orders' progress, records their periods and queues a reminder line per
-// new period and reminded party.
-func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) error {
+// new period and reminded party; it appends those lines to queued.
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport, queued *[]QueuedLine) error {
 	var periods int
+	var lines []QueuedLine
 	err := s.store.JobTx(ctx, func(tx Tx) error {
 		advanced, err := tx.AdvanceBilling(p.progress)
 		if err != nil {
@@ -420,22 +423,31 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 			return err
 		}
 		var keys []LineKey
+		periods, lines = 0, lines[:0]
 		for i, rec := range recs {
 			if !inserted[i] {
 				continue // recorded, and queued, by a concurrent run
 			}
 			periods++
 			st := owner[i]
-			keys = append(keys, LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, rec.Period.Key})
+			line := QueuedLine{LineKey: LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, rec.Period.Key},
+				Number: st.Number, Model: st.Model, Interval: st.Interval, VATPercent: st.VATPercent, Doc: st.Doc, Period: rec.Period}
+			lines = append(lines, line)
 			if st.Model == mailflow.ModelUV {
-				keys = append(keys, LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key})
+				line.LineKey = LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key}
+				lines = append(lines, line)
 			}
+		}
+		keys = make([]LineKey, len(lines))
+		for i := range lines {
+			keys[i] = lines[i].LineKey
 		}
 		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
 		return err
 	}
+	*queued = append(*queued, lines...)
 	rep.Orders += p.orders
 	rep.Periods += periods
 	rep.Errors = append(rep.Errors, p.errs...)
@@ -574,14 +586,44 @@ var errStaleQueue = errors.New("billing queue changed")
 // query, workers compose the mails in parallel, and this goroutine writes
 // each in its own transaction. A mail whose lines a concurrent run took
 // meanwhile is dropped, and the queue read again.
-func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport) error {
+//
+// queued are the lines this run's phase one queued. When the queue holds
+// exactly those, they are mailed from memory; otherwise (lines left by an
+// earlier run, or a concurrent one) the queue is read from the database.
+func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine) error {
 	for pass := 0; pass < 3; pass++ {
-		stale, err := s.mailQueuePass(ctx, at, rep)
+		stale, err := s.mailQueuePass(ctx, at, rep, queued)
 		if err != nil || stale == 0 || rep.DryRun {
 			return err
 		}
+		queued = nil // read the queue as it is now
 	}
 	return nil
+}
+
+// sameQueue reports whether the lines are exactly what the queue counts
+// per party (the lines are distinct: phase one queued each once).
+func sameQueue(parties []QueuedParty, lines []QueuedLine) bool {
+	if len(lines) == 0 {
+		return false
+	}
+	want := make(map[[2]string]int, len(parties))
+	total := 0
+	for _, p := range parties {
+		want[[2]string{p.Role, p.PartyID}] = p.Lines
+		total += p.Lines
+	}
+	if total != len(lines) {
+		return false
+	}
+	for i := range lines {
+		k := [2]string{lines[i].Role, lines[i].PartyID}
+		want[k]--
+		if want[k] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 type billingChunk struct {
@@ -597,16 +639,34 @@ type composedChunk struct {
 	err    error
 }
 
-func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport) (stale int, err error) {
+func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine) (stale int, err error) {
 	parties, err := s.store.BillingQueue(ctx)
 	if err != nil || len(parties) == 0 {
 		return 0, err
 	}
-	var queued int
-	for _, p := range parties {
-		queued += p.Lines
+	read := s.readQueue
+	if sameQueue(parties, queued) {
+		read = func(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
+			return s.chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error {
+				slices.SortFunc(queued, func(a, b QueuedLine) int {
+					// The queue's key order, so that a chunk is a range of it.
+					return cmp.Or(cmp.Compare(a.Role, b.Role), cmp.Compare(a.PartyID, b.PartyID), cmp.Compare(a.OrderID, b.OrderID),
+						cmp.Compare(a.PeriodKey, b.PeriodKey))
+				})
+				for i := range queued {
+					if err := fn(&queued[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 	}
-	rep.Lines = slices.Grow(rep.Lines, queued)
+	var total int
+	for _, p := range parties {
+		total += p.Lines
+	}
+	rep.Lines = slices.Grow(rep.Lines, total)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
@@ -620,7 +680,7 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 				readErr = fmt.Errorf("billing queue reader: panic: %v", r)
 			}
 		}()
-		readErr = s.readQueue(ctx, parties, chunks)
+		readErr = read(ctx, parties, chunks)
 	}()
 	var wg sync.WaitGroup
 	for range workers {
@@ -684,6 +744,12 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 // readQueue sends the queued lines party by party in chunks of at most
 // MaxBillingLines.
 func (s *Scheduler) readQueue(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
+	return s.chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error { return s.store.ScanBillingQueue(ctx, fn) })
+}
+
+// chunkLines sends the lines of scan, which come party by party, in
+// chunks of at most MaxBillingLines.
+func (s *Scheduler) chunkLines(ctx context.Context, parties []QueuedParty, out chan<- billingChunk, scan func(func(*QueuedLine) error) error) error {
 	count := map[LineKey]int{}
 	for _, p := range parties {
 		count[LineKey{Role: p.Role, PartyID: p.PartyID}] = p.Lines
@@ -703,7 +769,7 @@ func (s *Scheduler) readQueue(ctx context.Context, parties []QueuedParty, out ch
 		c = billingChunk{role: c.role, party: c.party, part: c.part + 1}
 		return nil
 	}
-	err := s.store.ScanBillingQueue(ctx, func(l *QueuedLine) error {
+	err := scan(func(l *QueuedLine) error {
 		if l.Role != c.role || l.PartyID != c.party {
 			if err := flush(); err != nil {
 				return err

@@ -137,7 +137,9 @@ type Tx interface {
 	// QueueBillingLines adds reminder lines to the billing queue.
 	QueueBillingLines(keys []LineKey) error
 	// DequeueBillingLines removes lines from the billing queue and
-	// returns how many were there.
+	// returns how many were there. Any result but len(keys) means the
+	// queue changed meanwhile, and the transaction must roll back: it may
+	// have removed other lines of the party too.
 	DequeueBillingLines(keys []LineKey) (int, error)
 	// AdvanceBilling stores where each order's billing continues, for
 	// each order whose progress is still ps[i].Was, and reports which

@@ -147,8 +147,16 @@ func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([
 		query = `SELECT ` + billingStateColumns + `, d.doc FROM order_billing JOIN order_billing_doc d USING (order_id)
 			WHERE order_id IN (%s) ORDER BY order_id`
 	}
-	q, args := inList(ids)
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, q)), args...)
+	var rows *sql.Rows
+	var err error
+	if s.d.name == "postgres" {
+		// One array parameter: PostgreSQL plans a list of thousands of
+		// parameters slowly.
+		rows, err = s.db.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, `SELECT unnest(?::bigint[])`)), pq.Array(ids))
+	} else {
+		q, args := inList(ids)
+		rows, err = s.db.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, q)), args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
@@ -269,10 +277,33 @@ func keyArrays(keys []scheduler.LineKey) (roles, parties []string, orders []int6
 	return roles, parties, orders, periods
 }
 
+// sameParty reports whether the keys are all of one role and party.
+func sameParty(keys []scheduler.LineKey) bool {
+	for _, k := range keys {
+		if k.Role != keys[0].Role || k.PartyID != keys[0].PartyID {
+			return false
+		}
+	}
+	return true
+}
+
 // DequeueBillingLines removes lines from the billing queue and counts
 // those that were there.
 func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
 	var n int64
+	if t.s.d.name == "postgres" && len(keys) > 0 && sameParty(keys) {
+		// The constant role and party let PostgreSQL scan the party's
+		// range of the primary key rather than the whole queue.
+		_, _, orders, periods := keyArrays(keys)
+		res, err := t.exec(`DELETE FROM billing_queue WHERE role = ? AND party_id = ?
+			AND (order_id, period_key) IN (SELECT * FROM unnest(?::bigint[], ?::text[]))`,
+			keys[0].Role, keys[0].PartyID, pq.Array(orders), pq.Array(periods))
+		if err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return int(n), nil
+	}
 	if t.s.d.name == "postgres" {
 		roles, parties, orders, periods := keyArrays(keys)
 		res, err := t.exec(`DELETE FROM billing_queue q USING unnest(?::text[], ?::text[], ?::bigint[], ?::text[]) AS k(role, party_id, order_id, period_key)
@@ -284,12 +315,66 @@ func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
 		n, _ = res.RowsAffected()
 		return int(n), nil
 	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	role, party := keys[0].Role, keys[0].PartyID
+	first, last := keys[0], keys[0]
+	type key struct {
+		order  int64
+		period string
+	}
+	want := make(map[key]bool, len(keys))
+	for _, k := range keys {
+		if k.Role != role || k.PartyID != party {
+			return t.dequeueEach(keys)
+		}
+		want[key{k.OrderID, k.PeriodKey}] = true
+		if k.OrderID < first.OrderID || k.OrderID == first.OrderID && k.PeriodKey < first.PeriodKey {
+			first = k
+		}
+		if k.OrderID > last.OrderID || k.OrderID == last.OrderID && k.PeriodKey > last.PeriodKey {
+			last = k
+		}
+	}
+	// One party's lines lie together in the primary key: delete the range
+	// from the first to the last and check that it held exactly them.
+	rows, err := t.tx.QueryContext(t.ctx, `DELETE FROM billing_queue WHERE role = ? AND party_id = ?
+		AND (order_id, period_key) >= (?, ?) AND (order_id, period_key) <= (?, ?) RETURNING order_id, period_key`,
+		role, party, first.OrderID, first.PeriodKey, last.OrderID, last.PeriodKey)
+	if err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+	}
+	defer rows.Close()
+	found, other := 0, false
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.order, &k.period); err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		if want[k] {
+			found++
+		} else {
+			other = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+	}
+	if other {
+		return len(keys) + 1, nil // removed a line it was not given: the caller rolls back
+	}
+	return found, nil
+}
+
+// dequeueEach removes lines of several parties.
+func (t *Tx) dequeueEach(keys []scheduler.LineKey) (int, error) {
 	res, err := t.exec(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN
 		(SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?))`, lineKeysJSON(keys))
 	if err != nil {
 		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
 	}
-	n, _ = res.RowsAffected()
+	n, _ := res.RowsAffected()
 	return int(n), nil
 }
 
@@ -374,11 +459,11 @@ func (t *Tx) AdvanceBilling(ps []scheduler.BillingProgress) ([]bool, error) {
 			due_at = NULLIF(v.due, '')::timestamptz, done = v.done
 			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[], ?::boolean[])
 				AS v(id, until, due, done, was_until, was_due, was_done)
-			WHERE b.order_id = v.id AND b.done = v.was_done
+			WHERE b.order_id = v.id AND b.order_id = ANY(?::bigint[]) AND b.done = v.was_done
 				AND b.billed_until IS NOT DISTINCT FROM NULLIF(v.was_until, '')::timestamptz
 				AND b.due_at IS NOT DISTINCT FROM NULLIF(v.was_due, '')::timestamptz
 			RETURNING b.order_id`),
-			pq.Array(ids), pq.Array(until), pq.Array(due), pq.Array(done), pq.Array(wasUntil), pq.Array(wasDue), pq.Array(wasDone))
+			pq.Array(ids), pq.Array(until), pq.Array(due), pq.Array(done), pq.Array(wasUntil), pq.Array(wasDue), pq.Array(wasDone), pq.Array(ids))
 		if err != nil {
 			return nil, fmt.Errorf("storage: advance billing: %w", err)
 		}
