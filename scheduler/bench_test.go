@@ -189,7 +189,7 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 func resetBilling(b *testing.B, s *storage.Store, firstRun bool, loc *time.Location, billedUntil, dueAt any) {
 	b.Helper()
 	db := s.DB()
-	for _, q := range []string{`DELETE FROM billing_queue`, `DELETE FROM billing_reminders`, `DELETE FROM outbox`} {
+	for _, q := range []string{`DELETE FROM billing_pending`, `DELETE FROM billing_reminders`, `DELETE FROM outbox`} {
 		if _, err := db.Exec(q); err != nil {
 			b.Fatal(err)
 		}
@@ -213,7 +213,7 @@ func resetBilling(b *testing.B, s *storage.Store, firstRun bool, loc *time.Locat
 	}
 	if s.Driver() == "postgres" {
 		// As autovacuum would after such an update.
-		if _, err := db.Exec(`VACUUM ANALYZE order_billing, billing_reminders, billing_queue, outbox`); err != nil {
+		if _, err := db.Exec(`VACUUM ANALYZE order_billing, billing_reminders, billing_pending, outbox`); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -124,7 +124,7 @@ type BillingProgress struct {
 }
 
 // LineKey names one reminder line: a period of an order that a party is
-// reminded to invoice. It is the key of billing_queue.
+// reminded to invoice: a line of the billing queue.
 type LineKey struct {
 	Role      string // mailflow.PartyProvider or mailflow.PartyIntermediary
 	PartyID   string
@@ -694,6 +694,11 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 		wg.Wait()
 		close(results)
 	}()
+	want := make(map[[2]string]int, len(parties))
+	for _, p := range parties {
+		want[[2]string{p.Role, p.PartyID}] = p.Lines
+	}
+	buffered := map[[2]string][]composedChunk{}
 	for r := range results {
 		if err != nil {
 			continue // draining after a failure
@@ -707,9 +712,26 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 			rep.Lines = append(rep.Lines, r.report...)
 			continue
 		}
-		keys := make([]LineKey, len(r.lines))
-		for i, l := range r.lines {
-			keys[i] = l.LineKey
+		// A party's mails are written together, in the transaction that
+		// removes all its lines from the queue.
+		k := [2]string{r.role, r.party}
+		buffered[k] = append(buffered[k], r)
+		lines := 0
+		for _, c := range buffered[k] {
+			lines += len(c.lines)
+		}
+		if lines < want[k] {
+			continue
+		}
+		chunks := buffered[k]
+		delete(buffered, k)
+		var keys []LineKey
+		var msgs []*mailflow.OutboxMessage
+		for _, c := range chunks {
+			for _, l := range c.lines {
+				keys = append(keys, l.LineKey)
+			}
+			msgs = append(msgs, c.msg)
 		}
 		werr := s.store.JobTx(ctx, func(tx Tx) error {
 			n, err := tx.DequeueBillingLines(keys)
@@ -719,7 +741,7 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 			if n != len(keys) {
 				return errStaleQueue
 			}
-			return tx.Enqueue(r.msg)
+			return tx.Enqueue(msgs...)
 		})
 		switch {
 		case errors.Is(werr, errStaleQueue):
@@ -728,12 +750,17 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 			err = werr
 			cancel()
 		default:
-			rep.Mails++
-			for i := range r.report {
-				r.report[i].Sent = true
+			rep.Mails += len(msgs)
+			for _, c := range chunks {
+				for i := range c.report {
+					c.report[i].Sent = true
+				}
+				rep.Lines = append(rep.Lines, c.report...)
 			}
-			rep.Lines = append(rep.Lines, r.report...)
 		}
+	}
+	if err == nil && !rep.DryRun {
+		stale += len(buffered) // the queue changed: fewer lines than counted
 	}
 	if err == nil {
 		err = readErr

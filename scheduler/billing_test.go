@@ -263,7 +263,7 @@ func TestBillingDryRun(t *testing.T) {
 			}
 			var initialised int
 			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM order_billing WHERE due_at IS NOT NULL OR billed_until IS NOT NULL OR done`)
-			if n, q := e.count("billing_reminders"), e.count("billing_queue"); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
+			if n, q := e.count("billing_reminders"), e.queued(); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
 				t.Errorf("dry run wrote: %d billing_reminders, %d queued lines, %d new outbox rows, %d orders changed", n, q, e.count("outbox")-outbox, initialised)
 			}
 			var buf bytes.Buffer
@@ -353,7 +353,7 @@ func TestBillingBatchesAndMailParts(t *testing.T) {
 	if len(mails) != 7 || n != rep.Periods {
 		t.Errorf("%d lines in %d mails, want %d in 7", n, len(mails), rep.Periods)
 	}
-	if q := e.count("billing_queue"); q != 0 {
+	if q := e.queued(); q != 0 {
 		t.Errorf("%d lines left in the queue", q)
 	}
 }
@@ -428,7 +428,7 @@ func TestBillingResumesQueuedLines(t *testing.T) {
 			if _, err := e.sched.RunBilling(e.ctx, when, false); err == nil {
 				t.Fatal("the failing run reported no error")
 			}
-			if n, q := e.count("billing_reminders"), e.count("billing_queue"); n != 3+1 || q != 3+2 {
+			if n, q := e.count("billing_reminders"), e.queued(); n != 3+1 || q != 3+2 {
 				t.Fatalf("after the failed run: %d billing_reminders, %d queued lines; want 4 and 5", n, q)
 			}
 			if n := len(e.outbox(mailflow.KindBilling)); n != 0 {
@@ -449,11 +449,11 @@ func TestBillingResumesQueuedLines(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(10 * time.Second)
-			for e.count("billing_queue") > 0 && time.Now().Before(deadline) {
+			for e.queued() > 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			s.Stop()
-			if q := e.count("billing_queue"); q != 0 {
+			if q := e.queued(); q != 0 {
 				t.Fatalf("%d lines still queued after start", q)
 			}
 			lines := map[string]int{}

@@ -210,6 +210,16 @@ func (e *env) records() []storage.BillingRecord {
 	return recs
 }
 
+// queued counts the reminder lines waiting in the billing queue.
+func (e *env) queued() int {
+	e.t.Helper()
+	var n int
+	if err := e.store.DB().Get(&n, `SELECT COALESCE(SUM(n), 0) FROM billing_pending`); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
 func (e *env) count(table string) int {
 	e.t.Helper()
 	var n int

@@ -6,7 +6,7 @@
 // a daemon that was down catches up on its next run, and two daemons on one
 // PostgreSQL database never send the same thing twice:
 //
-//   - billing: billing_reminders (order, period), billing_queue and
+//   - billing: billing_reminders (order, period), billing_pending and
 //     order_billing.due_at;
 //   - reminders: confirmation_reminders (order, party, kind, interval);
 //   - digest: digest_runs (cron tick).
@@ -136,10 +136,10 @@ type Tx interface {
 	InsertBillingRecords(recs []BillingRecord, at time.Time) (inserted []bool, err error)
 	// QueueBillingLines adds reminder lines to the billing queue.
 	QueueBillingLines(keys []LineKey) error
-	// DequeueBillingLines removes lines from the billing queue and
-	// returns how many were there. Any result but len(keys) means the
-	// queue changed meanwhile, and the transaction must roll back: it may
-	// have removed other lines of the party too.
+	// DequeueBillingLines removes the queued lines of one party, keys,
+	// and returns how many of them were there. Any result but len(keys)
+	// means the queue changed meanwhile, and the transaction must roll
+	// back: it has removed every line of the party.
 	DequeueBillingLines(keys []LineKey) (int, error)
 	// AdvanceBilling stores where each order's billing continues, for
 	// each order whose progress is still ps[i].Was, and reports which

@@ -1,10 +1,13 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -237,44 +240,114 @@ func (t *Tx) InsertBillingRecords(recs []scheduler.BillingRecord, at time.Time) 
 // pgTime formats a time for a PostgreSQL text array of timestamps.
 func pgTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// QueueBillingLines adds reminder lines to the billing queue.
+// The billing queue (billing_pending) holds the reminder lines still to be
+// mailed: one row per reminded party and phase-one batch, its lines a JSON
+// array of [order_id, period_key]. A run of 100,000 lines writes a few
+// thousand rows instead of a row per line, and removes a party's lines
+// with one statement.
+
+// pendingLine is a line of a billing_pending row.
+type pendingLine struct {
+	order  int64
+	period string
+}
+
+// QueueBillingLines adds reminder lines to the billing queue, a row per
+// party.
 func (t *Tx) QueueBillingLines(keys []scheduler.LineKey) error {
-	if len(keys) == 0 {
-		return nil
+	type party struct{ role, id string }
+	var order []party
+	lines := map[party]*jsonRows{}
+	count := map[party]int{}
+	for i := range keys {
+		k := &keys[i]
+		p := party{k.Role, k.PartyID}
+		j := lines[p]
+		if j == nil {
+			j = newJSONRows(8, 2)
+			lines[p] = j
+			order = append(order, p)
+		}
+		j.next().int(k.OrderID).str(k.PeriodKey)
+		count[p]++
 	}
-	if t.s.d.name == "postgres" {
-		roles, parties, orders, periods := keyArrays(keys)
-		if _, err := t.exec(`INSERT INTO billing_queue (role, party_id, order_id, period_key)
-			SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[]) ON CONFLICT DO NOTHING`,
-			pq.Array(roles), pq.Array(parties), pq.Array(orders), pq.Array(periods)); err != nil {
+	for _, p := range order {
+		if _, err := t.exec(`INSERT INTO billing_pending (role, party_id, n, lines) VALUES (?, ?, ?, ?)`,
+			p.role, p.id, count[p], lines[p].String()); err != nil {
 			return fmt.Errorf("storage: queue billing lines: %w", err)
 		}
-		return nil
-	}
-	if _, err := t.exec(`INSERT INTO billing_queue (role, party_id, order_id, period_key)
-		SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`, lineKeysJSON(keys)); err != nil {
-		return fmt.Errorf("storage: queue billing lines: %w", err)
 	}
 	return nil
 }
 
-// lineKeysJSON is the JSON array of line keys for SQLite's json_each.
-func lineKeysJSON(keys []scheduler.LineKey) string {
-	j := newJSONRows(len(keys), 4)
-	for i := range keys {
-		k := &keys[i]
-		j.next().str(k.Role).str(k.PartyID).int(k.OrderID).str(k.PeriodKey)
+// decodePending reads the lines of a billing_pending row.
+func decodePending(s string) ([]pendingLine, error) {
+	var raw [][2]any
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	if err := d.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("pending lines: %w", err)
 	}
-	return j.String()
+	out := make([]pendingLine, len(raw))
+	for i, r := range raw {
+		num, ok1 := r[0].(json.Number)
+		key, ok2 := r[1].(string)
+		id, err := num.Int64()
+		if !ok1 || !ok2 || err != nil {
+			return nil, fmt.Errorf("pending lines: malformed line %v", r)
+		}
+		out[i] = pendingLine{id, key}
+	}
+	return out, nil
 }
 
-// keyArrays splits line keys into PostgreSQL arrays.
-func keyArrays(keys []scheduler.LineKey) (roles, parties []string, orders []int64, periods []string) {
-	roles, parties, orders, periods = make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		roles[i], parties[i], orders[i], periods[i] = k.Role, k.PartyID, k.OrderID, k.PeriodKey
+// DequeueBillingLines removes the queued lines of the keys' party, which
+// must be all of one party, and counts those among keys. Any result but
+// len(keys) means the queue changed meanwhile, and the transaction must
+// roll back: it has removed every line of the party.
+func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
+	if len(keys) == 0 {
+		return 0, nil
 	}
-	return roles, parties, orders, periods
+	if !sameParty(keys) {
+		return 0, fmt.Errorf("storage: dequeue billing lines: lines of several parties")
+	}
+	want := make(map[pendingLine]int, len(keys))
+	for _, k := range keys {
+		want[pendingLine{k.OrderID, k.PeriodKey}]++
+	}
+	rows, err := t.tx.QueryContext(t.ctx, t.tx.Rebind(`DELETE FROM billing_pending WHERE role = ? AND party_id = ? RETURNING lines`),
+		keys[0].Role, keys[0].PartyID)
+	if err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+	}
+	defer rows.Close()
+	found, other := 0, false
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		lines, err := decodePending(s)
+		if err != nil {
+			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+		}
+		for _, l := range lines {
+			if want[l] > 0 {
+				want[l]--
+				found++
+			} else {
+				other = true
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
+	}
+	if other {
+		return len(keys) + 1, nil // removed lines it was not given: the caller rolls back
+	}
+	return found, nil
 }
 
 // sameParty reports whether the keys are all of one role and party.
@@ -287,97 +360,6 @@ func sameParty(keys []scheduler.LineKey) bool {
 	return true
 }
 
-// DequeueBillingLines removes lines from the billing queue and counts
-// those that were there.
-func (t *Tx) DequeueBillingLines(keys []scheduler.LineKey) (int, error) {
-	var n int64
-	if t.s.d.name == "postgres" && len(keys) > 0 && sameParty(keys) {
-		// The constant role and party let PostgreSQL scan the party's
-		// range of the primary key rather than the whole queue.
-		_, _, orders, periods := keyArrays(keys)
-		res, err := t.exec(`DELETE FROM billing_queue WHERE role = ? AND party_id = ?
-			AND (order_id, period_key) IN (SELECT * FROM unnest(?::bigint[], ?::text[]))`,
-			keys[0].Role, keys[0].PartyID, pq.Array(orders), pq.Array(periods))
-		if err != nil {
-			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		return int(n), nil
-	}
-	if t.s.d.name == "postgres" {
-		roles, parties, orders, periods := keyArrays(keys)
-		res, err := t.exec(`DELETE FROM billing_queue q USING unnest(?::text[], ?::text[], ?::bigint[], ?::text[]) AS k(role, party_id, order_id, period_key)
-			WHERE q.role = k.role AND q.party_id = k.party_id AND q.order_id = k.order_id AND q.period_key = k.period_key`,
-			pq.Array(roles), pq.Array(parties), pq.Array(orders), pq.Array(periods))
-		if err != nil {
-			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		return int(n), nil
-	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	role, party := keys[0].Role, keys[0].PartyID
-	first, last := keys[0], keys[0]
-	type key struct {
-		order  int64
-		period string
-	}
-	want := make(map[key]bool, len(keys))
-	for _, k := range keys {
-		if k.Role != role || k.PartyID != party {
-			return t.dequeueEach(keys)
-		}
-		want[key{k.OrderID, k.PeriodKey}] = true
-		if k.OrderID < first.OrderID || k.OrderID == first.OrderID && k.PeriodKey < first.PeriodKey {
-			first = k
-		}
-		if k.OrderID > last.OrderID || k.OrderID == last.OrderID && k.PeriodKey > last.PeriodKey {
-			last = k
-		}
-	}
-	// One party's lines lie together in the primary key: delete the range
-	// from the first to the last and check that it held exactly them.
-	rows, err := t.tx.QueryContext(t.ctx, `DELETE FROM billing_queue WHERE role = ? AND party_id = ?
-		AND (order_id, period_key) >= (?, ?) AND (order_id, period_key) <= (?, ?) RETURNING order_id, period_key`,
-		role, party, first.OrderID, first.PeriodKey, last.OrderID, last.PeriodKey)
-	if err != nil {
-		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-	}
-	defer rows.Close()
-	found, other := 0, false
-	for rows.Next() {
-		var k key
-		if err := rows.Scan(&k.order, &k.period); err != nil {
-			return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-		}
-		if want[k] {
-			found++
-		} else {
-			other = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-	}
-	if other {
-		return len(keys) + 1, nil // removed a line it was not given: the caller rolls back
-	}
-	return found, nil
-}
-
-// dequeueEach removes lines of several parties.
-func (t *Tx) dequeueEach(keys []scheduler.LineKey) (int, error) {
-	res, err := t.exec(`DELETE FROM billing_queue WHERE (role, party_id, order_id, period_key) IN
-		(SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?))`, lineKeysJSON(keys))
-	if err != nil {
-		return 0, fmt.Errorf("storage: dequeue billing lines: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
-}
-
 // BillingQueue lists the parties with queued reminder lines.
 func (s *Store) BillingQueue(ctx context.Context) ([]scheduler.QueuedParty, error) {
 	var rows []struct {
@@ -385,7 +367,7 @@ func (s *Store) BillingQueue(ctx context.Context) ([]scheduler.QueuedParty, erro
 		PartyID string `db:"party_id"`
 		N       int    `db:"n"`
 	}
-	if err := s.sel(ctx, &rows, `SELECT role, party_id, COUNT(*) AS n FROM billing_queue GROUP BY role, party_id ORDER BY role, party_id`); err != nil {
+	if err := s.sel(ctx, &rows, `SELECT role, party_id, SUM(n) AS n FROM billing_pending GROUP BY role, party_id ORDER BY role, party_id`); err != nil {
 		return nil, fmt.Errorf("storage: billing queue: %w", err)
 	}
 	out := make([]scheduler.QueuedParty, len(rows))
@@ -395,37 +377,115 @@ func (s *Store) BillingQueue(ctx context.Context) ([]scheduler.QueuedParty, erro
 	return out, nil
 }
 
-// ScanBillingQueue reads the whole billing queue in key order (party by
-// party) in one query, so that it sees one snapshot and SQLite's page
-// cache stays warm while the mails are written.
+// ScanBillingQueue reads the billing queue party by party, each party's
+// lines by order and period, with what their mails show.
 func (s *Store) ScanBillingQueue(ctx context.Context, fn func(*scheduler.QueuedLine) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT q.role, q.party_id, q.order_id, q.period_key, b.number, b.contract_model,
-		b.price_interval, b.vat_percent, d.doc, r.period_start, r.period_end, r.days, r.full_days, r.net_cents, r.vat_cents, r.gross_cents
-		FROM billing_queue q
-		JOIN billing_reminders r ON r.order_id = q.order_id AND r.period_key = q.period_key
-		JOIN order_billing b ON b.order_id = q.order_id
-		JOIN order_billing_doc d ON d.order_id = q.order_id
-		ORDER BY q.role, q.party_id, q.order_id, q.period_key`)
+	var rows []struct {
+		Role    string `db:"role"`
+		PartyID string `db:"party_id"`
+		Lines   string `db:"lines"`
+	}
+	if err := s.sel(ctx, &rows, `SELECT role, party_id, lines FROM billing_pending ORDER BY role, party_id, id`); err != nil {
+		return fmt.Errorf("storage: billing queue: %w", err)
+	}
+	for lo := 0; lo < len(rows); {
+		hi := lo
+		var lines []pendingLine
+		for ; hi < len(rows) && rows[hi].Role == rows[lo].Role && rows[hi].PartyID == rows[lo].PartyID; hi++ {
+			l, err := decodePending(rows[hi].Lines)
+			if err != nil {
+				return fmt.Errorf("storage: billing queue: %w", err)
+			}
+			lines = append(lines, l...)
+		}
+		slices.SortFunc(lines, func(a, b pendingLine) int {
+			return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.period, b.period))
+		})
+		for start := 0; start < len(lines); start += 1000 {
+			if err := s.scanLines(ctx, rows[lo].Role, rows[lo].PartyID, lines[start:min(start+1000, len(lines))], fn); err != nil {
+				return err
+			}
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// scanLines reads the details of queued lines of one party and calls fn
+// for each, in the order given.
+func (s *Store) scanLines(ctx context.Context, role, party string, lines []pendingLine, fn func(*scheduler.QueuedLine) error) error {
+	const cols = `SELECT r.order_id, r.period_key, b.number, b.contract_model, b.price_interval, b.vat_percent, d.doc,
+		r.period_start, r.period_end, r.days, r.full_days, r.net_cents, r.vat_cents, r.gross_cents
+		FROM billing_reminders r
+		JOIN order_billing b ON b.order_id = r.order_id
+		JOIN order_billing_doc d ON d.order_id = r.order_id
+		WHERE (r.order_id, r.period_key) IN `
+	var rows *sql.Rows
+	var err error
+	if s.d.name == "postgres" {
+		orders, periods := make([]int64, len(lines)), make([]string, len(lines))
+		for i, l := range lines {
+			orders[i], periods[i] = l.order, l.period
+		}
+		rows, err = s.db.QueryContext(ctx, s.db.Rebind(cols+`(SELECT * FROM unnest(?::bigint[], ?::text[]))`), pq.Array(orders), pq.Array(periods))
+	} else {
+		j := newJSONRows(len(lines), 2)
+		for _, l := range lines {
+			j.next().int(l.order).str(l.period)
+		}
+		rows, err = s.db.QueryContext(ctx, cols+`(SELECT value->>0, value->>1 FROM json_each(?))`, j.String())
+	}
 	if err != nil {
 		return fmt.Errorf("storage: billing queue: %w", err)
 	}
 	defer rows.Close()
+	got := make(map[pendingLine]*scheduler.QueuedLine, len(lines))
 	for rows.Next() {
-		var l scheduler.QueuedLine
+		l := &scheduler.QueuedLine{LineKey: scheduler.LineKey{Role: role, PartyID: party}}
 		p := &l.Period
-		if err := rows.Scan(&l.Role, &l.PartyID, &l.OrderID, &l.PeriodKey, &l.Number, &l.Model, &l.Interval, &l.VATPercent, &l.Doc,
+		if err := rows.Scan(&l.OrderID, &l.PeriodKey, &l.Number, &l.Model, &l.Interval, &l.VATPercent, &l.Doc,
 			&p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents, &p.GrossCents); err != nil {
 			return fmt.Errorf("storage: billing queue: %w", err)
 		}
 		p.Key = l.PeriodKey
-		if err := fn(&l); err != nil {
-			return err
-		}
+		got[pendingLine{l.OrderID, l.PeriodKey}] = l
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("storage: billing queue: %w", err)
 	}
+	for _, k := range lines {
+		l := got[k]
+		if l == nil {
+			return fmt.Errorf("storage: billing queue: line of order %d, period %s has no billing record", k.order, k.period)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// movePendingLines moves the lines of billing_queue (one row per line,
+// migrations 2 to 4) into billing_pending, a row per party, and drops it.
+func movePendingLines(t *Tx) error {
+	var keys []scheduler.LineKey
+	var rows []struct {
+		Role    string `db:"role"`
+		PartyID string `db:"party_id"`
+		OrderID int64  `db:"order_id"`
+		Period  string `db:"period_key"`
+	}
+	if err := t.sel(&rows, `SELECT role, party_id, order_id, period_key FROM billing_queue ORDER BY role, party_id, order_id, period_key`); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		keys = append(keys, scheduler.LineKey{Role: r.Role, PartyID: r.PartyID, OrderID: r.OrderID, PeriodKey: r.Period})
+	}
+	if err := t.QueueBillingLines(keys); err != nil {
+		return err
+	}
+	_, err := t.exec(`DROP TABLE billing_queue`)
+	return err
 }
 
 // AdvanceBilling stores each order's billing progress where it is still

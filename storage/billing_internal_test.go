@@ -164,3 +164,54 @@ func TestUpgradeMovesBillingDocs(t *testing.T) {
 		t.Errorf("order_billing still has doc (%d, %v)", n, err)
 	}
 }
+
+// Migration 5 moves the lines of billing_queue, a row per line, into
+// billing_pending, a row per party.
+func TestUpgradeMovesQueuedLines(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v4.db")
+	all := migrations
+	migrations = all[:4]
+	old, err := Open(ctx, "sqlite", path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []struct {
+		role, party string
+		order       int64
+		period      string
+	}{{"provider", "p1", 2, "2026-10"}, {"provider", "p1", 1, "2026-10"}, {"intermediary", "i1", 1, "2026-10"}} {
+		if _, err := old.DB().Exec(`INSERT INTO billing_queue (role, party_id, order_id, period_key) VALUES (?, ?, ?, ?)`,
+			l.role, l.party, l.order, l.period); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	parties, err := s.BillingQueue(ctx)
+	if err != nil || len(parties) != 2 || parties[0] != (scheduler.QueuedParty{Role: "intermediary", PartyID: "i1", Lines: 1}) ||
+		parties[1] != (scheduler.QueuedParty{Role: "provider", PartyID: "p1", Lines: 2}) {
+		t.Fatalf("queue after the upgrade: %+v, %v", parties, err)
+	}
+	var n int
+	if err := s.DB().Get(&n, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'billing_queue'`); err != nil || n != 0 {
+		t.Errorf("billing_queue still there (%d, %v)", n, err)
+	}
+	err = s.JobTx(ctx, func(tx scheduler.Tx) error {
+		n, err := tx.DequeueBillingLines([]scheduler.LineKey{{Role: "provider", PartyID: "p1", OrderID: 1, PeriodKey: "2026-10"},
+			{Role: "provider", PartyID: "p1", OrderID: 2, PeriodKey: "2026-10"}})
+		if err == nil && n != 2 {
+			t.Errorf("dequeued %d moved lines, want 2", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -66,10 +67,9 @@ func TestAdvanceBillingCompareAndSet(t *testing.T) {
 	}
 }
 
-// DequeueBillingLines removes exactly the lines it is given and counts
-// them; where a line is missing or (SQLite, which removes a party's range
-// of lines) another lies between them, the count differs from the number
-// of keys, and the caller's transaction rolls back.
+// DequeueBillingLines removes a party's queued lines and counts those it
+// was given; a line missing, or another one queued, makes the count differ
+// from the number of keys, and the caller's transaction rolls back.
 func TestDequeueBillingLines(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -78,42 +78,52 @@ func TestDequeueBillingLines(t *testing.T) {
 			line := func(party string, order int64, period string) scheduler.LineKey {
 				return scheduler.LineKey{Role: mailflow.PartyProvider, PartyID: party, OrderID: order, PeriodKey: period}
 			}
-			a, b, c, d := line("p1", 1, "2026-10"), line("p1", 1, "2026-11"), line("p1", 2, "2026-10"), line("p1", 10, "2026-10")
+			a, b, c := line("p1", 1, "2026-10"), line("p1", 1, "2026-11"), line("p1", 2, "2026-10")
 			other := line("p2", 1, "2026-10")
-			if err := s.JobTx(ctx, func(tx scheduler.Tx) error { return tx.QueueBillingLines([]scheduler.LineKey{a, b, c, d, other}) }); err != nil {
-				t.Fatal(err)
+			queue := func(keys ...scheduler.LineKey) {
+				t.Helper()
+				if err := s.JobTx(ctx, func(tx scheduler.Tx) error { return tx.QueueBillingLines(keys) }); err != nil {
+					t.Fatal(err)
+				}
 			}
-			dequeue := func(keys ...scheduler.LineKey) int {
+			errRollback := errors.New("roll back")
+			dequeue := func(commit bool, keys ...scheduler.LineKey) int {
 				t.Helper()
 				var n int
-				if err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) { n, err = tx.DequeueBillingLines(keys); return err }); err != nil {
+				err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) {
+					if n, err = tx.DequeueBillingLines(keys); err == nil && !commit {
+						err = errRollback
+					}
+					return err
+				})
+				if err != nil && err != errRollback {
 					t.Fatal(err)
 				}
 				return n
 			}
-			if n := dequeue(b); n != 1 {
-				t.Errorf("dequeue b: %d", n)
+			queue(a, other)
+			queue(c, b) // a second batch
+			parties, err := s.BillingQueue(ctx)
+			if err != nil || len(parties) != 2 || parties[0].PartyID != "p1" || parties[0].Lines != 3 || parties[1].Lines != 1 {
+				t.Fatalf("queue %+v, %v", parties, err)
 			}
-			if n := dequeue(b); n != 0 {
-				t.Errorf("dequeue b again: %d", n)
+			if n := dequeue(false, a, b); n != 3 {
+				t.Errorf("dequeue a, b with c queued too: %d, want 3 (more than given)", n)
 			}
-			n := dequeue(a, d) // c lies between them
-			if driver == "sqlite" && n == 2 || driver == "postgres" && n != 2 {
-				t.Errorf("dequeue a, d with c between: %d", n)
+			if n := dequeue(false, a, b, c, line("p1", 3, "2026-10")); n != 3 {
+				t.Errorf("dequeue with a line not queued: %d, want 3", n)
 			}
-			var left []struct {
-				Party  string `db:"party_id"`
-				Order  int64  `db:"order_id"`
-				Period string `db:"period_key"`
+			if n := dequeue(true, c, a, b); n != 3 {
+				t.Errorf("dequeue a, b, c: %d", n)
 			}
-			if err := s.DB().Select(&left, `SELECT party_id, order_id, period_key FROM billing_queue ORDER BY party_id, order_id`); err != nil {
-				t.Fatal(err)
+			if n := dequeue(true, a); n != 0 {
+				t.Errorf("dequeue a again: %d", n)
 			}
-			if driver == "postgres" && (len(left) != 2 || left[0].Order != 2 || left[1].Party != "p2") {
-				t.Errorf("left in the queue: %v", left)
+			if err := s.JobTx(ctx, func(tx scheduler.Tx) error { _, err := tx.DequeueBillingLines([]scheduler.LineKey{a, other}); return err }); err == nil {
+				t.Error("lines of two parties dequeued at once")
 			}
-			if n := dequeue(other, c); driver == "postgres" && n != 2 {
-				t.Errorf("dequeue lines of two parties: %d", n)
+			if parties, err := s.BillingQueue(ctx); err != nil || len(parties) != 1 || parties[0].PartyID != "p2" {
+				t.Errorf("left in the queue: %+v, %v", parties, err)
 			}
 		})
 	}
