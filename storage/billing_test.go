@@ -119,7 +119,10 @@ func TestDequeueBillingLines(t *testing.T) {
 			if n := dequeue(true, a); n != 0 {
 				t.Errorf("dequeue a again: %d", n)
 			}
-			if err := s.JobTx(ctx, func(tx scheduler.Tx) error { _, err := tx.DequeueBillingLines([]scheduler.LineKey{a, other}); return err }); err == nil {
+			if err := s.JobTx(ctx, func(tx scheduler.Tx) error {
+				_, err := tx.DequeueBillingLines([]scheduler.LineKey{a, other})
+				return err
+			}); err == nil {
 				t.Error("lines of two parties dequeued at once")
 			}
 			if parties, err := s.BillingQueue(ctx); err != nil || len(parties) != 1 || parties[0].PartyID != "p2" {
