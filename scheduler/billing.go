@@ -251,10 +251,10 @@ func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (
 		}
 		defer release()
 	}
-	queued, err := s.billDue(ctx, at, &rep)
+	queued, pre, err := s.billDue(ctx, at, &rep)
 	billed := time.Now()
 	if err == nil {
-		err = s.mailQueued(ctx, at, &rep, queued)
+		err = s.mailQueued(ctx, at, &rep, queued, pre)
 	}
 	slices.SortStableFunc(rep.Lines, func(a, b BillingReportLine) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), a.Period.Start.Compare(b.Period.Start), cmp.Compare(b.Role, a.Role))
@@ -271,7 +271,7 @@ func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
 	defer release()
 	start := time.Now()
 	rep := BillingReport{At: at}
-	err = s.mailQueued(ctx, at, &rep, nil)
+	err = s.mailQueued(ctx, at, &rep, nil, nil)
 	if err != nil || rep.Mails > 0 {
 		return s.billingDone(rep, start, start, err)
 	}
@@ -300,10 +300,15 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 // what the plan started from, which also keeps two concurrent runs from
 // billing an order twice. It returns the lines it queued, with what their
 // mails show, so that phase two need not read them back.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) ([]QueuedLine, error) {
+//
+// Once the reader has planned every batch (it runs ahead of the writer),
+// it composes the mails of phase two while the writer is still busy: pre.
+// They are valid if every planned line was queued, which is the rule; a
+// batch that found its orders billed by a concurrent run drops them.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) (queued []QueuedLine, pre []composedChunk, err error) {
 	ids, err := s.store.BillingCandidates(ctx, at)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.Sort(ids) // id order: the rows a batch writes lie together
 	n := s.cfg.batchSize()
@@ -314,41 +319,99 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	if rep.DryRun {
 		for _, b := range batches {
 			if err := s.planDry(ctx, b, at, rep); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	plans := make(chan batchPlan, 1)
+	plans := make(chan batchPlan, len(batches))
+	precomposed := make(chan []composedChunk, 1)
 	go func() {
-		defer close(plans)
-		for _, b := range batches {
-			p := s.planBatch(ctx, b, at)
-			select {
-			case plans <- p:
-			case <-ctx.Done():
-				return
+		defer close(precomposed)
+		var planned []QueuedLine
+		ok := func() bool {
+			defer close(plans)
+			for _, b := range batches {
+				p := s.planBatch(ctx, b, at)
+				planned = append(planned, p.lines...)
+				select {
+				case plans <- p:
+				case <-ctx.Done():
+					return false
+				}
+				if p.err != nil {
+					return false
+				}
 			}
-			if p.err != nil {
-				return
-			}
+			return true
+		}()
+		if ok {
+			precomposed <- s.precompose(ctx, at, planned)
 		}
 	}()
-	var queued []QueuedLine
+	full := true
 	for p := range plans {
 		if p.err == nil {
-			p.err = s.writeBatch(ctx, &p, rep, &queued)
+			var all bool
+			all, p.err = s.writeBatch(ctx, &p, rep, &queued)
+			full = full && all
 		}
 		if p.err != nil {
 			cancel()
 			for range plans { // let the reader finish
 			}
-			return nil, p.err
+			return nil, nil, p.err
 		}
 	}
-	return queued, ctx.Err()
+	pre = <-precomposed
+	if !full {
+		pre = nil
+	}
+	return queued, pre, ctx.Err()
+}
+
+// maxPrecomposed bounds the mails billDue composes ahead (100,000 lines
+// make 83 MB); a larger run composes its mails in phase two.
+const maxPrecomposed = 128 << 20
+
+// precompose composes the mails of lines, as phase two would; nil if it
+// failed or the mails grew larger than maxPrecomposed (phase two then
+// composes them again, reporting any error).
+func (s *Scheduler) precompose(ctx context.Context, at time.Time, lines []QueuedLine) []composedChunk {
+	if len(lines) == 0 {
+		return nil
+	}
+	counts := map[[2]string]int{}
+	for i := range lines {
+		counts[[2]string{lines[i].Role, lines[i].PartyID}]++
+	}
+	parties := make([]QueuedParty, 0, len(counts))
+	for k, n := range counts {
+		parties = append(parties, QueuedParty{Role: k[0], PartyID: k[1], Lines: n})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results, readErr := s.composeAll(ctx, at, false, parties, memoryQueue(lines))
+	var out []composedChunk
+	size, failed := 0, false
+	for r := range results {
+		if failed {
+			continue
+		}
+		if r.err != nil || size > maxPrecomposed {
+			failed = true
+			cancel()
+			continue
+		}
+		size += len(r.msg.Raw)
+		out = append(out, r)
+	}
+	if failed || readErr() != nil {
+		return nil
+	}
+	return out
 }
 
 // batchPlan is what a batch bills.
@@ -358,6 +421,7 @@ type batchPlan struct {
 	progress []BillingProgress
 	recs     []BillingRecord
 	owner    []*BillingState // of each rec
+	lines    []QueuedLine    // of recs, a line per reminded party
 	errs     []BillingError
 	err      error
 }
@@ -388,19 +452,34 @@ func (s *Scheduler) planBatch(ctx context.Context, ids []int64, at time.Time) (p
 		p.progress = append(p.progress, pr)
 		for _, per := range ps {
 			p.recs = append(p.recs, BillingRecord{OrderID: st.OrderID, Period: per})
+			p.lines = appendLines(p.lines, st, per)
 			p.owner = append(p.owner, st)
 		}
 	}
 	return p
 }
 
+// appendLines appends the reminder lines of a billed period: the
+// provider's, and in UV the intermediary's.
+func appendLines(lines []QueuedLine, st *BillingState, p Period) []QueuedLine {
+	line := QueuedLine{LineKey: LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, p.Key},
+		Number: st.Number, Model: st.Model, Interval: st.Interval, VATPercent: st.VATPercent, Doc: st.Doc, Period: p}
+	lines = append(lines, line)
+	if st.Model == mailflow.ModelUV {
+		line.LineKey = LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, p.Key}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
 // writeBatch records a planned batch in one transaction: it advances the
 // orders' progress, records their periods and queues a reminder line per
-// new period and reminded party; it appends those lines to queued.
-func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport, queued *[]QueuedLine) error {
+// new period and reminded party; it appends those lines to queued. all
+// reports whether they were all the plan's lines.
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport, queued *[]QueuedLine) (all bool, err error) {
 	var periods int
 	var lines []QueuedLine
-	err := s.store.JobTx(ctx, func(tx Tx) error {
+	err = s.store.JobTx(ctx, func(tx Tx) error {
 		advanced, err := tx.AdvanceBilling(p.progress)
 		if err != nil {
 			return err
@@ -429,14 +508,7 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 				continue // recorded, and queued, by a concurrent run
 			}
 			periods++
-			st := owner[i]
-			line := QueuedLine{LineKey: LineKey{mailflow.PartyProvider, st.ProviderID, st.OrderID, rec.Period.Key},
-				Number: st.Number, Model: st.Model, Interval: st.Interval, VATPercent: st.VATPercent, Doc: st.Doc, Period: rec.Period}
-			lines = append(lines, line)
-			if st.Model == mailflow.ModelUV {
-				line.LineKey = LineKey{mailflow.PartyIntermediary, st.IntermediaryID, st.OrderID, rec.Period.Key}
-				lines = append(lines, line)
-			}
+			lines = appendLines(lines, owner[i], rec.Period)
 		}
 		keys = make([]LineKey, len(lines))
 		for i := range lines {
@@ -445,13 +517,13 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	*queued = append(*queued, lines...)
 	rep.Orders += p.orders
 	rep.Periods += periods
 	rep.Errors = append(rep.Errors, p.errs...)
-	return nil
+	return len(lines) == len(p.lines), nil
 }
 
 // planDry is phase one of a dry run: what billBatch would record, with the
@@ -587,16 +659,17 @@ var errStaleQueue = errors.New("billing queue changed")
 // each in its own transaction. A mail whose lines a concurrent run took
 // meanwhile is dropped, and the queue read again.
 //
-// queued are the lines this run's phase one queued. When the queue holds
-// exactly those, they are mailed from memory; otherwise (lines left by an
-// earlier run, or a concurrent one) the queue is read from the database.
-func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine) error {
+// queued are the lines this run's phase one queued, pre their mails if
+// phase one composed them. When the queue holds exactly those lines, they
+// are mailed from memory; otherwise (lines left by an earlier run, or a
+// concurrent one) the queue is read from the database.
+func (s *Scheduler) mailQueued(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine, pre []composedChunk) error {
 	for pass := 0; pass < 3; pass++ {
-		stale, err := s.mailQueuePass(ctx, at, rep, queued)
+		stale, err := s.mailQueuePass(ctx, at, rep, queued, pre)
 		if err != nil || stale == 0 || rep.DryRun {
 			return err
 		}
-		queued = nil // read the queue as it is now
+		queued, pre = nil, nil // read the queue as it is now
 	}
 	return nil
 }
@@ -639,28 +712,10 @@ type composedChunk struct {
 	err    error
 }
 
-func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine) (stale int, err error) {
+func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *BillingReport, queued []QueuedLine, pre []composedChunk) (stale int, err error) {
 	parties, err := s.store.BillingQueue(ctx)
 	if err != nil || len(parties) == 0 {
 		return 0, err
-	}
-	read := s.readQueue
-	if sameQueue(parties, queued) {
-		read = func(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
-			return s.chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error {
-				slices.SortFunc(queued, func(a, b QueuedLine) int {
-					// The queue's key order, so that a chunk is a range of it.
-					return cmp.Or(cmp.Compare(a.Role, b.Role), cmp.Compare(a.PartyID, b.PartyID), cmp.Compare(a.OrderID, b.OrderID),
-						cmp.Compare(a.PeriodKey, b.PeriodKey))
-				})
-				for i := range queued {
-					if err := fn(&queued[i]); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
 	}
 	var total int
 	for _, p := range parties {
@@ -669,31 +724,21 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 	rep.Lines = slices.Grow(rep.Lines, total)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	workers := runtime.GOMAXPROCS(0)
-	chunks := make(chan billingChunk, workers)
-	results := make(chan composedChunk, workers)
-	var readErr error
-	go func() {
-		defer close(chunks)
-		defer func() {
-			if r := recover(); r != nil {
-				readErr = fmt.Errorf("billing queue reader: panic: %v", r)
-			}
-		}()
-		readErr = read(ctx, parties, chunks)
-	}()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c := range chunks {
-				results <- s.composeChunk(c, at, rep.DryRun)
-			}
-		})
+	var results <-chan composedChunk
+	readErr := func() error { return nil }
+	switch {
+	case pre != nil && sameQueue(parties, queued):
+		ch := make(chan composedChunk, len(pre))
+		for _, c := range pre {
+			ch <- c
+		}
+		close(ch)
+		results = ch
+	case sameQueue(parties, queued):
+		results, readErr = s.composeAll(ctx, at, rep.DryRun, parties, memoryQueue(queued))
+	default:
+		results, readErr = s.composeAll(ctx, at, rep.DryRun, parties, s.readQueue)
 	}
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
 	want := make(map[[2]string]int, len(parties))
 	for _, p := range parties {
 		want[[2]string{p.Role, p.PartyID}] = p.Lines
@@ -763,20 +808,79 @@ func (s *Scheduler) mailQueuePass(ctx context.Context, at time.Time, rep *Billin
 		stale += len(buffered) // the queue changed: fewer lines than counted
 	}
 	if err == nil {
-		err = readErr
+		err = readErr()
 	}
 	return stale, err
 }
 
-// readQueue sends the queued lines party by party in chunks of at most
+// readFunc sends the queue's lines party by party in chunks of at most
 // MaxBillingLines.
+type readFunc func(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error
+
+// composeAll runs read in a goroutine and composes the chunks it sends in
+// parallel. readErr may be called once results is drained.
+func (s *Scheduler) composeAll(ctx context.Context, at time.Time, dry bool, parties []QueuedParty, read readFunc) (results <-chan composedChunk, readErr func() error) {
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan billingChunk, workers)
+	out := make(chan composedChunk, workers)
+	var rerr error
+	go func() {
+		defer close(chunks)
+		defer func() {
+			if r := recover(); r != nil {
+				rerr = fmt.Errorf("billing queue reader: panic: %v", r)
+			}
+		}()
+		rerr = read(ctx, parties, chunks)
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range chunks {
+				out <- s.composeChunk(c, at, dry)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	return out, func() error { return rerr }
+}
+
+// memoryQueue reads lines from memory, in the queue's key order, so that
+// the chunks are those readQueue would make.
+func memoryQueue(lines []QueuedLine) readFunc {
+	return func(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
+		return chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error {
+			slices.SortFunc(lines, func(a, b QueuedLine) int {
+				return cmp.Or(cmp.Compare(a.Role, b.Role), cmp.Compare(a.PartyID, b.PartyID), cmp.Compare(a.OrderID, b.OrderID),
+					cmp.Compare(a.PeriodKey, b.PeriodKey))
+			})
+			for i := range lines {
+				if err := fn(&lines[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// readQueue reads the database's queue.
 func (s *Scheduler) readQueue(ctx context.Context, parties []QueuedParty, out chan<- billingChunk) error {
-	return s.chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error { return s.store.ScanBillingQueue(ctx, fn) })
+	return chunkLines(ctx, parties, out, func(fn func(*QueuedLine) error) error {
+		return s.store.ScanBillingQueue(ctx, func(l *QueuedLine) error {
+			p := &l.Period // the store's times are UTC; dates are Berlin's
+			p.Start, p.End = p.Start.In(s.cfg.Location), p.End.In(s.cfg.Location)
+			return fn(l)
+		})
+	})
 }
 
 // chunkLines sends the lines of scan, which come party by party, in
 // chunks of at most MaxBillingLines.
-func (s *Scheduler) chunkLines(ctx context.Context, parties []QueuedParty, out chan<- billingChunk, scan func(func(*QueuedLine) error) error) error {
+func chunkLines(ctx context.Context, parties []QueuedParty, out chan<- billingChunk, scan func(func(*QueuedLine) error) error) error {
 	count := map[LineKey]int{}
 	for _, p := range parties {
 		count[LineKey{Role: p.Role, PartyID: p.PartyID}] = p.Lines
@@ -803,8 +907,6 @@ func (s *Scheduler) chunkLines(ctx context.Context, parties []QueuedParty, out c
 			}
 			c = billingChunk{role: l.Role, party: l.PartyID, part: 1}
 		}
-		p := &l.Period // the store's times are UTC; dates are Berlin's
-		p.Start, p.End = p.Start.In(s.cfg.Location), p.End.In(s.cfg.Location)
 		c.lines = append(c.lines, *l)
 		if len(c.lines) == MaxBillingLines {
 			return flush()
