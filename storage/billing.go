@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -209,14 +210,39 @@ func (t *Tx) InsertBillingRecords(recs []scheduler.BillingRecord, at time.Time) 
 			orders[i], keys[i], starts[i], ends[i] = r.OrderID, p.Key, pgTime(p.Start), pgTime(p.End)
 			days[i], full[i], net[i], vat[i], gross[i] = int64(p.Days), int64(p.FullDays), p.NetCents, p.VATCents, p.GrossCents
 		}
-		err := mark(t.tx.QueryContext(t.ctx, t.tx.Rebind(`INSERT INTO billing_reminders (order_id, period_key, period_start, period_end,
+		const insert = `INSERT INTO billing_reminders (order_id, period_key, period_start, period_end,
 			days, full_days, net_cents, vat_cents, gross_cents, created_at)
 			SELECT o, k, s::timestamptz, e::timestamptz, d, f, n, v, g, ?::timestamptz
 			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[])
-				AS x(o, k, s, e, d, f, n, v, g)`+tail),
-			pgTime(at), pq.Array(orders), pq.Array(keys), pq.Array(starts), pq.Array(ends), pq.Array(days), pq.Array(full),
-			pq.Array(net), pq.Array(vat), pq.Array(gross)))
-		if err != nil {
+				AS x(o, k, s, e, d, f, n, v, g)`
+		args := []any{pgTime(at), pq.Array(orders), pq.Array(keys), pq.Array(starts), pq.Array(ends), pq.Array(days), pq.Array(full),
+			pq.Array(net), pq.Array(vat), pq.Array(gross)}
+		// The rule is that every period is new (the caller advanced its
+		// order by compare-and-set in this transaction): a plain INSERT
+		// costs PostgreSQL half of one with ON CONFLICT and RETURNING. If
+		// a period was recorded before after all, the savepoint undoes the
+		// failed INSERT and the careful one tells which rows are new.
+		if _, err := t.exec(`SAVEPOINT billing_records`); err != nil {
+			return nil, fmt.Errorf("storage: insert billing records: %w", err)
+		}
+		_, err := t.exec(insert, args...)
+		if err == nil {
+			for i := range inserted {
+				inserted[i] = true
+			}
+			_, err = t.exec(`RELEASE SAVEPOINT billing_records`)
+			if err != nil {
+				return nil, fmt.Errorf("storage: insert billing records: %w", err)
+			}
+			return inserted, nil
+		}
+		if !errors.Is(mapErr(err), mailflow.ErrConflict) {
+			return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
+		}
+		if _, err := t.exec(`ROLLBACK TO SAVEPOINT billing_records`); err != nil {
+			return nil, fmt.Errorf("storage: insert billing records: %w", err)
+		}
+		if err := mark(t.tx.QueryContext(t.ctx, t.tx.Rebind(insert+tail), args...)); err != nil {
 			return nil, fmt.Errorf("storage: insert billing records: %w", mapErr(err))
 		}
 		return inserted, nil

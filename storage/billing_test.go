@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -127,6 +128,53 @@ func TestDequeueBillingLines(t *testing.T) {
 			}
 			if parties, err := s.BillingQueue(ctx); err != nil || len(parties) != 1 || parties[0].PartyID != "p2" {
 				t.Errorf("left in the queue: %+v, %v", parties, err)
+			}
+		})
+	}
+}
+
+// InsertBillingRecords records each (order, period) once: a period
+// recorded before is reported as not inserted and the others are recorded
+// in the same call (PostgreSQL retries the batch behind a savepoint).
+func TestInsertBillingRecordsOnce(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			flow := &mailflow.Flow{Store: s}
+			var ids []int64
+			for _, f := range []string{"order-dv.json", "order-uv.json"} {
+				o, _, err := flow.CreateOrder(ctx, loadOrder(t, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, o.ID)
+			}
+			start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+			rec := func(order int64, key string) scheduler.BillingRecord {
+				return scheduler.BillingRecord{OrderID: order, Period: scheduler.Period{Key: key, Start: start, End: start.AddDate(0, 1, 0),
+					Days: 31, FullDays: 31, NetCents: 100, VATCents: 19, GrossCents: 119}}
+			}
+			insert := func(recs ...scheduler.BillingRecord) []bool {
+				t.Helper()
+				var got []bool
+				if err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) { got, err = tx.InsertBillingRecords(recs, start); return err }); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			if got := insert(rec(ids[0], "2026-10")); !reflect.DeepEqual(got, []bool{true}) {
+				t.Errorf("first insert: %v", got)
+			}
+			if got := insert(rec(ids[1], "2026-10"), rec(ids[0], "2026-10"), rec(ids[0], "2026-11")); !reflect.DeepEqual(got, []bool{true, false, true}) {
+				t.Errorf("insert with one recorded before: %v, want [true false true]", got)
+			}
+			var n int
+			if err := s.DB().Get(&n, `SELECT COUNT(*) FROM billing_reminders`); err != nil || n != 3 {
+				t.Errorf("%d records (%v), want 3", n, err)
 			}
 		})
 	}
