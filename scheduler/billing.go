@@ -501,7 +501,6 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 		if err != nil {
 			return err
 		}
-		var keys []LineKey
 		periods, lines = 0, lines[:0]
 		for i, rec := range recs {
 			if !inserted[i] {
@@ -510,7 +509,7 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 			periods++
 			lines = appendLines(lines, owner[i], rec.Period)
 		}
-		keys = make([]LineKey, len(lines))
+		keys := make([]LineKey, len(lines))
 		for i := range lines {
 			keys[i] = lines[i].LineKey
 		}
