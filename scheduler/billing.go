@@ -330,12 +330,12 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	precomposed := make(chan []composedChunk, 1)
 	go func() {
 		defer close(precomposed)
-		var planned []QueuedLine
+		var planned [][]QueuedLine
 		ok := func() bool {
 			defer close(plans)
 			for _, b := range batches {
 				p := s.planBatch(ctx, b, at)
-				planned = append(planned, p.lines...)
+				planned = append(planned, p.lines)
 				select {
 				case plans <- p:
 				case <-ctx.Done():
@@ -348,15 +348,17 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			return true
 		}()
 		if ok {
-			precomposed <- s.precompose(ctx, at, planned)
+			precomposed <- s.precompose(ctx, at, slices.Concat(planned...))
 		}
 	}()
 	full := true
+	var written [][]QueuedLine
 	for p := range plans {
 		if p.err == nil {
-			var all bool
-			all, p.err = s.writeBatch(ctx, &p, rep, &queued)
-			full = full && all
+			var lines []QueuedLine
+			lines, p.err = s.writeBatch(ctx, &p, rep)
+			full = full && len(lines) == len(p.lines)
+			written = append(written, lines)
 		}
 		if p.err != nil {
 			cancel()
@@ -369,7 +371,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	if !full {
 		pre = nil
 	}
-	return queued, pre, ctx.Err()
+	return slices.Concat(written...), pre, ctx.Err()
 }
 
 // maxPrecomposed bounds the mails billDue composes ahead (100,000 lines
@@ -474,9 +476,9 @@ func appendLines(lines []QueuedLine, st *BillingState, p Period) []QueuedLine {
 
 // writeBatch records a planned batch in one transaction: it advances the
 // orders' progress, records their periods and queues a reminder line per
-// new period and reminded party; it appends those lines to queued. all
-// reports whether they were all the plan's lines.
-func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport, queued *[]QueuedLine) (all bool, err error) {
+// new period and reminded party, and returns those lines: the plan's
+// unless a concurrent run billed some of its orders.
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) (queued []QueuedLine, err error) {
 	var periods int
 	var lines []QueuedLine
 	err = s.store.JobTx(ctx, func(tx Tx) error {
@@ -501,13 +503,18 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 		if err != nil {
 			return err
 		}
-		periods, lines = 0, lines[:0]
-		for i, rec := range recs {
-			if !inserted[i] {
-				continue // recorded, and queued, by a concurrent run
+		periods = 0
+		if len(recs) == len(p.recs) && !slices.Contains(inserted, false) {
+			periods, lines = len(recs), p.lines
+		} else {
+			lines = nil
+			for i, rec := range recs {
+				if !inserted[i] {
+					continue // recorded, and queued, by a concurrent run
+				}
+				periods++
+				lines = appendLines(lines, owner[i], rec.Period)
 			}
-			periods++
-			lines = appendLines(lines, owner[i], rec.Period)
 		}
 		keys := make([]LineKey, len(lines))
 		for i := range lines {
@@ -516,13 +523,12 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	*queued = append(*queued, lines...)
 	rep.Orders += p.orders
 	rep.Periods += periods
 	rep.Errors = append(rep.Errors, p.errs...)
-	return len(lines) == len(p.lines), nil
+	return lines, nil
 }
 
 // planDry is phase one of a dry run: what billBatch would record, with the
