@@ -307,6 +307,18 @@ func (t *Tx) QueueBillingLines(keys []scheduler.LineKey) error {
 		j.next().int(k.OrderID).str(k.PeriodKey)
 		count[p]++
 	}
+	if t.s.d.name == "postgres" && len(order) > 1 {
+		// One round trip for the batch's parties.
+		roles, ids, ns, docs := make([]string, len(order)), make([]string, len(order)), make([]int64, len(order)), make([]string, len(order))
+		for i, p := range order {
+			roles[i], ids[i], ns[i], docs[i] = p.role, p.id, int64(count[p]), lines[p].String()
+		}
+		if _, err := t.exec(`INSERT INTO billing_pending (role, party_id, n, lines) SELECT * FROM unnest(?::text[], ?::text[], ?::int[], ?::text[])`,
+			pq.Array(roles), pq.Array(ids), pq.Array(ns), pq.Array(docs)); err != nil {
+			return fmt.Errorf("storage: queue billing lines: %w", err)
+		}
+		return nil
+	}
 	for _, p := range order {
 		if _, err := t.exec(`INSERT INTO billing_pending (role, party_id, n, lines) VALUES (?, ?, ?, ?)`,
 			p.role, p.id, count[p], lines[p].String()); err != nil {
