@@ -222,6 +222,22 @@ CREATE TABLE inbound_raw (
 	PRIMARY KEY (inbound_id, seq)
 );
 `,
+	// 4: outbox_raw holds each outbound message's bytes, keyed by its
+	// outbox row and written once, in the transaction that enqueues it.
+	// SQLite rewrites a whole row when any column changes: with the
+	// message (about 10 KB) in the outbox row, each claim and each
+	// mark-sent copied it, 0.42–0.62 ms per row against 0.10 ms for a small
+	// row. The claim and the marks now touch the small row only. ON DELETE
+	// CASCADE: deleting outbox rows (tests, manual clean-ups) takes their
+	// bytes along.
+	`
+CREATE TABLE outbox_raw (
+	outbox_id {ref_pk} REFERENCES outbox(id) ON DELETE CASCADE,
+	raw {blob} NOT NULL
+);
+INSERT INTO outbox_raw (outbox_id, raw) SELECT id, raw FROM outbox;
+ALTER TABLE outbox DROP COLUMN raw;
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its
