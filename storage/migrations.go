@@ -230,6 +230,11 @@ CREATE TABLE inbound_raw (
 	// row. The claim and the marks now touch the small row only. ON DELETE
 	// CASCADE: deleting outbox rows (tests, manual clean-ups) takes their
 	// bytes along.
+	//
+	// catalog_revision: one row, counted up by every catalog import in its
+	// transaction. A daemon keeps the catalog in memory and reads only
+	// this number per order to see whether any daemon sharing the database
+	// has imported since (Store.Catalog).
 	`
 CREATE TABLE outbox_raw (
 	outbox_id {ref_pk} REFERENCES outbox(id) ON DELETE CASCADE,
@@ -237,6 +242,11 @@ CREATE TABLE outbox_raw (
 );
 INSERT INTO outbox_raw (outbox_id, raw) SELECT id, raw FROM outbox;
 ALTER TABLE outbox DROP COLUMN raw;
+CREATE TABLE catalog_revision (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	revision BIGINT NOT NULL
+);
+INSERT INTO catalog_revision (id, revision) VALUES (1, 1);
 `,
 }
 
@@ -284,6 +294,7 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 			return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade mailflow", v, len(migrations))
 		}
 		if v == len(migrations) {
+			s.version = v
 			done = true
 			return nil
 		}

@@ -53,6 +53,12 @@ type Store struct {
 	// schema is PostgreSQL's current_schema(): it scopes the leader locks,
 	// which PostgreSQL keeps per database (see TryLeader).
 	schema string
+	// catalog is the catalog as of its last revision (Catalog).
+	catalog catalogCache
+	// version is the schema version Migrate found or made. It is below
+	// SchemaVersion only where a test opened an old schema on purpose, to
+	// upgrade it; code that needs a later migration's tables checks it.
+	version int
 }
 
 // busyTimeout is how long a SQLite writer waits for the lock.
