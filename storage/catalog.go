@@ -181,7 +181,7 @@ func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
 
 func (s *Store) catalogRevision(ctx context.Context) (int64, error) {
 	var rev int64
-	if err := s.get(ctx, &rev, `SELECT revision FROM catalog_revision WHERE id = 1`); err != nil {
+	if err := s.getPrepared(ctx, &rev, `SELECT revision FROM catalog_revision WHERE id = 1`); err != nil {
 		return 0, fmt.Errorf("storage: catalog revision: %w", err)
 	}
 	return rev, nil

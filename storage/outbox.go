@@ -71,12 +71,12 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 		if m.OrderID != 0 {
 			orderID = &m.OrderID
 		}
-		err := t.get(&m.ID, `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
+		err := t.getPrepared(&m.ID, `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
 			status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
 			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt))
 		if err == nil {
-			_, err = t.exec(`INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`, m.ID, m.Raw)
+			_, err = t.execPrepared(`INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`, m.ID, m.Raw)
 		}
 		if err != nil {
 			return fmt.Errorf("storage: enqueue: %w", mapErr(err))
@@ -98,7 +98,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
 		var ids []int64
-		if err := tx.sel(&ids, `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
+		if err := tx.selPrepared(&ids, `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
 			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`+lock,
 			mailflow.OutboxPending, utc(now), utc(now), limit); err != nil {
 			return err
