@@ -123,6 +123,9 @@ func (r termsRow) terms() (mailflow.Terms, error) {
 	return t, nil
 }
 
+// catalogRevisionSQL reads the catalog's revision; prepared at start-up.
+const catalogRevisionSQL = `SELECT revision FROM catalog_revision WHERE id = 1`
+
 // catalogRevisionSchema is the migration that added catalog_revision.
 const catalogRevisionSchema = 4
 
@@ -181,7 +184,7 @@ func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
 
 func (s *Store) catalogRevision(ctx context.Context) (int64, error) {
 	var rev int64
-	if err := s.getPrepared(ctx, &rev, `SELECT revision FROM catalog_revision WHERE id = 1`); err != nil {
+	if err := s.getPrepared(ctx, &rev, catalogRevisionSQL); err != nil {
 		return 0, fmt.Errorf("storage: catalog revision: %w", err)
 	}
 	return rev, nil

@@ -48,6 +48,24 @@ const outboxColumns = `o.id, o.order_id, ord.number, o.ref, o.kind, o.party, o.s
 
 const outboxFrom = ` FROM outbox o LEFT JOIN orders ord ON ord.id = o.order_id`
 
+// Statements of the outbox's hot path, prepared at start-up (prepareHot).
+const (
+	enqueueSQL = `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
+		status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	enqueueRawSQL = `INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`
+)
+
+// claimDueSQL selects the ids of due, unclaimed rows; with PostgreSQL
+// it locks them, skipping rows another daemon is claiming.
+func (d dialect) claimDueSQL() string {
+	q := `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
+			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`
+	if d.name == "postgres" {
+		q += " FOR UPDATE SKIP LOCKED"
+	}
+	return q
+}
+
 // Enqueue adds messages to the outbox in the caller's transaction: the
 // row, and the raw bytes in outbox_raw (migration 4), which are never
 // changed afterwards.
@@ -71,12 +89,11 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 		if m.OrderID != 0 {
 			orderID = &m.OrderID
 		}
-		err := t.getPrepared(&m.ID, `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
-			status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		err := t.getPrepared(&m.ID, enqueueSQL,
 			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
 			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt))
 		if err == nil {
-			_, err = t.execPrepared(`INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`, m.ID, m.Raw)
+			_, err = t.execPrepared(enqueueRawSQL, m.ID, m.Raw)
 		}
 		if err != nil {
 			return fmt.Errorf("storage: enqueue: %w", mapErr(err))
@@ -93,13 +110,8 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*mailflow.OutboxMessage, error) {
 	var out []*mailflow.OutboxMessage
 	err := s.inTx(ctx, func(tx *Tx) error {
-		lock := ""
-		if s.d.name == "postgres" {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
 		var ids []int64
-		if err := tx.selPrepared(&ids, `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
-			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`+lock,
+		if err := tx.selPrepared(&ids, s.d.claimDueSQL(),
 			mailflow.OutboxPending, utc(now), utc(now), limit); err != nil {
 			return err
 		}
