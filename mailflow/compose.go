@@ -271,7 +271,9 @@ func (p *preparedNotifications) Finish(o *Order) ([]*OutboxMessage, error) {
 //   - the order just became Bestellt: the binding confirmation to the
 //     provider, the customer, the intermediary (UV) and the coordinator;
 //   - a rejection: its reason to the other parties, the customer and the
-//     coordinator, and an acknowledgement to the rejecting party;
+//     coordinator; the rejecting party gets nothing, not even when it
+//     repeats its rejection: an acknowledgement answers accept, working
+//     and review only;
 //   - any other declaration by email: an acknowledgement to its sender;
 //   - a declaration after the order became final that disagrees with it: an
 //     alert to the coordinator and, by email, an answer that the order is
@@ -310,12 +312,7 @@ func (c *Composer) DecisionRecorded(o *Order, d Decision, prev Status) ([]*Outbo
 				return nil, err
 			}
 		}
-		if byEmail {
-			if err := add(c.Ack(o, d, "")); err != nil {
-				return nil, err
-			}
-		}
-	case byEmail && (d.Effect == EffectApplied || d.Effect == EffectSuperseded || d.Effect == EffectRepeat):
+	case byEmail && d.Intent != IntentReject && (d.Effect == EffectApplied || d.Effect == EffectSuperseded || d.Effect == EffectRepeat):
 		if err := add(c.Ack(o, d, "")); err != nil {
 			return nil, err
 		}

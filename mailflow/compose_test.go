@@ -262,7 +262,8 @@ func TestOutcomeRouting(t *testing.T) {
 		{"dv review by hand sends nothing", "dv", []step{{"provider", "review", byHand}}, nil},
 		{"dv superseded by email acks", "dv", []step{{"provider", "review", byEmail}, {"provider", "working", byEmail}}, []string{"ack:" + prov}},
 		{"dv provider rejects", "dv", []step{{"provider", "reject", byEmail}},
-			[]string{"rejection:" + custDV, "rejection:" + coord, "ack:" + prov}},
+			[]string{"rejection:" + custDV, "rejection:" + coord}}, // no acknowledgement to the rejecting party
+		{"dv provider rejects again", "dv", []step{{"provider", "reject", byEmail}, {"provider", "reject", byEmail}}, nil},
 		{"dv provider rejects by hand", "dv", []step{{"provider", "reject", byHand}},
 			[]string{"rejection:" + custDV, "rejection:" + coord}},
 		{"uv intermediary accepts first", "uv", []step{{"intermediary", "accept", byEmail}}, []string{"ack:" + interm}},
@@ -270,9 +271,11 @@ func TestOutcomeRouting(t *testing.T) {
 		{"uv binding", "uv", []step{{"provider", "accept", byEmail}, {"intermediary", "accept", byEmail}},
 			[]string{"confirmation:" + provUV, "confirmation:" + interm, "confirmation:" + custUV, "confirmation:" + coord}},
 		{"uv intermediary rejects", "uv", []step{{"intermediary", "reject", byEmail}},
-			[]string{"rejection:" + provUV, "rejection:" + custUV, "rejection:" + coord, "ack:" + interm}},
+			[]string{"rejection:" + provUV, "rejection:" + custUV, "rejection:" + coord}},
 		{"uv provider rejects", "uv", []step{{"intermediary", "accept", byHand}, {"provider", "reject", byEmail}},
-			[]string{"rejection:" + interm, "rejection:" + custUV, "rejection:" + coord, "ack:" + provUV}},
+			[]string{"rejection:" + interm, "rejection:" + custUV, "rejection:" + coord}},
+		{"uv provider rejects after the intermediary did", "uv", []step{{"intermediary", "reject", byEmail}, {"provider", "reject", byEmail}},
+			[]string{"alert:" + coord, "ack:" + provUV}}, // a conflict: the order was already final
 		{"dv conflict after binding", "dv", []step{{"provider", "accept", byEmail}, {"provider", "reject", byEmail}},
 			[]string{"alert:" + coord, "ack:" + prov}},
 		{"dv conflict by hand alerts only", "dv", []step{{"provider", "accept", byEmail}, {"provider", "reject", byHand}},
