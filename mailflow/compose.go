@@ -348,7 +348,7 @@ func (c *Composer) outcome(kind, tmpl string, o *Order, d Decision, role string)
 		}
 	case RoleCustomer:
 		cu := o.Snapshot.Customer
-		m.To = []mail.Address{{Name: cu.Name, Address: cu.Email}}
+		m.Lang, m.To = cu.Language, []mail.Address{{Name: cu.Name, Address: cu.Email}}
 		m.ReplyTo = c.coordinator.Address // a customer's questions go to people
 	case RoleCoordinator:
 		m.To = []mail.Address{c.coordinator}

@@ -567,3 +567,53 @@ func TestComposerConfig(t *testing.T) {
 		}
 	}
 }
+
+// The customer's mails are in the customer's language; a snapshot from
+// before the field existed (no language) means German.
+func TestCustomerMailLanguage(t *testing.T) {
+	c := newComposer(t, nil)
+	cat := loadCatalog(t)
+	tests := []struct {
+		lang, outcome, subject string
+	}{
+		{"", "reject", "Abgelehnt durch"},
+		{"de", "reject", "Abgelehnt durch"},
+		{"en", "reject", "Rejected by the"},
+		{"", "accept", "Verbindlich bestellt"},
+		{"en", "accept", "Binding order"},
+	}
+	for _, tt := range tests {
+		snap, err := mailflow.BuildSnapshot(orderRequest(t, "dv"), cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Customer.Language = tt.lang
+		o := &mailflow.Order{ID: 7, Number: "2026-000007", ContractModel: mailflow.ModelDV, Snapshot: snap}
+		d := mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.Intent(tt.outcome), Source: mailflow.SourceManual,
+			Reason: "Nicht verfügbar", At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+		ev := mailflow.Evaluate(o.ContractModel, []mailflow.Decision{d})
+		o.Status, o.BindingAt, o.History = ev.Status, ev.BindingAt, ev.Decisions
+		msgs, err := c.DecisionRecorded(o, ev.Decisions[0], mailflow.StatusOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, m := range msgs {
+			want := tt.subject
+			if m.Party != mailflow.RoleCustomer {
+				if m.Party != mailflow.RoleCoordinator {
+					continue
+				}
+				want = map[string]string{"reject": "Abgelehnt durch", "accept": "Verbindlich bestellt"}[tt.outcome] // the coordinator reads German
+			} else {
+				found = true
+			}
+			if !strings.HasPrefix(m.Subject, "[Bestellung 2026-000007] "+want) {
+				t.Errorf("language %q, %s: subject to %s %q, want %q…", tt.lang, tt.outcome, m.Party, m.Subject, want)
+			}
+		}
+		if !found {
+			t.Errorf("language %q, %s: no mail to the customer", tt.lang, tt.outcome)
+		}
+	}
+}
