@@ -112,6 +112,8 @@ type Composer struct {
 	tokens      *Tokens
 	tmpl        *templates.Set
 	now         func() time.Time
+	// ref returns a new notification id; newRef, or a sequence in tests.
+	ref func() (int64, error)
 }
 
 var _ Notifier = (*Composer)(nil)
@@ -163,7 +165,7 @@ func NewComposer(cfg ComposerConfig) (*Composer, error) {
 	return &Composer{
 		from: *from, replyLocal: local, replyDomain: replyAddr[at+1:],
 		coordinator: mail.Address{Address: cfg.Coordinator}, midDomain: dom,
-		tokens: cfg.Tokens, tmpl: cfg.Templates, now: now,
+		tokens: cfg.Tokens, tmpl: cfg.Templates, now: now, ref: newRef,
 	}, nil
 }
 
@@ -174,6 +176,19 @@ func (c *Composer) Coordinator() string { return c.coordinator.Address }
 // (provider; in UV also the intermediary), each with its own reply token,
 // the AGB and the service conditions attached.
 func (c *Composer) OrderCreated(o *Order) ([]*OutboxMessage, error) {
+	var out []*OutboxMessage
+	for _, m := range c.notifications(o) {
+		msg, err := c.Compose(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+// notifications are the mails of OrderCreated.
+func (c *Composer) notifications(o *Order) []Mail {
 	s := o.Snapshot
 	termsFile := "AGB-" + fileSafe(s.Terms.Version) + ".txt"
 	condFile := "Bedingungen-" + fileSafe(s.Service.ID) + "-" + fileSafe(s.Conditions.Version) + ".txt"
@@ -181,14 +196,69 @@ func (c *Composer) OrderCreated(o *Order) ([]*OutboxMessage, error) {
 		{Name: termsFile, Data: []byte(s.Terms.Text)},
 		{Name: condFile, Data: []byte(s.Conditions.Text)},
 	}
-	var out []*OutboxMessage
+	var out []Mail
 	for _, party := range o.Parties() {
 		p, _ := o.Party(party)
-		m, err := c.Compose(Mail{
+		out = append(out, Mail{
 			Kind: KindNotification, Role: party, Lang: p.Language, To: []mail.Address{{Name: p.Name, Address: p.Email}},
 			Template: "notification", Order: o, Token: true, Attachments: atts,
 			View: MailView{TermsFile: termsFile, ConditionsFile: condFile},
 		})
+	}
+	return out
+}
+
+// PrepareOrderCreated renders the notifications of an order that has no
+// number and id yet (Flow.CreateOrder calls it before its transaction);
+// Finish completes them once it has. The result is the same as
+// OrderCreated's, byte for byte.
+func (c *Composer) PrepareOrderCreated(o *Order) (PreparedNotifications, error) {
+	ph, err := newPlaceholders()
+	if err != nil {
+		return nil, err
+	}
+	draftOrder := *o
+	draftOrder.Number, draftOrder.ID = ph.number, 0
+	p := &preparedNotifications{c: c, ph: ph}
+	for _, m := range c.notifications(&draftOrder) {
+		ref, err := c.ref()
+		if err != nil {
+			return nil, err
+		}
+		d, err := c.render(m, ref, ph)
+		if err != nil {
+			return nil, err
+		}
+		p.drafts = append(p.drafts, d)
+	}
+	return p, nil
+}
+
+type preparedNotifications struct {
+	c      *Composer
+	ph     *placeholders
+	drafts []*draft
+}
+
+// Finish puts o's number and the reply tokens for o's id in place of the
+// placeholders and builds the messages. An order number of another length
+// than the placeholder's (a year past order 999999) is composed anew.
+func (p *preparedNotifications) Finish(o *Order) ([]*OutboxMessage, error) {
+	if len(o.Number) != len(p.ph.number) {
+		return p.c.OrderCreated(o)
+	}
+	out := make([]*OutboxMessage, 0, len(p.drafts))
+	for _, pd := range p.drafts {
+		d := *pd
+		d.m.Order, d.number, d.orderID = o, o.Number, o.ID
+		d.token = p.c.tokens.Sign(Token{OrderID: o.ID, Party: d.m.Role, NotificationID: d.ref})
+		rep := func(s string) string {
+			// Two ReplaceAll (memchr-fast Index) beat a strings.Replacer
+			// (a byte-wise scan) by a factor of ten here.
+			return strings.ReplaceAll(strings.ReplaceAll(s, p.ph.number, o.Number), p.ph.token, d.token)
+		}
+		d.r.Subject, d.r.Text, d.r.HTML = rep(d.r.Subject), rep(d.r.Text), rep(d.r.HTML)
+		m, err := p.c.build(&d)
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +271,9 @@ func (c *Composer) OrderCreated(o *Order) ([]*OutboxMessage, error) {
 //   - the order just became Bestellt: the binding confirmation to the
 //     provider, the customer, the intermediary (UV) and the coordinator;
 //   - a rejection: its reason to the other parties, the customer and the
-//     coordinator, and an acknowledgement to the rejecting party;
+//     coordinator; the rejecting party gets nothing, not even when it
+//     repeats its rejection: an acknowledgement answers accept, working
+//     and review only;
 //   - any other declaration by email: an acknowledgement to its sender;
 //   - a declaration after the order became final that disagrees with it: an
 //     alert to the coordinator and, by email, an answer that the order is
@@ -240,12 +312,7 @@ func (c *Composer) DecisionRecorded(o *Order, d Decision, prev Status) ([]*Outbo
 				return nil, err
 			}
 		}
-		if byEmail {
-			if err := add(c.Ack(o, d, "")); err != nil {
-				return nil, err
-			}
-		}
-	case byEmail && (d.Effect == EffectApplied || d.Effect == EffectSuperseded || d.Effect == EffectRepeat):
+	case byEmail && d.Intent != IntentReject && (d.Effect == EffectApplied || d.Effect == EffectSuperseded || d.Effect == EffectRepeat):
 		if err := add(c.Ack(o, d, "")); err != nil {
 			return nil, err
 		}
@@ -281,7 +348,7 @@ func (c *Composer) outcome(kind, tmpl string, o *Order, d Decision, role string)
 		}
 	case RoleCustomer:
 		cu := o.Snapshot.Customer
-		m.To = []mail.Address{{Name: cu.Name, Address: cu.Email}}
+		m.Lang, m.To = cu.Language, []mail.Address{{Name: cu.Name, Address: cu.Email}}
 		m.ReplyTo = c.coordinator.Address // a customer's questions go to people
 	case RoleCoordinator:
 		m.To = []mail.Address{c.coordinator}
@@ -385,38 +452,88 @@ func isDomainLiteral(s string) bool {
 // Compose is the building block for mails added later (billing reminders,
 // digests): give it a template name and put the mail's data in View.Data.
 func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
-	if len(m.To) == 0 {
-		return nil, fmt.Errorf("mailflow: compose %s: no recipient", m.Kind)
-	}
-	ref, err := newRef()
+	ref, err := c.ref()
 	if err != nil {
 		return nil, err
+	}
+	d, err := c.render(m, ref, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.build(d)
+}
+
+// draft is a mail rendered and not yet built into its raw bytes.
+type draft struct {
+	m       Mail
+	ref     int64
+	number  string
+	orderID int64
+	token   string
+	r       templates.Rendered
+}
+
+// placeholders stand in for an order's number and a reply token while a
+// notification is rendered before the order has them (PrepareOrderCreated).
+// They are random lowercase letters, which no template function, HTML
+// escaping or percent-encoding changes, as long as the real values (digits
+// and '-'; lowercase base32), and of the same length, so that nothing laid
+// out around them moves.
+type placeholders struct {
+	number, token string
+}
+
+// numberLen is the length of an order number, YYYY-NNNNNN.
+const numberLen = len("2026-000123")
+
+func newPlaceholders() (*placeholders, error) {
+	var b [numberLen + TokenLen]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("mailflow: random: %w", err)
+	}
+	for i := range b {
+		b[i] = 'a' + b[i]%26
+	}
+	return &placeholders{number: string(b[:numberLen]), token: string(b[numberLen:])}, nil
+}
+
+// render checks m and renders its templates. With ph the order's number
+// is ph.number (the caller set it) and the reply token ph.token.
+func (c *Composer) render(m Mail, ref int64, ph *placeholders) (*draft, error) {
+	if len(m.To) == 0 {
+		return nil, fmt.Errorf("mailflow: compose %s: no recipient", m.Kind)
 	}
 	lang := templates.Lang(m.Lang)
 	view := m.View
 	view.Lang, view.Role, view.Coordinator, view.Order = lang, m.Role, c.coordinator.Address, m.Order
-	var number string
-	var orderID int64
+	d := &draft{m: m, ref: ref}
 	if m.Order != nil {
-		number, orderID = m.Order.Number, m.Order.ID
+		d.number, d.orderID = m.Order.Number, m.Order.ID
 	}
-
-	var token string
 	if m.Token {
 		if m.Order == nil || (m.Role != PartyProvider && m.Role != PartyIntermediary) {
 			return nil, fmt.Errorf("mailflow: compose %s: a reply token needs an order and a deciding party", m.Kind)
 		}
-		token = c.tokens.Sign(Token{OrderID: orderID, Party: m.Role, NotificationID: ref})
-		view.Reply = c.replyView(token, number, lang)
+		if ph != nil {
+			d.token = ph.token
+		} else {
+			d.token = c.tokens.Sign(Token{OrderID: d.orderID, Party: m.Role, NotificationID: ref})
+		}
+		view.Reply = c.replyView(d.token, d.number, lang)
 	}
-	r, err := c.tmpl.Render(m.Template, lang, &view)
-	if err != nil {
+	var err error
+	if d.r, err = c.tmpl.Render(m.Template, lang, &view); err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
+	return d, nil
+}
 
-	idLeft := fmt.Sprintf("%s.%d", m.Kind, ref)
+// build makes the raw message of a rendered mail.
+func (c *Composer) build(d *draft) (*OutboxMessage, error) {
+	m, r, number, token := d.m, d.r, d.number, d.token
+	idLeft := fmt.Sprintf("%s.%d", m.Kind, d.ref)
 	if number != "" {
-		idLeft = fmt.Sprintf("%s.%d", number, ref)
+		idLeft = fmt.Sprintf("%s.%d", number, d.ref)
 	}
 	if token != "" {
 		// The token in the Message-ID lets a reply from a server without
@@ -479,7 +596,7 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
 	return &OutboxMessage{
-		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
+		OrderID: d.orderID, OrderNumber: number, Ref: d.ref, Kind: m.Kind, Party: m.Role,
 		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
 	}, nil
 }

@@ -262,7 +262,8 @@ func TestOutcomeRouting(t *testing.T) {
 		{"dv review by hand sends nothing", "dv", []step{{"provider", "review", byHand}}, nil},
 		{"dv superseded by email acks", "dv", []step{{"provider", "review", byEmail}, {"provider", "working", byEmail}}, []string{"ack:" + prov}},
 		{"dv provider rejects", "dv", []step{{"provider", "reject", byEmail}},
-			[]string{"rejection:" + custDV, "rejection:" + coord, "ack:" + prov}},
+			[]string{"rejection:" + custDV, "rejection:" + coord}}, // no acknowledgement to the rejecting party
+		{"dv provider rejects again", "dv", []step{{"provider", "reject", byEmail}, {"provider", "reject", byEmail}}, nil},
 		{"dv provider rejects by hand", "dv", []step{{"provider", "reject", byHand}},
 			[]string{"rejection:" + custDV, "rejection:" + coord}},
 		{"uv intermediary accepts first", "uv", []step{{"intermediary", "accept", byEmail}}, []string{"ack:" + interm}},
@@ -270,9 +271,11 @@ func TestOutcomeRouting(t *testing.T) {
 		{"uv binding", "uv", []step{{"provider", "accept", byEmail}, {"intermediary", "accept", byEmail}},
 			[]string{"confirmation:" + provUV, "confirmation:" + interm, "confirmation:" + custUV, "confirmation:" + coord}},
 		{"uv intermediary rejects", "uv", []step{{"intermediary", "reject", byEmail}},
-			[]string{"rejection:" + provUV, "rejection:" + custUV, "rejection:" + coord, "ack:" + interm}},
+			[]string{"rejection:" + provUV, "rejection:" + custUV, "rejection:" + coord}},
 		{"uv provider rejects", "uv", []step{{"intermediary", "accept", byHand}, {"provider", "reject", byEmail}},
-			[]string{"rejection:" + interm, "rejection:" + custUV, "rejection:" + coord, "ack:" + provUV}},
+			[]string{"rejection:" + interm, "rejection:" + custUV, "rejection:" + coord}},
+		{"uv provider rejects after the intermediary did", "uv", []step{{"intermediary", "reject", byEmail}, {"provider", "reject", byEmail}},
+			[]string{"alert:" + coord, "ack:" + provUV}}, // a conflict: the order was already final
 		{"dv conflict after binding", "dv", []step{{"provider", "accept", byEmail}, {"provider", "reject", byEmail}},
 			[]string{"alert:" + coord, "ack:" + prov}},
 		{"dv conflict by hand alerts only", "dv", []step{{"provider", "accept", byEmail}, {"provider", "reject", byHand}},
@@ -561,6 +564,56 @@ func TestComposerConfig(t *testing.T) {
 		tt.modify(&c)
 		if _, err := mailflow.NewComposer(c); err == nil {
 			t.Errorf("%s: accepted", tt.name)
+		}
+	}
+}
+
+// The customer's mails are in the customer's language; a snapshot from
+// before the field existed (no language) means German.
+func TestCustomerMailLanguage(t *testing.T) {
+	c := newComposer(t, nil)
+	cat := loadCatalog(t)
+	tests := []struct {
+		lang, outcome, subject string
+	}{
+		{"", "reject", "Abgelehnt durch"},
+		{"de", "reject", "Abgelehnt durch"},
+		{"en", "reject", "Rejected by the"},
+		{"", "accept", "Verbindlich bestellt"},
+		{"en", "accept", "Binding order"},
+	}
+	for _, tt := range tests {
+		snap, err := mailflow.BuildSnapshot(orderRequest(t, "dv"), cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Customer.Language = tt.lang
+		o := &mailflow.Order{ID: 7, Number: "2026-000007", ContractModel: mailflow.ModelDV, Snapshot: snap}
+		d := mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.Intent(tt.outcome), Source: mailflow.SourceManual,
+			Reason: "Nicht verfügbar", At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+		ev := mailflow.Evaluate(o.ContractModel, []mailflow.Decision{d})
+		o.Status, o.BindingAt, o.History = ev.Status, ev.BindingAt, ev.Decisions
+		msgs, err := c.DecisionRecorded(o, ev.Decisions[0], mailflow.StatusOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, m := range msgs {
+			want := tt.subject
+			if m.Party != mailflow.RoleCustomer {
+				if m.Party != mailflow.RoleCoordinator {
+					continue
+				}
+				want = map[string]string{"reject": "Abgelehnt durch", "accept": "Verbindlich bestellt"}[tt.outcome] // the coordinator reads German
+			} else {
+				found = true
+			}
+			if !strings.HasPrefix(m.Subject, "[Bestellung 2026-000007] "+want) {
+				t.Errorf("language %q, %s: subject to %s %q, want %q…", tt.lang, tt.outcome, m.Party, m.Subject, want)
+			}
+		}
+		if !found {
+			t.Errorf("language %q, %s: no mail to the customer", tt.lang, tt.outcome)
 		}
 	}
 }

@@ -19,6 +19,23 @@ type Notifier interface {
 	DecisionRecorded(o *Order, d Decision, prev Status) ([]*OutboxMessage, error)
 }
 
+// NotificationPreparer is a Notifier that renders an order's
+// notifications before the order has its number and id: CreateOrder does
+// that before its transaction and only finishes them inside it, so the
+// rendering does not hold the transaction (on SQLite the database's one
+// write lock, on PostgreSQL the lock on the year's order counter).
+// *Composer implements it.
+type NotificationPreparer interface {
+	PrepareOrderCreated(o *Order) (PreparedNotifications, error)
+}
+
+// PreparedNotifications are an order's notifications rendered ahead.
+type PreparedNotifications interface {
+	// Finish returns the messages for o, which now has its number and id:
+	// the same as Notifier.OrderCreated(o).
+	Finish(o *Order) ([]*OutboxMessage, error)
+}
+
 // Flow runs the order loop's use cases on a store.
 type Flow struct {
 	Store    Store
@@ -62,6 +79,15 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		}
 		return nil, false, err
 	}
+	createdAt := s.now().UTC()
+	var prepared PreparedNotifications
+	if p, ok := s.Notifier.(NotificationPreparer); ok {
+		draft := &Order{ExternalID: req.ExternalID, OrderedAt: req.OrderedAt.UTC(), CreatedAt: createdAt,
+			ContractModel: req.ContractModel, Status: StatusOpen, Snapshot: snap}
+		if prepared, err = p.PrepareOrderCreated(draft); err != nil {
+			return nil, false, err
+		}
+	}
 	err = s.Store.InTx(ctx, func(tx Tx) error {
 		year := req.OrderedAt.In(berlin).Year()
 		number, err := tx.NextOrderNumber(year)
@@ -78,7 +104,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			Number:        number,
 			ExternalID:    req.ExternalID,
 			OrderedAt:     req.OrderedAt.UTC(),
-			CreatedAt:     s.now().UTC(),
+			CreatedAt:     createdAt,
 			ContractModel: req.ContractModel,
 			Status:        StatusOpen,
 			Snapshot:      snap,
@@ -86,15 +112,20 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		if err := tx.InsertOrder(o); err != nil {
 			return err
 		}
-		if s.Notifier != nil {
-			msgs, err := s.Notifier.OrderCreated(o)
-			if err != nil {
-				return err
-			}
-			queued = len(msgs)
-			return tx.Enqueue(msgs...)
+		if s.Notifier == nil {
+			return nil
 		}
-		return nil
+		var msgs []*OutboxMessage
+		if prepared != nil {
+			msgs, err = prepared.Finish(o)
+		} else {
+			msgs, err = s.Notifier.OrderCreated(o)
+		}
+		if err != nil {
+			return err
+		}
+		queued = len(msgs)
+		return tx.Enqueue(msgs...)
 	})
 	if errors.Is(err, errExists) {
 		return o, false, nil

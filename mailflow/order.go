@@ -58,6 +58,9 @@ type Customer struct {
 	Phone          string `json:"phone"`
 	CustomerNumber string `json:"customer_number"`
 	LeitwegID      string `json:"leitweg_id"`
+	// Language of the customer's mails: "de" or "en". Empty in snapshots
+	// from before the field existed, which means "de".
+	Language string `json:"language,omitempty"`
 }
 
 // OrderRequest is an order as the portal submits it.
@@ -70,7 +73,9 @@ type OrderRequest struct {
 	Price         string                     `json:"price"`
 	Properties    map[string]json.RawMessage `json:"properties"`
 	Customer      Customer                   `json:"customer"`
-	Language      string                     `json:"language,omitempty"`
+	// Language is an alias of customer.language, which wins when both
+	// are given.
+	Language string `json:"language,omitempty"`
 }
 
 // ServiceInfo is the product description frozen into an order.

@@ -578,7 +578,7 @@ func (s *Sender) backoff(attempts int) time.Duration {
 // deliveryError is a failed delivery: where it failed and the server's
 // reply code, 0 for network and TLS errors.
 type deliveryError struct {
-	stage string // address, dial, MAIL, RCPT, DATA, data, end of data
+	stage string // address, message, dial, MAIL, RCPT, DATA, data, end of data
 	code  int
 	err   error
 	perm  bool // a local permanent failure: the row cannot be sent as it is
@@ -605,7 +605,7 @@ func (e *deliveryError) summary() string {
 	if e.code != 0 {
 		return fmt.Sprintf("smtp %s: reply %d", e.stage, e.code)
 	}
-	if e.stage == "dial" || e.stage == "address" {
+	if e.stage == "dial" || e.stage == "address" || e.stage == "message" {
 		return e.Error()
 	}
 	return fmt.Sprintf("smtp %s: connection error", e.stage)
@@ -660,6 +660,9 @@ func (w *smtpConn) quit() {
 func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) error {
 	if !envelopeAddr(m.Sender, true) || len(m.Recipients) == 0 || slices.ContainsFunc(m.Recipients, func(r string) bool { return !envelopeAddr(r, false) }) {
 		return &deliveryError{stage: "address", err: errors.New("invalid envelope sender or recipients"), perm: true}
+	}
+	if len(m.Raw) == 0 {
+		return &deliveryError{stage: "message", err: errors.New("no stored message bytes"), perm: true}
 	}
 	for try := 0; ; try++ {
 		reused := w.c != nil

@@ -11,7 +11,8 @@ type Store interface {
 	// InTx runs fn in one database transaction: everything fn writes
 	// commits together or not at all.
 	InTx(ctx context.Context, fn func(Tx) error) error
-	// Catalog returns the whole current catalog.
+	// Catalog returns the whole current catalog; it may be shared with
+	// other callers and must not be modified.
 	Catalog(ctx context.Context) (*Catalog, error)
 	// ImportCatalog inserts or updates every entry of cat; existing orders'
 	// snapshots are untouched.

@@ -83,6 +83,7 @@ func BuildSnapshot(req *OrderRequest, cat *Catalog) (Snapshot, error) {
 		verr.add("contract_model", "must be DV or UV")
 	}
 	validateCustomer(&req.Customer, &verr)
+	validateCustomerLanguage(req, &verr)
 	snap.Customer = req.Customer
 
 	svcIdx := slices.IndexFunc(cat.Services, func(s Service) bool { return s.ID == req.Service })
@@ -142,6 +143,24 @@ func validTerms(all []Terms, t time.Time) (Terms, bool) {
 		best.SHA256 = TextSHA256(best.Text)
 	}
 	return best, found
+}
+
+// validateCustomerLanguage sets customer.language to "de" or "en": as
+// given (any case, or the request's top-level language), "de" when absent.
+func validateCustomerLanguage(req *OrderRequest, verr *ValidationError) {
+	field, lang := "customer.language", req.Customer.Language
+	if strings.TrimSpace(lang) == "" {
+		field, lang = "language", req.Language
+	}
+	lang = strings.ToLower(strings.TrimSpace(lang))
+	switch lang {
+	case "":
+		lang = "de"
+	case "de", "en":
+	default:
+		verr.add(field, "must be de or en")
+	}
+	req.Customer.Language = lang
 }
 
 func validateCustomer(c *Customer, verr *ValidationError) {

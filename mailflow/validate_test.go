@@ -1,7 +1,10 @@
 package mailflow
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -27,6 +30,59 @@ func TestValidLeitwegID(t *testing.T) {
 	for _, id := range []string{"", "1-2-3", "04011000", "04011000-12345-3", "0401100012345-03", "04011000-123_45-03", "04011000-12345-03 ", fmt.Sprintf("0401-%040d-00", 1)} {
 		if ValidLeitwegID(id) == nil {
 			t.Errorf("%q accepted", id)
+		}
+	}
+}
+
+// The customer's language: "de" or "en" in any case, from customer.language
+// or the request's top-level language, "de" when neither is given; anything
+// else is an error naming the field it came from.
+func TestCustomerLanguage(t *testing.T) {
+	b, err := os.ReadFile("../examples/catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat Catalog
+	if err := json.Unmarshal(b, &cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateCatalog(&cat); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		customer, top string
+		want          string // the snapshot's language, or the field in error
+		invalid       bool
+	}{
+		{"", "", "de", false},
+		{"de", "", "de", false},
+		{"en", "", "en", false},
+		{" EN ", "", "en", false},
+		{"", "en", "en", false},
+		{"de", "en", "de", false},
+		{"fr", "", "customer.language", true},
+		{"", "english", "language", true},
+	}
+	for _, tt := range tests {
+		b, err := os.ReadFile("../examples/order-dv.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req OrderRequest
+		if err := json.Unmarshal(b, &req); err != nil {
+			t.Fatal(err)
+		}
+		req.Customer.Language, req.Language = tt.customer, tt.top
+		snap, err := BuildSnapshot(&req, &cat)
+		if tt.invalid {
+			var verr *ValidationError
+			if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != tt.want {
+				t.Errorf("customer %q, language %q: %v, want one error for %s", tt.customer, tt.top, err, tt.want)
+			}
+			continue
+		}
+		if err != nil || snap.Customer.Language != tt.want {
+			t.Errorf("customer %q, language %q: language %q, %v; want %q", tt.customer, tt.top, snap.Customer.Language, err, tt.want)
 		}
 	}
 }

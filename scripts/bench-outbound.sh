@@ -9,8 +9,10 @@
 #	apt-get update && apt-get install -y postfix
 #
 # Besides the rates it prints the CPU time per message of the sending side
-# (mailflow's test process; smtp-source) and of smtp-sink: steadier than
-# the rates when other work shares the machine.
+# (mailflow's test process; smtp-source), of the PostgreSQL server (with
+# MAILFLOW_BENCH_DRIVER=postgres: every postgres process on the machine, so
+# keep other PostgreSQL work off it) and of smtp-sink: steadier than the
+# rates when other work shares the machine.
 #
 # Usage: scripts/bench-outbound.sh [N]   (N messages per run, default 5000)
 # Environment: PORT (smtp-sink port, default 2525), ROUNDS (default 3),
@@ -51,8 +53,9 @@ while [ "$r" -le "$ROUNDS" ]; do
 			MAILFLOW_BENCH_SMTP=$addr "$bin" -test.run '^$' -test.bench "^Benchmark$bench\$" -test.benchtime "${N}x" >"$tmp/out"
 			s1=$(sinkcpu)
 			awk -v t="$target" -v sk="$(per "$(((s1 - s0) * 1000000))" "$((N * hz))")" '/^Benchmark/ {
-				for (i = 1; i <= NF; i++) { if ($(i+1) == "notifications/s") r = $i; if ($(i+1) == "B/msg") s = $i; if ($(i+1) ~ /^cpu-/) c = $i }
+				for (i = 1; i <= NF; i++) { if ($(i+1) == "notifications/s") r = $i; if ($(i+1) == "B/msg") s = $i; if ($(i+1) ~ /^cpu-/) c = $i; if ($(i+1) ~ /^db-cpu-/) d = $i }
 				printf "  %-10s %-26s %6s msg/s   cpu %5s µs/msg", t, $1, r, c
+				if (d != "") printf " + db %s", d
 				if (t == "smtp-sink") printf " + sink %s", sk
 				printf "   (%s B/msg)\n", s }' "$tmp/out"
 			size=$(awk '/^Benchmark/ { for (i = 1; i <= NF; i++) if ($(i+1) == "B/msg") print $i }' "$tmp/out")

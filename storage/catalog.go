@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"mailflow/mailflow"
@@ -47,6 +48,12 @@ func (s *Store) ImportCatalog(ctx context.Context, cat *mailflow.Catalog) error 
 		return err
 	}
 	err := s.inTx(ctx, func(tx *Tx) error {
+		// First, so that concurrent imports on PostgreSQL queue on this row.
+		if s.version >= catalogRevisionSchema {
+			if _, err := tx.exec(`UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+				return err
+			}
+		}
 		for _, p := range cat.Providers {
 			if err := upsertDoc(tx, "providers", p.ID, p); err != nil {
 				return err
@@ -116,8 +123,75 @@ func (r termsRow) terms() (mailflow.Terms, error) {
 	return t, nil
 }
 
-// Catalog returns the whole current catalog.
+// catalogRevisionSQL reads the catalog's revision; prepared at start-up.
+const catalogRevisionSQL = `SELECT revision FROM catalog_revision WHERE id = 1`
+
+// catalogRevisionSchema is the migration that added catalog_revision.
+const catalogRevisionSchema = 6
+
+// catalogCache is the catalog as of one revision of catalog_revision.
+type catalogCache struct {
+	mu  sync.Mutex
+	rev int64
+	cat *mailflow.Catalog
+}
+
+// Catalog returns the whole current catalog. It is kept in memory and
+// read again only when catalog_revision shows an import since, by this or
+// any other process on the database: one small query per call instead of
+// every provider, service and terms text. The result is shared between
+// callers and must not be modified.
 func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
+	if s.version < catalogRevisionSchema {
+		return s.loadCatalog(ctx)
+	}
+	rev, err := s.catalogRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &s.catalog
+	c.mu.Lock()
+	if c.cat != nil && c.rev == rev {
+		cat := c.cat
+		c.mu.Unlock()
+		return cat, nil
+	}
+	c.mu.Unlock()
+	for range 3 {
+		cat, err := s.loadCatalog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		after, err := s.catalogRevision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if after != rev {
+			// An import committed while the tables were read (they are
+			// read in several statements): what was read may mix both.
+			rev = after
+			continue
+		}
+		c.mu.Lock()
+		if c.cat == nil || rev >= c.rev {
+			c.rev, c.cat = rev, cat
+		}
+		c.mu.Unlock()
+		return cat, nil
+	}
+	return nil, fmt.Errorf("storage: load catalog: imports keep changing it, try again")
+}
+
+func (s *Store) catalogRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := s.getPrepared(ctx, &rev, catalogRevisionSQL); err != nil {
+		return 0, fmt.Errorf("storage: catalog revision: %w", err)
+	}
+	return rev, nil
+}
+
+// loadCatalog reads the whole catalog from the database.
+func (s *Store) loadCatalog(ctx context.Context) (*mailflow.Catalog, error) {
 	cat := &mailflow.Catalog{}
 	load := func(table string, into func([]byte) error) error {
 		var docs []string

@@ -251,6 +251,32 @@ CREATE TABLE billing_pending (
 );
 CREATE INDEX billing_pending_party ON billing_pending (role, party_id);
 `,
+	// 6: outbox_raw holds each outbound message's bytes, keyed by its
+	// outbox row and written once, in the transaction that enqueues it.
+	// SQLite rewrites a whole row when any column changes: with the
+	// message (about 10 KB) in the outbox row, each claim and each
+	// mark-sent copied it, 0.42–0.62 ms per row against 0.10 ms for a small
+	// row. The claim and the marks now touch the small row only. ON DELETE
+	// CASCADE: deleting outbox rows (tests, manual clean-ups) takes their
+	// bytes along.
+	//
+	// catalog_revision: one row, counted up by every catalog import in its
+	// transaction. A daemon keeps the catalog in memory and reads only
+	// this number per order to see whether any daemon sharing the database
+	// has imported since (Store.Catalog).
+	`
+CREATE TABLE outbox_raw (
+	outbox_id {ref_pk} REFERENCES outbox(id) ON DELETE CASCADE,
+	raw {blob} NOT NULL
+);
+INSERT INTO outbox_raw (outbox_id, raw) SELECT id, raw FROM outbox;
+ALTER TABLE outbox DROP COLUMN raw;
+CREATE TABLE catalog_revision (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	revision BIGINT NOT NULL
+);
+INSERT INTO catalog_revision (id, revision) VALUES (1, 1);
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its
@@ -258,6 +284,26 @@ CREATE INDEX billing_pending_party ON billing_pending (role, party_id);
 var migrationHooks = map[int]func(*Tx) error{
 	4: registerBindingOrders, // order_billing for the orders that were binding before migration 2
 	5: movePendingLines,
+	6: compressOutboxLZ4,
+}
+
+// compressOutboxLZ4 has PostgreSQL compress outbound messages with lz4
+// rather than pglz, where the server supports it: a billing run enqueues
+// 240 reminders of 345 KB, and pglz compressed them at a fraction of the
+// speed. Values stored before keep their compression.
+func compressOutboxLZ4(t *Tx) error {
+	if t.s.d.name != "postgres" {
+		return nil
+	}
+	var lz4 bool
+	if err := t.get(&lz4, `SELECT COUNT(*) > 0 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)`); err != nil {
+		return err
+	}
+	if !lz4 {
+		return nil
+	}
+	_, err := t.exec(`ALTER TABLE outbox_raw ALTER COLUMN raw SET COMPRESSION lz4`)
+	return err
 }
 
 // SchemaVersion is the number of migrations this binary knows.
@@ -298,6 +344,7 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 			return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade mailflow", v, len(migrations))
 		}
 		if v == len(migrations) {
+			s.version = v
 			done = true
 			return nil
 		}

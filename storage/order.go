@@ -74,13 +74,22 @@ func loadHistory(ctx context.Context, q querier, o *mailflow.Order) error {
 	return nil
 }
 
+// Statements of order creation, prepared at start-up (prepareHot).
+const (
+	nextOrderNumberSQL = `INSERT INTO order_counters (year, last) VALUES (?, 1)
+		ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING last`
+	orderByExternalIDSQL = `SELECT ` + orderColumns + ` FROM orders WHERE external_id = ?`
+	insertOrderSQL       = `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
+		binding_at, conflict, provider_id, intermediary_id, search, snapshot)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+)
+
 // NextOrderNumber allocates the next number of a year. The counter row
 // stays locked until the transaction ends, so numbers are unique and,
 // since a rolled-back creation returns its number, without gaps.
 func (t *Tx) NextOrderNumber(year int) (string, error) {
 	var last int64
-	err := t.get(&last, `INSERT INTO order_counters (year, last) VALUES (?, 1)
-		ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING last`, year)
+	err := t.getPrepared(&last, nextOrderNumberSQL, year)
 	if err != nil {
 		return "", fmt.Errorf("storage: next order number: %w", mapErr(err))
 	}
@@ -90,7 +99,7 @@ func (t *Tx) NextOrderNumber(year int) (string, error) {
 // OrderByExternalID finds an order by the portal's id.
 func (t *Tx) OrderByExternalID(externalID string) (*mailflow.Order, error) {
 	var r orderRow
-	if err := t.get(&r, `SELECT `+orderColumns+` FROM orders WHERE external_id = ?`, externalID); err != nil {
+	if err := t.getPrepared(&r, orderByExternalIDSQL, externalID); err != nil {
 		return nil, fmt.Errorf("storage: order by external id: %w", mapErr(err))
 	}
 	return r.order()
@@ -108,9 +117,7 @@ func (t *Tx) InsertOrder(o *mailflow.Order) error {
 	}
 	search := strings.ToLower(strings.Join([]string{o.Number, o.ExternalID, o.Snapshot.Customer.Name,
 		o.Snapshot.Customer.CustomerNumber, o.Snapshot.Provider.Name, o.Snapshot.Service.Name}, " | "))
-	err = t.get(&o.ID, `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
-		binding_at, conflict, provider_id, intermediary_id, search, snapshot)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	err = t.getPrepared(&o.ID, insertOrderSQL,
 		o.Number, o.ExternalID, o.ContractModel, utc(o.OrderedAt), utc(o.CreatedAt), string(o.Status),
 		utcPtr(o.BindingAt), o.Conflict, o.Snapshot.Provider.ID, interm, search, string(snap))
 	if err != nil {

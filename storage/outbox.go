@@ -21,7 +21,6 @@ type outboxRow struct {
 	Recipients    string     `db:"recipients"`
 	MessageID     string     `db:"message_id"`
 	Subject       string     `db:"subject"`
-	Raw           []byte     `db:"raw"`
 	Status        string     `db:"status"`
 	Attempts      int        `db:"attempts"`
 	NextAttemptAt time.Time  `db:"next_attempt_at"`
@@ -32,7 +31,7 @@ type outboxRow struct {
 
 func (r outboxRow) message() *mailflow.OutboxMessage {
 	m := &mailflow.OutboxMessage{ID: r.ID, Ref: r.Ref, Kind: r.Kind, Party: r.Party, Sender: r.Sender,
-		MessageID: r.MessageID, Subject: r.Subject, Raw: r.Raw, Status: r.Status, Attempts: r.Attempts,
+		MessageID: r.MessageID, Subject: r.Subject, Status: r.Status, Attempts: r.Attempts,
 		NextAttemptAt: r.NextAttemptAt.UTC(), LastError: r.LastError, CreatedAt: r.CreatedAt.UTC(), SentAt: utcPtr(r.SentAt)}
 	if r.OrderID != nil {
 		m.OrderID = *r.OrderID
@@ -49,11 +48,34 @@ const outboxColumns = `o.id, o.order_id, ord.number, o.ref, o.kind, o.party, o.s
 
 const outboxFrom = ` FROM outbox o LEFT JOIN orders ord ON ord.id = o.order_id`
 
-// Enqueue adds messages to the outbox in the caller's transaction.
+// Statements of the outbox's hot path, prepared at start-up (prepareHot).
+const (
+	enqueueSQL = `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
+		status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	enqueueRawSQL = `INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`
+)
+
+// claimDueSQL selects the ids of due, unclaimed rows; with PostgreSQL
+// it locks them, skipping rows another daemon is claiming.
+func (d dialect) claimDueSQL() string {
+	q := `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
+			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`
+	if d.name == "postgres" {
+		q += " FOR UPDATE SKIP LOCKED"
+	}
+	return q
+}
+
+// Enqueue adds messages to the outbox in the caller's transaction: the
+// row, and the raw bytes in outbox_raw (migration 6), which are never
+// changed afterwards.
 func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 	for _, m := range msgs {
 		if m == nil {
 			continue
+		}
+		if len(m.Raw) == 0 {
+			return fmt.Errorf("storage: enqueue %s: no message bytes", m.Kind)
 		}
 		rcpt, _ := json.Marshal(m.Recipients)
 		if m.CreatedAt.IsZero() {
@@ -67,10 +89,12 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 		if m.OrderID != 0 {
 			orderID = &m.OrderID
 		}
-		err := t.get(&m.ID, `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject, raw,
-			status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject, m.Raw,
+		err := t.getPrepared(&m.ID, enqueueSQL,
+			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
 			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt))
+		if err == nil {
+			_, err = t.execPrepared(enqueueRawSQL, m.ID, m.Raw)
+		}
 		if err != nil {
 			return fmt.Errorf("storage: enqueue: %w", mapErr(err))
 		}
@@ -81,16 +105,13 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 // ClaimOutbox leases up to limit due messages to this sender until
 // now+lease. A message whose sender died is claimed again once its lease
 // ends; with PostgreSQL several daemons claim disjoint rows (SKIP LOCKED).
+// The raw bytes are read after the claim has committed: they never change,
+// and SQLite's write lock is held for the small rows only.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*mailflow.OutboxMessage, error) {
 	var out []*mailflow.OutboxMessage
 	err := s.inTx(ctx, func(tx *Tx) error {
-		lock := ""
-		if s.d.name == "postgres" {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
 		var ids []int64
-		if err := tx.sel(&ids, `SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ?
-			AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY next_attempt_at, id LIMIT ?`+lock,
+		if err := tx.selPrepared(&ids, s.d.claimDueSQL(),
 			mailflow.OutboxPending, utc(now), utc(now), limit); err != nil {
 			return err
 		}
@@ -102,7 +123,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 			return err
 		}
 		var rows []outboxRow
-		if err := tx.sel(&rows, `SELECT `+outboxColumns+`, o.raw`+outboxFrom+` WHERE o.id IN (`+q+`) ORDER BY o.next_attempt_at, o.id`, args...); err != nil {
+		if err := tx.sel(&rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.id IN (`+q+`) ORDER BY o.next_attempt_at, o.id`, args...); err != nil {
 			return err
 		}
 		for _, r := range rows {
@@ -110,10 +131,41 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 		}
 		return nil
 	})
+	if err == nil && len(out) > 0 {
+		err = s.loadRaw(ctx, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: claim outbox: %w", mapErr(err))
 	}
 	return out, nil
+}
+
+// loadRaw sets the raw bytes of msgs. A row without bytes keeps Raw nil;
+// the sender refuses to send it.
+func (s *Store) loadRaw(ctx context.Context, msgs []*mailflow.OutboxMessage) error {
+	ids := make([]int64, len(msgs))
+	byID := make(map[int64]*mailflow.OutboxMessage, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+		byID[m.ID] = m
+	}
+	q, args := inList(ids)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT outbox_id, raw FROM outbox_raw WHERE outbox_id IN (`+q+`)`), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return err
+		}
+		if m := byID[id]; m != nil {
+			m.Raw = raw
+		}
+	}
+	return rows.Err()
 }
 
 func inList(ids []int64) (string, []any) {
@@ -246,7 +298,7 @@ func (s *Store) OrderMessages(ctx context.Context, orderID int64) ([]*mailflow.O
 // OutboxRaw returns the stored bytes of one outbound message.
 func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
 	var raw []byte
-	if err := s.get(ctx, &raw, `SELECT raw FROM outbox WHERE id = ?`, id); err != nil {
+	if err := s.get(ctx, &raw, `SELECT raw FROM outbox_raw WHERE outbox_id = ?`, id); err != nil {
 		return nil, fmt.Errorf("storage: outbox raw: %w", mapErr(err))
 	}
 	return raw, nil

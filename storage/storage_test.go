@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -115,6 +116,59 @@ func TestCatalogReimportKeepsSnapshots(t *testing.T) {
 			}
 			if o2.Snapshot.Price.AmountCents != 999 || o2.Snapshot.Terms.SHA256 == o.Snapshot.Terms.SHA256 {
 				t.Errorf("a new order did not take the new catalog")
+			}
+		})
+	}
+}
+
+// TestCatalogImportByAnotherDaemon: two daemons share a database; each
+// keeps the catalog in memory, and an import by one reaches the orders
+// of the other at once.
+func TestCatalogImportByAnotherDaemon(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			drv, dsn := storagetest.DSN(t, driver)
+			var daemons [2]*storage.Store
+			for i := range daemons {
+				s, err := storage.Open(ctx, drv, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				daemons[i] = s
+			}
+			a, b := daemons[0], daemons[1]
+			cat := loadCatalog(t)
+			if err := a.ImportCatalog(ctx, cat); err != nil {
+				t.Fatal(err)
+			}
+			flow := &mailflow.Flow{Store: b}
+			steps := []struct {
+				name  string
+				edit  func(*mailflow.Catalog)
+				price int64
+				name2 string
+			}{
+				{"first import", func(*mailflow.Catalog) {}, 120000, "Dataport AöR"},
+				{"price changed", func(c *mailflow.Catalog) { c.Services[0].Prices[0].AmountCents = 999 }, 999, "Dataport AöR"},
+				{"provider renamed", func(c *mailflow.Catalog) { c.Providers[0].Name = "Dataport (neu)" }, 999, "Dataport (neu)"},
+			}
+			for i, st := range steps {
+				st.edit(cat)
+				if err := a.ImportCatalog(ctx, cat); err != nil {
+					t.Fatal(err)
+				}
+				req := loadOrder(t, "order-dv.json")
+				req.ExternalID = fmt.Sprintf("x-%d", i)
+				o, _, err := flow.CreateOrder(ctx, req)
+				if err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+				if o.Snapshot.Price.AmountCents != st.price || o.Snapshot.Provider.Name != st.name2 {
+					t.Errorf("%s: the other daemon's order has price %d, provider %q; want %d, %q",
+						st.name, o.Snapshot.Price.AmountCents, o.Snapshot.Provider.Name, st.price, st.name2)
+				}
 			}
 		})
 	}

@@ -984,7 +984,8 @@ func (l *load) verify(db *sqlx.DB) faultFigures {
 		Raw        []byte `db:"raw"`
 		Status     string `db:"status"`
 	}
-	if err := db.Select(&rows, `SELECT id, order_id, kind, recipients, message_id, raw, status FROM outbox ORDER BY id`); err != nil {
+	if err := db.Select(&rows, `SELECT o.id, o.order_id, o.kind, o.recipients, o.message_id, r.raw, o.status
+		FROM outbox o JOIN outbox_raw r ON r.outbox_id = o.id ORDER BY o.id`); err != nil {
 		t.Fatal(err)
 	}
 	f.outbox = len(rows)

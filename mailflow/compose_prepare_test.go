@@ -1,0 +1,119 @@
+package mailflow
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"mailflow/templates"
+)
+
+// Notifications rendered before the order had its number and id
+// (PrepareOrderCreated, then Finish) are byte for byte those OrderCreated
+// builds for the finished order: in German and English, DV and UV, and
+// for a number longer than the placeholder.
+func TestPreparedNotificationsAreIdentical(t *testing.T) {
+	set, err := templates.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := NewTokens([]string{"test-secret-0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+	c, err := NewComposer(ComposerConfig{From: "DVC Bestellservice <bestellungen@example.org>", Coordinator: "koordinierung@example.org",
+		Tokens: tokens, Templates: set, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	c.ref = func() (int64, error) { seq++; return 0x1000 + seq, nil }
+
+	b, err := os.ReadFile("../examples/catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat Catalog
+	if err := json.Unmarshal(b, &cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateCatalog(&cat); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		file, number string
+		id           int64
+		parties      int
+	}{
+		{"order-dv.json", "2026-000123", 123, 1},
+		{"order-uv.json", "2026-004711", 4711, 2},
+		{"order-dv.json", "2026-1000000", 1000000, 1}, // longer than the placeholder: composed anew
+	}
+	for _, tc := range cases {
+		t.Run(tc.file+"/"+tc.number, func(t *testing.T) {
+			b, err := os.ReadFile("../examples/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req OrderRequest
+			if err := json.Unmarshal(b, &req); err != nil {
+				t.Fatal(err)
+			}
+			snap, err := BuildSnapshot(&req, &cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := &Order{ExternalID: req.ExternalID, OrderedAt: *req.OrderedAt, CreatedAt: now,
+				ContractModel: req.ContractModel, Status: StatusOpen, Snapshot: snap}
+
+			seq = 0
+			p, err := c.PrepareOrderCreated(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Number, o.ID = tc.number, tc.id
+			seq = 0 // the same ids again, should Finish compose anew
+			got, err := p.Finish(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq = 0
+			want, err := c.OrderCreated(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.parties || len(want) != tc.parties {
+				t.Fatalf("%d prepared and %d composed messages, want %d", len(got), len(want), tc.parties)
+			}
+			for i := range want {
+				g, w := got[i], want[i]
+				if !bytes.Contains(g.Raw, []byte("Bestellnummer:   "+tc.number)) && !bytes.Contains(g.Raw, []byte("Order number:    "+tc.number)) {
+					t.Errorf("%s: the order number is not in the message", w.Party)
+				}
+				if gr, wr := sameBoundaries(g.Raw), sameBoundaries(w.Raw); !bytes.Equal(gr, wr) {
+					t.Errorf("%s: prepared message differs from the composed one:\n%s\n----\n%s", w.Party, gr, wr)
+				}
+				g.Raw, w.Raw = nil, nil
+				if g.MessageID != w.MessageID || g.Subject != w.Subject || g.Ref != w.Ref || g.OrderID != tc.id || g.OrderNumber != tc.number || g.Party != w.Party {
+					t.Errorf("%s: prepared %+v, composed %+v", w.Party, g, w)
+				}
+			}
+		})
+	}
+}
+
+var boundary = regexp.MustCompile(`boundary=([0-9a-f]+)`)
+
+// sameBoundaries names the MIME boundaries of raw b1, b2, … in order:
+// go-mail draws them at random for every message.
+func sameBoundaries(raw []byte) []byte {
+	for i, m := range boundary.FindAllSubmatch(raw, -1) {
+		raw = bytes.ReplaceAll(raw, m[1], []byte(fmt.Sprintf("b%d", i+1)))
+	}
+	return raw
+}

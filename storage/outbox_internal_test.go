@@ -1,0 +1,122 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"mailflow/mailflow"
+)
+
+// upgradeDSN returns a new, empty database of driver: a SQLite file, or a
+// fresh PostgreSQL schema when MAILFLOW_TEST_POSTGRES is set (storagetest
+// cannot be imported here: it imports this package).
+func upgradeDSN(t *testing.T, driver string) string {
+	t.Helper()
+	if driver == "sqlite" {
+		return filepath.Join(t.TempDir(), "old.db")
+	}
+	base := os.Getenv("MAILFLOW_TEST_POSTGRES")
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	admin, err := sqlx.Open("postgres", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+		admin.Close()
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+// Outbound messages stored before migration 6, in the outbox row, keep
+// their exact bytes after the upgrade: a pending one is claimed and sent
+// with them, a sent one still shows them (outbox list, the order page).
+func TestUpgradeMovesOutboxRaw(t *testing.T) {
+	drivers := []string{"sqlite"}
+	if os.Getenv("MAILFLOW_TEST_POSTGRES") != "" {
+		drivers = append(drivers, "postgres")
+	}
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := upgradeDSN(t, driver)
+			all := migrations
+			migrations = all[:3]
+			old, err := Open(ctx, driver, dsn)
+			migrations = all
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			raws := map[string][]byte{
+				"pending": []byte("Message-ID: <p@example.org>\r\nSubject: =?utf-8?q?Best=C3=A4tigt?=\r\n\r\nBitte best\xc3\xa4tigen.\r\n"),
+				"sent":    bytes.Repeat([]byte("0123456789abcdef\r\n"), 600),
+			}
+			for i, status := range []string{"pending", "sent"} {
+				if _, err := old.DB().Exec(old.DB().Rebind(`INSERT INTO outbox (ref, kind, sender, recipients, message_id, subject, raw,
+					status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+					i+1, mailflow.KindAlert, "a@example.org", `["b@example.org"]`, status+"@example.org", "s", raws[status],
+					status, now, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old.Close()
+
+			s, err := Open(ctx, driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			claimed, err := s.ClaimOutbox(ctx, now, 10, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(claimed) != 1 || claimed[0].MessageID != "pending@example.org" || !bytes.Equal(claimed[0].Raw, raws["pending"]) {
+				t.Fatalf("claimed after the upgrade: %+v", claimed)
+			}
+			rows, err := s.OutboxList(ctx, "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				raw, err := s.OutboxRaw(ctx, r.ID)
+				if err != nil || !bytes.Equal(raw, raws[r.Status]) {
+					t.Errorf("%s row: %d bytes, %v; want its %d bytes", r.Status, len(raw), err, len(raws[r.Status]))
+				}
+			}
+			// The bytes have left the outbox row.
+			var cols []string
+			q := `SELECT name FROM pragma_table_info('outbox')`
+			if driver == "postgres" {
+				q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'outbox'`
+			}
+			if err := s.DB().Select(&cols, q); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cols {
+				if c == "raw" {
+					t.Errorf("outbox still has the column raw")
+				}
+			}
+		})
+	}
+}
