@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -131,11 +132,27 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 		}
 		return nil
 	})
-	if err == nil && len(out) > 0 {
-		err = s.loadRaw(ctx, out)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: claim outbox: %w", mapErr(err))
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	// The claim has committed: the rows are this sender's until their
+	// lease ends, so their bytes are read even if ctx ended meanwhile (a
+	// shutdown), and the sender hands back what it will not send. Should
+	// the read fail, the claims are given up here.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.loadRaw(rctx, out); err != nil {
+		ids := make([]int64, len(out))
+		for i, m := range out {
+			ids[i] = m.ID
+		}
+		if rerr := s.ReleaseOutbox(rctx, ids); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, fmt.Errorf("storage: claim outbox: read messages: %w", err)
 	}
 	return out, nil
 }
