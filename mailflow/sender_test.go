@@ -253,6 +253,27 @@ func TestSenderPermanentFailure(t *testing.T) {
 				}
 			}
 		})
+		t.Run(driver+"/a row without its stored bytes is not sent", func(t *testing.T) {
+			e := newEnv(t, driver)
+			o := e.createOrder(t, "dv")
+			// A damaged database: the notification's bytes are gone.
+			if _, err := e.store.DB().Exec(e.store.DB().Rebind(`DELETE FROM outbox_raw WHERE outbox_id IN (SELECT id FROM outbox WHERE order_id = ?)`), o.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.start(t)
+			e.waitMessages(t, 1)
+			rows := e.waitOutbox(t) // newest first
+			if len(rows) != 2 || rows[1].Kind != mailflow.KindNotification || rows[1].Status != mailflow.OutboxFailed ||
+				!strings.Contains(rows[1].LastError, "no stored message") || rows[0].Kind != mailflow.KindAlert {
+				for _, r := range rows {
+					t.Logf("row: %s %s %q", r.Kind, r.Status, r.LastError)
+				}
+				t.Fatalf("want the notification failed and an alert")
+			}
+			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
+				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
+			}
+		})
 		t.Run(driver+"/failed alert raises none", func(t *testing.T) {
 			e := newEnv(t, driver)
 			e.smtp.Fail(mailtest.StageRcpt, 550, 2) // the notification, then its alert

@@ -3,9 +3,12 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 
 	"mailflow/mailflow"
 )
@@ -66,6 +69,43 @@ func (d dialect) claimDueSQL() string {
 	return q
 }
 
+// idIn is the condition "col is one of the ids" with the ids as one
+// parameter (idsArg), so that the statement's text is the same for any
+// number of them and can be prepared: a JSON array in SQLite, an array in
+// PostgreSQL.
+func (d dialect) idIn(col string) string {
+	if d.name == "postgres" {
+		return col + " = ANY(?)"
+	}
+	return col + " IN (SELECT value FROM json_each(?))"
+}
+
+// idsArg is the parameter of idIn.
+func (d dialect) idsArg(ids []int64) any {
+	if d.name == "postgres" {
+		return pq.Array(ids)
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
+}
+
+// The statements of claiming, reading and marking a batch of rows.
+func (d dialect) claimMarkSQL() string {
+	return `UPDATE outbox SET claimed_until = ? WHERE ` + d.idIn("id")
+}
+
+func (d dialect) claimRowsSQL() string {
+	return `SELECT ` + outboxColumns + outboxFrom + ` WHERE ` + d.idIn("o.id") + ` ORDER BY o.next_attempt_at, o.id`
+}
+
+func (d dialect) loadRawSQL() string {
+	return `SELECT outbox_id, raw FROM outbox_raw WHERE ` + d.idIn("outbox_id")
+}
+
+func (d dialect) markSentManySQL() string {
+	return `UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = '' WHERE ` + d.idIn("id")
+}
+
 // Enqueue adds messages to the outbox in the caller's transaction: the
 // row, and the raw bytes in outbox_raw (migration 6), which are never
 // changed afterwards.
@@ -118,12 +158,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 		if len(ids) == 0 {
 			return nil
 		}
-		q, args := inList(ids)
-		if _, err := tx.exec(`UPDATE outbox SET claimed_until = ? WHERE id IN (`+q+`)`, append([]any{utc(now.Add(lease))}, args...)...); err != nil {
+		set := s.d.idsArg(ids)
+		if _, err := tx.execPrepared(s.d.claimMarkSQL(), utc(now.Add(lease)), set); err != nil {
 			return err
 		}
 		var rows []outboxRow
-		if err := tx.sel(&rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.id IN (`+q+`) ORDER BY o.next_attempt_at, o.id`, args...); err != nil {
+		if err := tx.selPrepared(&rows, s.d.claimRowsSQL(), set); err != nil {
 			return err
 		}
 		for _, r := range rows {
@@ -131,11 +171,27 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease
 		}
 		return nil
 	})
-	if err == nil && len(out) > 0 {
-		err = s.loadRaw(ctx, out)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: claim outbox: %w", mapErr(err))
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	// The claim has committed: the rows are this sender's until their
+	// lease ends, so their bytes are read even if ctx ended meanwhile (a
+	// shutdown), and the sender hands back what it will not send. Should
+	// the read fail, the claims are given up here.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.loadRaw(rctx, out); err != nil {
+		ids := make([]int64, len(out))
+		for i, m := range out {
+			ids[i] = m.ID
+		}
+		if rerr := s.ReleaseOutbox(rctx, ids); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, fmt.Errorf("storage: claim outbox: read messages: %w", err)
 	}
 	return out, nil
 }
@@ -149,8 +205,7 @@ func (s *Store) loadRaw(ctx context.Context, msgs []*mailflow.OutboxMessage) err
 		ids[i] = m.ID
 		byID[m.ID] = m
 	}
-	q, args := inList(ids)
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT outbox_id, raw FROM outbox_raw WHERE outbox_id IN (`+q+`)`), args...)
+	rows, err := s.queryPrepared(ctx, s.d.loadRawSQL(), s.d.idsArg(ids))
 	if err != nil {
 		return err
 	}
@@ -192,9 +247,7 @@ func (s *Store) MarkSentMany(ctx context.Context, ids []int64, at time.Time) err
 	if len(ids) == 0 {
 		return nil
 	}
-	q, args := inList(ids)
-	_, err := s.exec(ctx, `UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = '' WHERE id IN (`+q+`)`,
-		append([]any{mailflow.OutboxSent, utc(at)}, args...)...)
+	_, err := s.execPrepared(ctx, s.d.markSentManySQL(), mailflow.OutboxSent, utc(at), s.d.idsArg(ids))
 	if err != nil {
 		return fmt.Errorf("storage: mark sent: %w", err)
 	}

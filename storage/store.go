@@ -226,7 +226,8 @@ func (s *Store) prepareHot(ctx context.Context) error {
 	}{
 		{true, nextOrderNumberSQL}, {true, orderByExternalIDSQL}, {true, insertOrderSQL},
 		{true, enqueueSQL}, {true, enqueueRawSQL}, {true, s.d.claimDueSQL()},
-		{false, catalogRevisionSQL},
+		{true, s.d.claimMarkSQL()}, {true, s.d.claimRowsSQL()}, {true, s.d.markSentManySQL()},
+		{false, catalogRevisionSQL}, {false, s.d.loadRawSQL()},
 	}
 	s.stmts = make(map[stmtKey]*sqlx.Stmt, len(hot))
 	for _, h := range hot {
@@ -285,6 +286,27 @@ func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ..
 		return s.get(ctx, dest, query, args...)
 	}
 	return st.GetContext(ctx, dest, args...)
+}
+
+// queryPrepared is a query with query's prepared statement (getPrepared).
+func (s *Store) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.stmts[stmtKey{false, query}]; st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, s.db.Rebind(query), args...)
+}
+
+// execPrepared is exec with query's prepared statement (getPrepared).
+func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if st := s.stmts[stmtKey{true, query}]; st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.wdb.ExecContext(ctx, s.wdb.Rebind(query), args...)
 }
 
 func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
