@@ -352,21 +352,48 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			precomposed <- s.precompose(ctx, at, slices.Concat(planned...))
 		}
 	}()
-	full := true
-	var written [][]QueuedLine
-	for p := range plans {
-		if p.err == nil {
-			var lines []QueuedLine
-			lines, p.err = s.writeBatch(ctx, &p, rep)
-			full = full && len(lines) == len(p.lines)
-			written = append(written, lines)
-		}
-		if p.err != nil {
-			cancel()
-			for range plans { // let the reader finish
+	// The writers: one for SQLite, which has one writer anyway; more
+	// where the database runs transactions side by side (the batches'
+	// orders are disjoint).
+	writers := 1
+	if w, ok := s.store.(interface{ Writers() int }); ok {
+		writers = max(1, w.Writers())
+	}
+	var (
+		mu      sync.Mutex
+		full    = true
+		written [][]QueuedLine
+		werr    error
+		wg      sync.WaitGroup
+	)
+	for range writers {
+		wg.Go(func() {
+			for p := range plans {
+				var lines []QueuedLine
+				var periods int
+				if p.err == nil {
+					lines, periods, p.err = s.writeBatch(ctx, &p)
+				}
+				mu.Lock()
+				if p.err != nil {
+					if werr == nil {
+						werr = p.err
+					}
+					cancel()
+				} else {
+					full = full && len(lines) == len(p.lines)
+					written = append(written, lines)
+					rep.Orders += p.orders
+					rep.Periods += periods
+					rep.Errors = append(rep.Errors, p.errs...)
+				}
+				mu.Unlock()
 			}
-			return nil, nil, p.err
-		}
+		})
+	}
+	wg.Wait() // the reader has closed plans
+	if werr != nil {
+		return nil, nil, werr
 	}
 	pre = <-precomposed
 	if !full {
@@ -479,8 +506,7 @@ func appendLines(lines []QueuedLine, st *BillingState, p Period) []QueuedLine {
 // orders' progress, records their periods and queues a reminder line per
 // new period and reminded party, and returns those lines: the plan's
 // unless a concurrent run billed some of its orders.
-func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingReport) (queued []QueuedLine, err error) {
-	var periods int
+func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan) (queued []QueuedLine, periods int, err error) {
 	var lines []QueuedLine
 	err = s.store.JobTx(ctx, func(tx Tx) error {
 		advanced, err := tx.AdvanceBilling(p.progress)
@@ -524,12 +550,9 @@ func (s *Scheduler) writeBatch(ctx context.Context, p *batchPlan, rep *BillingRe
 		return tx.QueueBillingLines(keys)
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	rep.Orders += p.orders
-	rep.Periods += periods
-	rep.Errors = append(rep.Errors, p.errs...)
-	return lines, nil
+	return lines, periods, nil
 }
 
 // planDry is phase one of a dry run: what billBatch would record, with the

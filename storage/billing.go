@@ -674,3 +674,14 @@ func (s *Store) BillingRecords(ctx context.Context) ([]BillingRecord, error) {
 	}
 	return rows, nil
 }
+
+// Writers is how many transactions a billing run lets write at once: one
+// on SQLite, which serialises writers anyway; on PostgreSQL two, so that
+// the server works on one batch while the next one's statements travel
+// (the batches' orders are disjoint, so they never wait for each other).
+func (s *Store) Writers() int {
+	if s.d.name == "postgres" {
+		return 2
+	}
+	return 1
+}
