@@ -92,6 +92,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		}
 	case "postgres":
 		d = postgresDialect
+		dsn = withBinaryParameters(dsn)
 	default:
 		return nil, fmt.Errorf("storage: unknown driver %q (want sqlite or postgres)", driver)
 	}
@@ -139,6 +140,24 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// withBinaryParameters adds lib/pq's binary_parameters=yes to a DSN that
+// does not set it: a statement with parameters then takes one round trip
+// instead of two (no separate Parse and Describe), and []byte values such
+// as outbound messages travel as bytes rather than hex text of twice the
+// size. Both forms of DSN are understood: a URL and key=value pairs.
+func withBinaryParameters(dsn string) string {
+	if strings.Contains(dsn, "binary_parameters") {
+		return dsn
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&binary_parameters=yes"
+		}
+		return dsn + "?binary_parameters=yes"
+	}
+	return strings.TrimSpace(dsn + " binary_parameters=yes")
 }
 
 func (s *Store) closeDBs() error {
