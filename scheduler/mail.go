@@ -47,12 +47,46 @@ type Total struct {
 	net, vat, gross int64
 }
 
+// formatter formats the dates and amounts of a view, each distinct one
+// once: the lines of a reminder share their period's days and, mostly,
+// their prices.
+type formatter struct {
+	lang    string
+	days    map[time.Time]string
+	amounts map[amount]string
+}
+
+type amount struct {
+	cents    int64
+	currency string
+}
+
+func (f *formatter) day(t time.Time) string {
+	s, ok := f.days[t]
+	if !ok {
+		s = templates.Day(f.lang, t)
+		f.days[t] = s
+	}
+	return s
+}
+
+func (f *formatter) money(cents int64, currency string) string {
+	k := amount{cents, currency}
+	s, ok := f.amounts[k]
+	if !ok {
+		s = templates.Money(f.lang, cents, currency)
+		f.amounts[k] = s
+	}
+	return s
+}
+
 // NewBillingView formats a billing reminder's lines for its template in
 // lang ("de" or "en").
 func NewBillingView(b *BillingMail, lang string) *BillingView {
 	v := &BillingView{Role: b.Role, Part: b.Part, Parts: b.Parts, Rows: make([]BillingRow, len(b.Lines))}
 	seen := map[int64]bool{}
 	totals := map[string]int{}
+	f := formatter{lang: lang, days: map[time.Time]string{}, amounts: map[amount]string{}}
 	for i := range b.Lines {
 		l := &b.Lines[i]
 		p := &l.Period
@@ -64,10 +98,10 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 		to := &l.InvoiceTo
 		v.Rows[i] = BillingRow{
 			Number: l.Number, Once: p.Key == intervalOnce, Key: p.Key, Service: l.Service + ", " + l.PriceName, Interval: l.Interval,
-			From: templates.Day(lang, p.Start), To: templates.Day(lang, p.LastDay()), Prorated: p.Prorated(), Days: p.Days, FullDays: p.FullDays,
+			From: f.day(p.Start), To: f.day(p.LastDay()), Prorated: p.Prorated(), Days: p.Days, FullDays: p.FullDays,
 			Name: to.Name, Address: to.Street + ", " + to.PostalCode + " " + to.City, Customer: to.CustomerNumber, LeitwegID: to.LeitwegID,
-			Rate: templates.VAT(lang, l.VATPercent), Net: templates.Money(lang, p.NetCents, l.Currency),
-			VAT: templates.Money(lang, p.VATCents, l.Currency), Gross: templates.Money(lang, p.GrossCents, l.Currency),
+			Rate: templates.VAT(lang, l.VATPercent), Net: f.money(p.NetCents, l.Currency),
+			VAT: f.money(p.VATCents, l.Currency), Gross: f.money(p.GrossCents, l.Currency),
 		}
 		t, ok := totals[l.Currency]
 		if !ok {

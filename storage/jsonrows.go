@@ -99,3 +99,16 @@ func (j *jsonRows) String() string {
 	}
 	return string(append(j.b, ']'))
 }
+
+// jsonInts is a JSON array of integers, for SQLite's json_each.
+func jsonInts(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
