@@ -12,19 +12,27 @@ import (
 	"mailflow/scheduler"
 )
 
+// openAtVersion opens a store whose schema stops at migration n, as an
+// older binary left it.
+func openAtVersion(t *testing.T, driver, dsn string, n int) *Store {
+	t.Helper()
+	all := migrations
+	migrations = all[:n]
+	defer func() { migrations = all }()
+	s, err := Open(context.Background(), driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // A database with binding orders from before migration 2 gets their
 // order_billing rows when it is upgraded, as SaveEvaluation makes them
 // for orders that become binding afterwards.
 func TestUpgradeRegistersBindingOrders(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	all := migrations
-	migrations = all[:1]
-	old, err := Open(ctx, "sqlite", path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := openAtVersion(t, "sqlite", path, 1)
 	flow := &mailflow.Flow{Store: old}
 	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
 		t.Fatal(err)
@@ -108,13 +116,7 @@ func exampleCatalog(t *testing.T) *mailflow.Catalog {
 func TestUpgradeMovesBillingDocs(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")
-	all := migrations
-	migrations = all[:3]
-	old, err := Open(ctx, "sqlite", path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := openAtVersion(t, "sqlite", path, 3)
 	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +172,7 @@ func TestUpgradeMovesBillingDocs(t *testing.T) {
 func TestUpgradeMovesQueuedLines(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v4.db")
-	all := migrations
-	migrations = all[:4]
-	old, err := Open(ctx, "sqlite", path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := openAtVersion(t, "sqlite", path, 4)
 	for _, l := range []struct {
 		role, party string
 		order       int64

@@ -18,10 +18,7 @@ func TestAdvanceBillingCompareAndSet(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			s := storagetest.Open(t, driver)
-			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
-				t.Fatal(err)
-			}
+			s := openWithCatalog(t, driver)
 			flow := &mailflow.Flow{Store: s}
 			o, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-dv.json"))
 			if err != nil {
@@ -140,10 +137,7 @@ func TestInsertBillingRecordsOnce(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			s := storagetest.Open(t, driver)
-			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
-				t.Fatal(err)
-			}
+			s := openWithCatalog(t, driver)
 			flow := &mailflow.Flow{Store: s}
 			var ids []int64
 			for _, f := range []string{"order-dv.json", "order-uv.json"} {

@@ -59,13 +59,7 @@ func TestUpgradeMovesOutboxRaw(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			dsn := upgradeDSN(t, driver)
-			all := migrations
-			migrations = all[:3]
-			old, err := Open(ctx, driver, dsn)
-			migrations = all
-			if err != nil {
-				t.Fatal(err)
-			}
+			old := openAtVersion(t, driver, dsn, 3)
 			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 			raws := map[string][]byte{
 				"pending": []byte("Message-ID: <p@example.org>\r\nSubject: =?utf-8?q?Best=C3=A4tigt?=\r\n\r\nBitte best\xc3\xa4tigen.\r\n"),

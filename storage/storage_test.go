@@ -15,6 +15,16 @@ import (
 	"mailflow/storage/storagetest"
 )
 
+// openWithCatalog opens a fresh store on driver with the example catalog.
+func openWithCatalog(t *testing.T, driver string) *storage.Store {
+	t.Helper()
+	s := storagetest.Open(t, driver)
+	if err := s.ImportCatalog(context.Background(), loadCatalog(t)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func loadCatalog(t *testing.T) *mailflow.Catalog {
 	b, err := os.ReadFile("../examples/catalog.json")
 	if err != nil {
@@ -180,10 +190,7 @@ func TestTransactionRollsBack(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			s := storagetest.Open(t, driver)
-			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
-				t.Fatal(err)
-			}
+			s := openWithCatalog(t, driver)
 			boom := errors.New("compose failed")
 			flow := &mailflow.Flow{Store: s, Notifier: failingNotifier{boom}}
 			if _, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-uv.json")); !errors.Is(err, boom) {
