@@ -3,62 +3,21 @@ package storage
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
+	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 )
-
-// upgradeDSN returns a new, empty database of driver: a SQLite file, or a
-// fresh PostgreSQL schema when MAILFLOW_TEST_POSTGRES is set (storagetest
-// cannot be imported here: it imports this package).
-func upgradeDSN(t *testing.T, driver string) string {
-	t.Helper()
-	if driver == "sqlite" {
-		return filepath.Join(t.TempDir(), "old.db")
-	}
-	base := os.Getenv("MAILFLOW_TEST_POSTGRES")
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	admin, err := sqlx.Open("postgres", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
 
 // Outbound messages stored before migration 6, in the outbox row, keep
 // their exact bytes after the upgrade: a pending one is claimed and sent
 // with them, a sent one still shows them (outbox list, the order page).
 func TestUpgradeMovesOutboxRaw(t *testing.T) {
-	drivers := []string{"sqlite"}
-	if os.Getenv("MAILFLOW_TEST_POSTGRES") != "" {
-		drivers = append(drivers, "postgres")
-	}
-	for _, driver := range drivers {
+	for _, driver := range testdb.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := upgradeDSN(t, driver)
+			_, dsn := testdb.DSN(t, driver)
 			old := openAtVersion(t, driver, dsn, 3)
 			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 			raws := map[string][]byte{
