@@ -146,22 +146,14 @@ func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	query := `SELECT ` + billingStateColumns + ` FROM order_billing WHERE order_id IN (%s) ORDER BY order_id`
+	// The ids as one parameter (idIn): SQLite's parser and PostgreSQL's
+	// planner take long over a list of thousands of parameters.
+	query := `SELECT ` + billingStateColumns + ` FROM order_billing WHERE ` + s.d.idIn("order_id") + ` ORDER BY order_id`
 	if withDoc {
 		query = `SELECT ` + billingStateColumns + `, d.doc FROM order_billing JOIN order_billing_doc d USING (order_id)
-			WHERE order_id IN (%s) ORDER BY order_id`
+			WHERE ` + s.d.idIn("order_id") + ` ORDER BY order_id`
 	}
-	var rows *sql.Rows
-	var err error
-	if s.d.name == "postgres" {
-		// One array parameter: PostgreSQL plans a list of thousands of
-		// parameters slowly.
-		rows, err = s.db.QueryContext(ctx, s.db.Rebind(fmt.Sprintf(query, `SELECT unnest(?::bigint[])`)), pq.Array(ids))
-	} else {
-		// One JSON parameter: SQLite parses a list of thousands of
-		// parameters slowly, and extracts one value per row cheaply.
-		rows, err = s.db.QueryContext(ctx, fmt.Sprintf(query, `SELECT value FROM json_each(?)`), jsonInts(ids))
-	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), s.d.idsArg(ids))
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
@@ -623,6 +615,10 @@ func rowLoop(ctx context.Context) (context.Context, error) {
 	}
 	return context.WithoutCancel(ctx), nil
 }
+
+// sqliteTimeFormat is modernc.org/sqlite's format for a bound time.Time
+// with _time_format=sqlite.
+const sqliteTimeFormat = "2006-01-02 15:04:05.999999999-07:00"
 
 // timeTexts formats times as the SQLite driver stores a bound time.Time,
 // each distinct time once: the rows of a billing batch share a few

@@ -3,17 +3,13 @@ package storage
 import (
 	"encoding/json"
 	"strconv"
-	"time"
 )
 
 // jsonRows builds a JSON array of rows (arrays of values) that one SQLite
 // statement reads with json_each: a batch of thousands of rows costs one
 // statement with one parameter. A multi-row VALUES list with a parameter
 // per value cost SQLite's parser more than executing it, and a statement
-// per row the call overhead per row. Values are int64, int, bool, string,
-// *time.Time (nil is null) and time.Time, which is written as the driver
-// writes a bound time (_time_format=sqlite, in UTC), so that a value from
-// the array compares equal to a stored one.
+// per row the call overhead per row. Values are int64 and string.
 type jsonRows struct {
 	b   []byte
 	row int
@@ -50,12 +46,6 @@ func (j *jsonRows) int(v int64) *jsonRows {
 	return j
 }
 
-func (j *jsonRows) bool(v bool) *jsonRows {
-	j.sep()
-	j.b = strconv.AppendBool(j.b, v)
-	return j
-}
-
 func (j *jsonRows) str(s string) *jsonRows {
 	j.sep()
 	for i := 0; i < len(s); i++ {
@@ -69,27 +59,6 @@ func (j *jsonRows) str(s string) *jsonRows {
 	j.b = append(j.b, s...)
 	j.b = append(j.b, '"')
 	return j
-}
-
-// sqliteTimeFormat is modernc.org/sqlite's format for a bound time.Time
-// with _time_format=sqlite.
-const sqliteTimeFormat = "2006-01-02 15:04:05.999999999-07:00"
-
-func (j *jsonRows) time(t time.Time) *jsonRows {
-	j.sep()
-	j.b = append(j.b, '"')
-	j.b = t.UTC().AppendFormat(j.b, sqliteTimeFormat)
-	j.b = append(j.b, '"')
-	return j
-}
-
-func (j *jsonRows) timePtr(t *time.Time) *jsonRows {
-	if t == nil {
-		j.sep()
-		j.b = append(j.b, "null"...)
-		return j
-	}
-	return j.time(*t)
 }
 
 // String ends the array.

@@ -85,8 +85,7 @@ func (d dialect) idsArg(ids []int64) any {
 	if d.name == "postgres" {
 		return pq.Array(ids)
 	}
-	b, _ := json.Marshal(ids)
-	return string(b)
+	return jsonInts(ids)
 }
 
 // The statements of claiming, reading and marking a batch of rows.
