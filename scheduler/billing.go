@@ -355,10 +355,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	// The writers: one for SQLite, which has one writer anyway; more
 	// where the database runs transactions side by side (the batches'
 	// orders are disjoint).
-	writers := 1
-	if w, ok := s.store.(interface{ Writers() int }); ok {
-		writers = max(1, w.Writers())
-	}
+	writers := max(1, s.store.Writers())
 	var (
 		mu      sync.Mutex
 		full    = true

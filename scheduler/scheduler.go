@@ -103,6 +103,10 @@ type Store interface {
 	// BillingStates loads the billing states of the binding orders among
 	// ids, by id, with their BillingDoc if withDoc.
 	BillingStates(ctx context.Context, ids []int64, withDoc bool) ([]BillingState, error)
+	// Writers is how many transactions a billing run lets write at once
+	// (the batches' orders are disjoint): 1 where the database has one
+	// writer anyway.
+	Writers() int
 	// BillingQueue lists the parties with reminder lines waiting to be
 	// mailed, by role and party.
 	BillingQueue(ctx context.Context) ([]QueuedParty, error)
