@@ -147,13 +147,22 @@ func (s *Store) BillingStates(ctx context.Context, ids []int64, withDoc bool) ([
 		return nil, nil
 	}
 	// The ids as one parameter (idIn): SQLite's parser and PostgreSQL's
-	// planner take long over a list of thousands of parameters.
-	query := `SELECT ` + billingStateColumns + ` FROM order_billing WHERE ` + s.d.idIn("order_id") + ` ORDER BY order_id`
-	if withDoc {
-		query = `SELECT ` + billingStateColumns + `, d.doc FROM order_billing JOIN order_billing_doc d USING (order_id)
-			WHERE ` + s.d.idIn("order_id") + ` ORDER BY order_id`
+	// planner take long over a list of thousands of parameters. The
+	// range of the ids beside them: without it PostgreSQL's planner
+	// chose to scan the whole table for every batch of a billing run.
+	lo, hi := ids[0], ids[0]
+	for _, id := range ids {
+		lo, hi = min(lo, id), max(hi, id)
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), s.d.idsArg(ids))
+	query := `SELECT ` + billingStateColumns + ` FROM order_billing
+		WHERE order_id BETWEEN ? AND ? AND ` + s.d.idIn("order_id") + ` ORDER BY order_id`
+	args := []any{lo, hi, s.d.idsArg(ids)}
+	if withDoc {
+		query = `SELECT ` + billingStateColumns + `, d.doc FROM order_billing b JOIN order_billing_doc d USING (order_id)
+			WHERE b.order_id BETWEEN ? AND ? AND d.order_id BETWEEN ? AND ? AND ` + s.d.idIn("b.order_id") + ` ORDER BY order_id`
+		args = []any{lo, hi, lo, hi, s.d.idsArg(ids)}
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: billing states: %w", err)
 	}
