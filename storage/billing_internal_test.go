@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
 )
@@ -210,4 +212,78 @@ func TestUpgradeMovesQueuedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Migration 7 rebuilds billing_reminders keyed by (order, period) alone:
+// the periods recorded before keep every value, and the key still makes a
+// period recorded twice a conflict.
+func TestUpgradeKeysBillingPeriods(t *testing.T) {
+	for _, driver := range testdb.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			_, dsn := testdb.DSN(t, driver)
+			old := openAtVersion(t, driver, dsn, 6)
+			if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile("../examples/order-dv.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req mailflow.OrderRequest
+			if err := json.Unmarshal(b, &req); err != nil {
+				t.Fatal(err)
+			}
+			o, _, err := (&mailflow.Flow{Store: old}).CreateOrder(ctx, &req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Date(2026, 10, 11, 22, 0, 0, 0, time.UTC)
+			end := time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC)
+			created := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+			if _, err := old.DB().Exec(old.DB().Rebind(`INSERT INTO billing_reminders (order_id, period_key, period_start, period_end,
+				net_cents, vat_cents, gross_cents, created_at, days, full_days) VALUES (?, '2026-10', ?, ?, 645, 123, 768, ?, 20, 31)`),
+				o.ID, start, end, created); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+
+			s, err := Open(ctx, driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			recs, err := s.BillingRecords(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := BillingRecord{OrderID: o.ID, Number: o.Number, PeriodKey: "2026-10", Start: start, End: end, Days: 20, FullDays: 31,
+				NetCents: 645, VATCents: 123, GrossCents: 768, CreatedAt: created}
+			if len(recs) != 1 || !sameRecord(recs[0], want) {
+				t.Fatalf("after the upgrade: %+v, want %+v", recs, want)
+			}
+			if slices.Contains(columns(t, s, "billing_reminders"), "id") {
+				t.Errorf("billing_reminders still has the column id")
+			}
+			p := scheduler.Period{Key: "2026-10", Start: start, End: end, Days: 20, FullDays: 31, NetCents: 645, VATCents: 123, GrossCents: 768}
+			next := p
+			next.Key, next.Start, next.End = "2026-11", end, time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+			var inserted []bool
+			err = s.JobTx(ctx, func(tx scheduler.Tx) (err error) {
+				inserted, err = tx.InsertBillingRecords([]scheduler.BillingRecord{{OrderID: o.ID, Period: p}, {OrderID: o.ID, Period: next}}, created)
+				return err
+			})
+			if err != nil || len(inserted) != 2 || inserted[0] || !inserted[1] {
+				t.Errorf("recording October again and November: inserted %v, %v; want [false true]", inserted, err)
+			}
+		})
+	}
+}
+
+// sameRecord compares billing records by their instants, whatever the
+// time zone a driver returns them in.
+func sameRecord(a, b BillingRecord) bool {
+	return a.OrderID == b.OrderID && a.Number == b.Number && a.PeriodKey == b.PeriodKey && a.Start.Equal(b.Start) && a.End.Equal(b.End) &&
+		a.Days == b.Days && a.FullDays == b.FullDays && a.NetCents == b.NetCents && a.VATCents == b.VATCents &&
+		a.GrossCents == b.GrossCents && a.CreatedAt.Equal(b.CreatedAt)
 }

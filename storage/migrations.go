@@ -277,6 +277,34 @@ CREATE TABLE catalog_revision (
 );
 INSERT INTO catalog_revision (id, revision) VALUES (1, 1);
 `,
+	// 7: billing_reminders keyed by (order, period) alone, without the
+	// surrogate id nobody read and without the foreign key to orders. A
+	// billing run inserts a row per due order: PostgreSQL checked the key
+	// with a query and a row lock on the order per row, which was 60 % of
+	// the insert (0.8 s of 1.3 s for 100,000 periods), and kept a second
+	// index. Its rows come only from order_billing, whose rows reference
+	// orders, and orders are never deleted. The table is rebuilt (SQLite
+	// cannot drop a constraint) under a new name, then renamed.
+	`
+CREATE TABLE billing_periods (
+	order_id BIGINT NOT NULL,
+	period_key TEXT NOT NULL,
+	period_start {ts} NOT NULL,
+	period_end {ts} NOT NULL,
+	days INTEGER NOT NULL,
+	full_days INTEGER NOT NULL,
+	net_cents BIGINT NOT NULL,
+	vat_cents BIGINT NOT NULL,
+	gross_cents BIGINT NOT NULL,
+	created_at {ts} NOT NULL,
+	PRIMARY KEY (order_id, period_key)
+){without_rowid};
+INSERT INTO billing_periods (order_id, period_key, period_start, period_end, days, full_days, net_cents, vat_cents, gross_cents, created_at)
+	SELECT order_id, period_key, period_start, period_end, days, full_days, net_cents, vat_cents, gross_cents, created_at
+	FROM billing_reminders;
+DROP TABLE billing_reminders;
+ALTER TABLE billing_periods RENAME TO billing_reminders;
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its

@@ -3,12 +3,27 @@ package storage
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 )
+
+// columns lists the columns of a table.
+func columns(t *testing.T, s *Store, table string) []string {
+	t.Helper()
+	var cols []string
+	q := `SELECT name FROM pragma_table_info(?)`
+	if s.d.name == "postgres" {
+		q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?`
+	}
+	if err := s.DB().Select(&cols, s.DB().Rebind(q), table); err != nil {
+		t.Fatal(err)
+	}
+	return cols
+}
 
 // Outbound messages stored before migration 6, in the outbox row, keep
 // their exact bytes after the upgrade: a pending one is claimed and sent
@@ -57,18 +72,8 @@ func TestUpgradeMovesOutboxRaw(t *testing.T) {
 				}
 			}
 			// The bytes have left the outbox row.
-			var cols []string
-			q := `SELECT name FROM pragma_table_info('outbox')`
-			if driver == "postgres" {
-				q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'outbox'`
-			}
-			if err := s.DB().Select(&cols, q); err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range cols {
-				if c == "raw" {
-					t.Errorf("outbox still has the column raw")
-				}
+			if slices.Contains(columns(t, s, "outbox"), "raw") {
+				t.Errorf("outbox still has the column raw")
 			}
 		})
 	}
