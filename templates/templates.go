@@ -192,30 +192,37 @@ func OneLine(s string) string {
 // lines to one and ends the text with one newline, so templates can be
 // written readably.
 func tidy(s string) string {
-	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
-	out := make([]string, 0, len(lines))
-	blank := true // drops leading blank lines
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t")
-		if l == "" || l == "--" {
-			if l == "--" { // the signature separator keeps its space (RFC 3676 §4.3)
-				out = append(out, "-- ")
-				blank = false
-				continue
-			}
-			if blank {
-				continue
-			}
-			blank = true
-		} else {
-			blank = false
+	// One pass into one buffer: a billing reminder's text is 150 KB.
+	var b strings.Builder
+	b.Grow(len(s) + 1)
+	blank := true // at the start or after a blank line: drop blank lines
+	held := false // a blank line kept, written before the next line, so trailing ones vanish
+	for line := range strings.Lines(s) {
+		if strings.HasSuffix(line, "\n") {
+			line = strings.TrimSuffix(line[:len(line)-1], "\r")
 		}
-		out = append(out, l)
+		line = strings.TrimRight(line, " \t")
+		switch line {
+		case "":
+			if !blank {
+				blank, held = true, true
+			}
+			continue
+		case "--":
+			line = "-- " // the signature separator keeps its space (RFC 3676 §4.3)
+		}
+		if held {
+			b.WriteByte('\n')
+			held = false
+		}
+		blank = false
+		b.WriteString(line)
+		b.WriteByte('\n')
 	}
-	for len(out) > 0 && out[len(out)-1] == "" {
-		out = out[:len(out)-1]
+	if b.Len() == 0 {
+		return "\n"
 	}
-	return strings.Join(out, "\n") + "\n"
+	return b.String()
 }
 
 func berlin() *time.Location {

@@ -142,10 +142,17 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
-func TestTidyKeepsSignatureSeparator(t *testing.T) {
-	got := tidy("\n\nHallo  \n\n\n\nText\n-- \nFooter\n\n")
-	want := "Hallo\n\nText\n-- \nFooter\n"
-	if got != want {
-		t.Errorf("tidy = %q, want %q", got, want)
+func TestTidy(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"\n\nHallo  \n\n\n\nText\n-- \nFooter\n\n", "Hallo\n\nText\n-- \nFooter\n"},
+		{"Hallo\r\n\r\n\r\nText \t\r\n", "Hallo\n\nText\n"},
+		{"Text\n\n--\nFooter", "Text\n\n-- \nFooter\n"},
+		{"a\rb\n", "a\rb\n"},
+		{"", "\n"},
+		{" \n\t\n", "\n"},
+	} {
+		if got := tidy(tt.in); got != tt.want {
+			t.Errorf("tidy(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
