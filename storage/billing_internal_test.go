@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/examples"
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
@@ -28,6 +29,34 @@ func openAtVersion(t *testing.T, driver, dsn string, n int) *Store {
 	return s
 }
 
+// upgrade closes a store opened at an older version and opens the same
+// database with every migration, as a new binary would.
+func upgrade(t *testing.T, old *Store, driver, dsn string) *Store {
+	t.Helper()
+	old.Close()
+	s, err := Open(context.Background(), driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// createExample creates an example order (examples.OrderDV, OrderUV) in
+// a store that has the example catalog.
+func createExample(t *testing.T, s *Store, raw []byte) *mailflow.Order {
+	t.Helper()
+	var req mailflow.OrderRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := (&mailflow.Flow{Store: s}).CreateOrder(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // A database with binding orders from before migration 2 gets their
 // order_billing rows when it is upgraded, as SaveEvaluation makes them
 // for orders that become binding afterwards.
@@ -35,24 +64,12 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
 	old := openAtVersion(t, "sqlite", path, 1)
-	flow := &mailflow.Flow{Store: old}
 	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
 		t.Fatal(err)
 	}
 	var bound, open *mailflow.Order
-	for i, file := range []string{"order-uv.json", "order-dv.json"} {
-		b, err := os.ReadFile("../examples/" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var req mailflow.OrderRequest
-		if err := json.Unmarshal(b, &req); err != nil {
-			t.Fatal(err)
-		}
-		o, _, err := flow.CreateOrder(ctx, &req)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, raw := range [][]byte{examples.OrderUV(), examples.OrderDV()} {
+		o := createExample(t, old, raw)
 		if i == 0 {
 			// What the old binary's SaveEvaluation wrote.
 			at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -65,13 +82,7 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 			open = o
 		}
 	}
-	old.Close()
-
-	s, err := Open(ctx, "sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, "sqlite", path)
 	states, err := s.BillingStates(ctx, []int64{bound.ID, open.ID}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -122,18 +133,7 @@ func TestUpgradeMovesBillingDocs(t *testing.T) {
 	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("../examples/order-dv.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req mailflow.OrderRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		t.Fatal(err)
-	}
-	o, _, err := (&mailflow.Flow{Store: old}).CreateOrder(ctx, &req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := createExample(t, old, examples.OrderDV())
 	// What a version-3 binary wrote when the order became binding.
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	doc, _ := json.Marshal(scheduler.BillingDoc{Customer: scheduler.Invoicee{Name: "Stadt Musterstadt", LeitwegID: "04011000-12345-03"},
@@ -145,13 +145,7 @@ func TestUpgradeMovesBillingDocs(t *testing.T) {
 		amount_cents, vat_percent, doc) VALUES (?, ?, 'DV', 'dataport', ?, 'monthly', 1000, 19, ?)`, o.ID, o.Number, at, string(doc)); err != nil {
 		t.Fatal(err)
 	}
-	old.Close()
-
-	s, err := Open(ctx, "sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, "sqlite", path)
 	states, err := s.BillingStates(ctx, []int64{o.ID}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -185,13 +179,7 @@ func TestUpgradeMovesQueuedLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	old.Close()
-
-	s, err := Open(ctx, "sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, "sqlite", path)
 	parties, err := s.BillingQueue(ctx)
 	if err != nil || len(parties) != 2 || parties[0] != (scheduler.QueuedParty{Role: "intermediary", PartyID: "i1", Lines: 1}) ||
 		parties[1] != (scheduler.QueuedParty{Role: "provider", PartyID: "p1", Lines: 2}) {
@@ -226,18 +214,7 @@ func TestUpgradeKeysBillingPeriods(t *testing.T) {
 			if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
 				t.Fatal(err)
 			}
-			b, err := os.ReadFile("../examples/order-dv.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var req mailflow.OrderRequest
-			if err := json.Unmarshal(b, &req); err != nil {
-				t.Fatal(err)
-			}
-			o, _, err := (&mailflow.Flow{Store: old}).CreateOrder(ctx, &req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			o := createExample(t, old, examples.OrderDV())
 			start := time.Date(2026, 10, 11, 22, 0, 0, 0, time.UTC)
 			end := time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC)
 			created := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
@@ -246,13 +223,7 @@ func TestUpgradeKeysBillingPeriods(t *testing.T) {
 				o.ID, start, end, created); err != nil {
 				t.Fatal(err)
 			}
-			old.Close()
-
-			s, err := Open(ctx, driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := upgrade(t, old, driver, dsn)
 			recs, err := s.BillingRecords(ctx)
 			if err != nil {
 				t.Fatal(err)

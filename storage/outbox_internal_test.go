@@ -47,13 +47,7 @@ func TestUpgradeMovesOutboxRaw(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			old.Close()
-
-			s, err := Open(ctx, driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := upgrade(t, old, driver, dsn)
 			claimed, err := s.ClaimOutbox(ctx, now, 10, time.Minute)
 			if err != nil {
 				t.Fatal(err)
