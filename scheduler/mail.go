@@ -51,9 +51,10 @@ type Total struct {
 // once: the lines of a reminder share their period's days and, mostly,
 // their prices.
 type formatter struct {
-	lang    string
-	days    map[time.Time]string
-	amounts map[amount]string
+	lang     string
+	days     map[time.Time]string
+	lastDays map[time.Time]string // by the end of a period
+	amounts  map[amount]string
 }
 
 type amount struct {
@@ -66,6 +67,17 @@ func (f *formatter) day(t time.Time) string {
 	if !ok {
 		s = templates.Day(f.lang, t)
 		f.days[t] = s
+	}
+	return s
+}
+
+// lastDay formats a period's last day, the day before its end: AddDate
+// in the time zone is the costlier part, so it is also done once per end.
+func (f *formatter) lastDay(p *Period) string {
+	s, ok := f.lastDays[p.End]
+	if !ok {
+		s = templates.Day(f.lang, p.LastDay())
+		f.lastDays[p.End] = s
 	}
 	return s
 }
@@ -86,7 +98,7 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 	v := &BillingView{Role: b.Role, Part: b.Part, Parts: b.Parts, Rows: make([]BillingRow, len(b.Lines))}
 	seen := map[int64]bool{}
 	totals := map[string]int{}
-	f := formatter{lang: lang, days: map[time.Time]string{}, amounts: map[amount]string{}}
+	f := formatter{lang: lang, days: map[time.Time]string{}, lastDays: map[time.Time]string{}, amounts: map[amount]string{}}
 	for i := range b.Lines {
 		l := &b.Lines[i]
 		p := &l.Period
@@ -98,7 +110,7 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 		to := &l.InvoiceTo
 		v.Rows[i] = BillingRow{
 			Number: l.Number, Once: p.Key == intervalOnce, Key: p.Key, Service: l.Service + ", " + l.PriceName, Interval: l.Interval,
-			From: f.day(p.Start), To: f.day(p.LastDay()), Prorated: p.Prorated(), Days: p.Days, FullDays: p.FullDays,
+			From: f.day(p.Start), To: f.lastDay(p), Prorated: p.Prorated(), Days: p.Days, FullDays: p.FullDays,
 			Name: to.Name, Address: to.Street + ", " + to.PostalCode + " " + to.City, Customer: to.CustomerNumber, LeitwegID: to.LeitwegID,
 			Rate: templates.VAT(lang, l.VATPercent), Net: f.money(p.NetCents, l.Currency),
 			VAT: f.money(p.VATCents, l.Currency), Gross: f.money(p.GrossCents, l.Currency),
