@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/examples"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage/storagetest"
 )
@@ -50,12 +51,70 @@ func startDaemon(t *testing.T, box imapBox, user, pass, driver string) *e2e {
 	t.Helper()
 	smtpSrv := mailtest.NewSMTPServer(t)
 	drv, dsn := storagetest.DSN(t, driver)
-	cfgText := fmt.Sprintf(`
+	c := daemonConfig{driver: drv, dsn: dsn, smtpPort: smtpSrv.Port, imapPort: box.Port(), imapUser: user, imapPass: pass,
+		coordPassword: "demo-password-123"}
+	cfg, err := loadConfig(c.write(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e := runDaemon(t, cfg, log)
+	e.smtp, e.imap = smtpSrv, box
+	return e
+}
+
+// runDaemon runs the daemon of cfg in this process until the test ends,
+// with the example catalog imported.
+func runDaemon(t *testing.T, cfg *Config, log *slog.Logger) *e2e {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := newDaemon(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := d.listen(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	e := &e2e{t: t, base: "http://" + d.listener.Addr().String(), cancel: cancel, done: make(chan error, 1), d: d}
+	go func() { e.done <- d.run(ctx) }()
+	t.Cleanup(e.stop)
+	e.api("PUT", "/api/v1/catalog", e2eCoord, examples.Catalog(), 200)
+	return e
+}
+
+// daemonConfig is the configuration of a test's daemon.
+type daemonConfig struct {
+	driver, dsn        string
+	listen             string // default 127.0.0.1:0
+	smtpPort           int
+	imapPort           int
+	imapUser, imapPass string
+	retryBase          string // default 200ms
+	retryMax           string // default 2s
+	lease              string // default 10s
+	pollInterval       string // default 1h: new mail must arrive through IDLE
+	coordPassword      string // the status page's login; none by default
+}
+
+func (c daemonConfig) write(t *testing.T) string {
+	t.Helper()
+	def := func(v, d string) string {
+		if v == "" {
+			return d
+		}
+		return v
+	}
+	text := fmt.Sprintf(`
 [database]
 driver = %q
 dsn = %q
 [http]
-listen = "127.0.0.1:0"
+listen = %q
 [[http.tokens]]
 role = "portal"
 token = %q
@@ -68,6 +127,9 @@ host = "127.0.0.1"
 port = %d
 tls = "none"
 from = "DVC Bestellservice <bestellungen@example.org>"
+retry_base = %q
+retry_max = %q
+lease = %q
 [imap]
 host = "127.0.0.1"
 port = %d
@@ -75,40 +137,25 @@ tls = "none"
 username = %q
 password = %q
 idle = true
-poll_interval = "1h"
+poll_interval = %q
 [replies]
 address = "bestellungen@example.org"
-secret = "e2e-reply-secret-0123456789"
+secret = "test-reply-secret-0123456789"
+[log]
+level = "debug"
 [coordinator]
 email = "koordinierung@example.org"
-password = "demo-password-123"
-`, drv, dsn, e2ePortal, e2eCoord, smtpSrv.Port, box.Port(), user, pass)
+`, c.driver, c.dsn, def(c.listen, "127.0.0.1:0"), e2ePortal, e2eCoord, c.smtpPort,
+		def(c.retryBase, "200ms"), def(c.retryMax, "2s"), def(c.lease, "10s"),
+		c.imapPort, c.imapUser, c.imapPass, def(c.pollInterval, "1h"))
+	if c.coordPassword != "" {
+		text += fmt.Sprintf("password = %q\n", c.coordPassword)
+	}
 	path := filepath.Join(t.TempDir(), "mailflow.toml")
-	os.WriteFile(path, []byte(cfgText), 0o600)
-	cfg, err := loadConfig(path)
-	if err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := newDaemon(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := d.listen(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	e := &e2e{t: t, smtp: smtpSrv, imap: box, base: "http://" + d.listener.Addr().String(), cancel: cancel, done: make(chan error, 1), d: d}
-	go func() { e.done <- d.run(ctx) }()
-	t.Cleanup(e.stop)
-	cat, _ := os.ReadFile("../../examples/catalog.json")
-	e.api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
-	return e
+	return path
 }
 
 func (e *e2e) stop() {
@@ -194,8 +241,7 @@ func reply(n *mail.Message, from, text string) []byte {
 // by the intermediary, all by email, and checks the mails of DESIGN §3.
 func (e *e2e) lifecycle() {
 	t := e.t
-	dvReq, _ := os.ReadFile("../../examples/order-dv.json")
-	uvReq, _ := os.ReadFile("../../examples/order-uv.json")
+	dvReq, uvReq := examples.OrderDV(), examples.OrderUV()
 	dv := e.api("POST", "/api/v1/orders", e2ePortal, dvReq, 201)["number"].(string)
 	uv := e.api("POST", "/api/v1/orders", e2ePortal, uvReq, 201)["number"].(string)
 

@@ -42,78 +42,12 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"mailflow/examples"
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
-
-// faultConfig is the daemon configuration of a fault test.
-type faultConfig struct {
-	driver, dsn        string
-	listen             string // default 127.0.0.1:0
-	smtpPort           int
-	imapPort           int
-	imapUser, imapPass string
-	retryBase          string // default 200ms
-	retryMax           string // default 2s
-	lease              string // default 10s
-	pollInterval       string // default 1h: new mail must arrive through IDLE
-}
-
-func (c faultConfig) write(t *testing.T) string {
-	t.Helper()
-	def := func(v, d string) string {
-		if v == "" {
-			return d
-		}
-		return v
-	}
-	text := fmt.Sprintf(`
-[database]
-driver = %q
-dsn = %q
-[http]
-listen = %q
-[[http.tokens]]
-role = "portal"
-token = %q
-[[http.tokens]]
-name = "erika"
-role = "coordinator"
-token = %q
-[smtp]
-host = "127.0.0.1"
-port = %d
-tls = "none"
-from = "DVC Bestellservice <bestellungen@example.org>"
-retry_base = %q
-retry_max = %q
-lease = %q
-[imap]
-host = "127.0.0.1"
-port = %d
-tls = "none"
-username = %q
-password = %q
-idle = true
-poll_interval = %q
-[replies]
-address = "bestellungen@example.org"
-secret = "fault-reply-secret-0123456789"
-[coordinator]
-email = "koordinierung@example.org"
-[log]
-level = "debug"
-`, c.driver, c.dsn, def(c.listen, "127.0.0.1:0"), e2ePortal, e2eCoord, c.smtpPort,
-		def(c.retryBase, "200ms"), def(c.retryMax, "2s"), def(c.lease, "10s"),
-		c.imapPort, c.imapUser, c.imapPass, def(c.pollInterval, "1h"))
-	path := filepath.Join(t.TempDir(), "mailflow.toml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // keepLog copies a failed test's daemon log out of its temp dir, which
 // is removed, and says where it is; the end goes into the test output.
@@ -143,7 +77,7 @@ func logTail(path string, n int) string {
 
 // startFaultDaemon runs the daemon in this process, logging to a file
 // whose end is printed when the test fails.
-func startFaultDaemon(t *testing.T, c faultConfig) *e2e {
+func startFaultDaemon(t *testing.T, c daemonConfig) *e2e {
 	t.Helper()
 	cfg, err := loadConfig(c.write(t))
 	if err != nil {
@@ -158,23 +92,7 @@ func startFaultDaemon(t *testing.T, c faultConfig) *e2e {
 		logf.Close()
 		keepLog(t, logPath)
 	})
-	log := slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := newDaemon(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := d.listen(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	e := &e2e{t: t, base: "http://" + d.listener.Addr().String(), cancel: cancel, done: make(chan error, 1), d: d}
-	go func() { e.done <- d.run(ctx) }()
-	t.Cleanup(e.stop)
-	cat, _ := os.ReadFile("../../examples/catalog.json")
-	e.api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
-	return e
+	return runDaemon(t, cfg, slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 // buildDaemon compiles cmd/mailflow (without the race detector: the
@@ -210,7 +128,7 @@ type daemonProc struct {
 	done chan struct{}
 }
 
-func newDaemonProc(t *testing.T, bin string, c faultConfig) *daemonProc {
+func newDaemonProc(t *testing.T, bin string, c daemonConfig) *daemonProc {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -434,13 +352,7 @@ func newLoad(t *testing.T, base string, box imapBox, sinks *sinkSet, n int) *loa
 		script: func(i int) orderScript { return faultScripts[i%len(faultScripts)] },
 		bodies: map[string][]byte{}, numbers: map[string]int{}, notices: map[string]notice{},
 		answered: map[string]bool{}, released: map[int]bool{}}
-	for model, file := range map[string]string{"DV": "order-dv.json", "UV": "order-uv.json"} {
-		b, err := os.ReadFile("../../examples/" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.bodies[model] = b
-	}
+	l.bodies["DV"], l.bodies["UV"] = examples.OrderDV(), examples.OrderUV()
 	return l
 }
 
@@ -1134,11 +1046,11 @@ func TestFaultKill(t *testing.T) {
 	}
 	defer box.Close()
 	dbPath := filepath.Join(t.TempDir(), "mailflow.db")
-	p := newDaemonProc(t, bin, faultConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
+	p := newDaemonProc(t, bin, daemonConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
 		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
 	p.start()
 	p.waitHealthy(30 * time.Second)
-	cat, _ := os.ReadFile("../../examples/catalog.json")
+	cat := examples.Catalog()
 	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
 
 	l := newLoad(t, p.base, box, oneSink(sink), n)
@@ -1222,11 +1134,11 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	}
 	defer box.Close()
 	dbPath := filepath.Join(t.TempDir(), "mailflow.db")
-	p := newDaemonProc(t, bin, faultConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
+	p := newDaemonProc(t, bin, daemonConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
 		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
 	p.start()
 	p.waitHealthy(30 * time.Second)
-	cat, _ := os.ReadFile("../../examples/catalog.json")
+	cat := examples.Catalog()
 	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
 
 	l := newLoad(t, p.base, box, oneSink(sink), 300)
@@ -1309,7 +1221,7 @@ func TestFaultSMTPOutage(t *testing.T) {
 			}
 			defer box.Close()
 			drv, dsn := storagetest.DSN(t, driver)
-			e := startFaultDaemon(t, faultConfig{driver: drv, dsn: dsn, smtpPort: first.Port,
+			e := startFaultDaemon(t, daemonConfig{driver: drv, dsn: dsn, smtpPort: first.Port,
 				imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
 			l := newLoad(t, e.base, box, sinks, 90)
 			var wg sync.WaitGroup
@@ -1590,7 +1502,7 @@ func imapDropTest(t *testing.T, box imapBox, user, pass string) {
 	sink := mailtest.NewSMTPServer(t)
 	proxy := startIMAPProxy(t, net.JoinHostPort(box.Host(), strconv.Itoa(box.Port())))
 	dsn := filepath.Join(t.TempDir(), "mailflow.db")
-	e := startFaultDaemon(t, faultConfig{driver: "sqlite", dsn: dsn, smtpPort: sink.Port,
+	e := startFaultDaemon(t, daemonConfig{driver: "sqlite", dsn: dsn, smtpPort: sink.Port,
 		imapPort: proxy.port(), imapUser: user, imapPass: pass})
 	l := newLoad(t, e.base, box, oneSink(sink), 4*rounds)
 	l.script = func(int) orderScript { return faultScripts[0] } // DV, accepted
@@ -1802,7 +1714,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	defer box.Close()
 	// The lease must outlast the outages (10 s in all): a delivered
 	// message is recorded as sent once the database is back.
-	e := startFaultDaemon(t, faultConfig{driver: "postgres", dsn: pg.DSN(), smtpPort: sink.Port,
+	e := startFaultDaemon(t, daemonConfig{driver: "postgres", dsn: pg.DSN(), smtpPort: sink.Port,
 		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass", lease: "1m"})
 	l := newLoad(t, e.base, box, oneSink(sink), 300)
 	l.pace = 40 * time.Millisecond
