@@ -95,6 +95,27 @@ func startFaultDaemon(t *testing.T, c daemonConfig) *e2e {
 	return runDaemon(t, cfg, slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
+// procUnderLoad runs `mailflow serve` as a process on a SQLite file
+// (dbPath) with an in-process SMTP sink and IMAP box, imports the example
+// catalog and returns a load of n orders for it.
+func procUnderLoad(t *testing.T, n int) (p *daemonProc, l *load, dbPath string) {
+	t.Helper()
+	bin := buildDaemon(t)
+	sink := mailtest.NewSMTPServer(t)
+	box, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { box.Close() })
+	dbPath = filepath.Join(t.TempDir(), "mailflow.db")
+	p = newDaemonProc(t, bin, daemonConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
+		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
+	p.start()
+	p.waitHealthy(30 * time.Second)
+	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, examples.Catalog(), 200)
+	return p, newLoad(t, p.base, box, oneSink(sink), n), dbPath
+}
+
 // buildDaemon compiles cmd/mailflow (without the race detector: the
 // daemon runs as its own process, the test's side is what -race checks).
 func buildDaemon(t *testing.T) string {
@@ -1038,22 +1059,7 @@ func TestFaultKill(t *testing.T) {
 	t.Logf("seed %d (rerun with MAILFLOW_FAULT_SEED=%d), %d orders, %d kills", seed, seed, n, kills)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
-	bin := buildDaemon(t)
-	sink := mailtest.NewSMTPServer(t)
-	box, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	dbPath := filepath.Join(t.TempDir(), "mailflow.db")
-	p := newDaemonProc(t, bin, daemonConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
-		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
-	p.start()
-	p.waitHealthy(30 * time.Second)
-	cat := examples.Catalog()
-	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
-
-	l := newLoad(t, p.base, box, oneSink(sink), n)
+	p, l, dbPath := procUnderLoad(t, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -1076,7 +1082,7 @@ func TestFaultKill(t *testing.T) {
 			underLoad++
 		}
 		t.Logf("kill %2d at %5.1fs: %d/%d orders, %d replies appended, %d delivered; %s",
-			k, at.Sub(start).Seconds(), l.created.Load(), n, l.appends.Load(), sink.Count(), why)
+			k, at.Sub(start).Seconds(), l.created.Load(), n, l.appends.Load(), l.sinks.count(), why)
 	}
 	took := l.waitCaughtUp(3 * time.Minute)
 	total := time.Since(start)
@@ -1126,22 +1132,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 		t.Skip("runs the daemon as a process under load")
 	}
 	const stops = 3
-	bin := buildDaemon(t)
-	sink := mailtest.NewSMTPServer(t)
-	box, err := mailtest.NewIMAPServer("bestellungen@example.org", "imap-pass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	dbPath := filepath.Join(t.TempDir(), "mailflow.db")
-	p := newDaemonProc(t, bin, daemonConfig{driver: "sqlite", dsn: dbPath, smtpPort: sink.Port,
-		imapPort: box.Port(), imapUser: "bestellungen@example.org", imapPass: "imap-pass"})
-	p.start()
-	p.waitHealthy(30 * time.Second)
-	cat := examples.Catalog()
-	(&e2e{t: t, base: p.base}).api("PUT", "/api/v1/catalog", e2eCoord, cat, 200)
-
-	l := newLoad(t, p.base, box, oneSink(sink), 300)
+	p, l, dbPath := procUnderLoad(t, 300)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
