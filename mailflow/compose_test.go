@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
 	"mailflow/storage/storagetest"
@@ -380,7 +381,7 @@ func TestConfirmationDeadline(t *testing.T) {
 // header cannot add a header field, and that HTML escapes customer data.
 func TestHeaderInjection(t *testing.T) {
 	c := newComposer(t, nil)
-	cat := loadCatalog(t)
+	cat := exampletest.Catalog(t)
 	req := orderRequest(t, "uv")
 	snap, err := mailflow.BuildSnapshot(req, cat)
 	if err != nil {
@@ -451,7 +452,7 @@ func TestEveryTemplateRenders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := loadCatalog(t)
+	cat := exampletest.Catalog(t)
 	req := orderRequest(t, "uv")
 	snap, err := mailflow.BuildSnapshot(req, cat)
 	if err != nil {
@@ -572,7 +573,7 @@ func TestComposerConfig(t *testing.T) {
 // before the field existed (no language) means German.
 func TestCustomerMailLanguage(t *testing.T) {
 	c := newComposer(t, nil)
-	cat := loadCatalog(t)
+	cat := exampletest.Catalog(t)
 	tests := []struct {
 		lang, outcome, subject string
 	}{

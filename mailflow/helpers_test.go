@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-message"
 	gmail "github.com/emersion/go-message/mail"
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage"
@@ -30,23 +31,6 @@ const (
 	testCoordinator = "koordinierung@example.org"
 	testSecret      = "test-secret-0123456789abcdef"
 )
-
-// loadCatalog reads examples/catalog.json as the portal would import it.
-func loadCatalog(t testing.TB) *mailflow.Catalog {
-	t.Helper()
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cat mailflow.Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := mailflow.ValidateCatalog(&cat); err != nil {
-		t.Fatal(err)
-	}
-	return &cat
-}
 
 var externalSeq atomic.Int64
 
@@ -107,7 +91,7 @@ type envOption func(*mailflow.SenderConfig)
 func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 	t.Helper()
 	store := storagetest.Open(t, driver)
-	cat := loadCatalog(t)
+	cat := exampletest.Catalog(t)
 	if err := store.ImportCatalog(context.Background(), cat); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 )
@@ -216,7 +217,7 @@ func BenchmarkSender(b *testing.B) {
 func BenchmarkSenderSMTP(b *testing.B) {
 	c := newComposer(b, nil)
 	req := orderRequest(b, "dv")
-	snap, err := mailflow.BuildSnapshot(req, loadCatalog(b))
+	snap, err := mailflow.BuildSnapshot(req, exampletest.Catalog(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func (s *memOutbox) OutboxStats(context.Context, time.Time) (map[string]int, tim
 // MIME, attachments) without database or network.
 func BenchmarkCompose(b *testing.B) {
 	c := newComposer(b, nil)
-	cat := loadCatalog(b)
+	cat := exampletest.Catalog(b)
 	req := orderRequest(b, "dv")
 	snap, err := mailflow.BuildSnapshot(req, cat)
 	if err != nil {

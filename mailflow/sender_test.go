@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage/storagetest"
@@ -463,7 +464,7 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 	}{{"right password", "geheim", true}, {"wrong password", "falsch", false}} {
 		t.Run(tt.name, func(t *testing.T) {
 			store := storagetest.Open(t, storagetest.Drivers()[0])
-			cat := loadCatalog(t)
+			cat := exampletest.Catalog(t)
 			if err := store.ImportCatalog(context.Background(), cat); err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"mailflow/internal/exampletest"
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
@@ -106,10 +107,10 @@ func BenchmarkBillingRun(b *testing.B) {
 // seedBindingOrders inserts n binding orders directly, in bulk.
 func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int) {
 	b.Helper()
-	cat := loadCatalog(b)
+	cat := exampletest.Catalog(b)
 	var snaps, docs [2][]string // [DV, UV] per provider
 	for k, file := range []string{"order-dv.json", "order-uv.json"} {
-		req := loadRequest(b, file)
+		req := exampletest.Request(b, file)
 		sn, err := mailflow.BuildSnapshot(req, cat)
 		if err != nil {
 			b.Fatal(err)

@@ -2,14 +2,13 @@ package scheduler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata"
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
 	"mailflow/storage"
@@ -62,7 +61,7 @@ func newEnvOn(t testing.TB, s *storage.Store, catalog bool) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), store: s, loc: berlin(t)}
 	if catalog {
-		if err := s.ImportCatalog(e.ctx, loadCatalog(t)); err != nil {
+		if err := s.ImportCatalog(e.ctx, exampletest.Catalog(t)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,40 +85,11 @@ func (e *env) setClock(t time.Time) {
 	e.mu.Unlock()
 }
 
-func loadCatalog(t testing.TB) *mailflow.Catalog {
-	t.Helper()
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cat mailflow.Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := mailflow.ValidateCatalog(&cat); err != nil {
-		t.Fatal(err)
-	}
-	return &cat
-}
-
-func loadRequest(t testing.TB, name string) *mailflow.OrderRequest {
-	t.Helper()
-	b, err := os.ReadFile("../examples/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req mailflow.OrderRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
-}
-
 // order creates an order from an example file at the clock's time, with
 // price (if not "") instead of the example's.
 func (e *env) order(file, price string) *mailflow.Order {
 	e.t.Helper()
-	req := loadRequest(e.t, file)
+	req := exampletest.Request(e.t, file)
 	e.n++
 	req.ExternalID = fmt.Sprintf("%s-%d", req.ExternalID, e.n)
 	ordered := e.now()

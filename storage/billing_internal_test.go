@@ -3,13 +3,13 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"mailflow/examples"
+	"mailflow/internal/exampletest"
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 	"mailflow/scheduler"
@@ -64,7 +64,7 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
 	old := openAtVersion(t, "sqlite", path, 1)
-	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+	if err := old.ImportCatalog(ctx, exampletest.Catalog(t)); err != nil {
 		t.Fatal(err)
 	}
 	var bound, open *mailflow.Order
@@ -109,28 +109,13 @@ func TestUpgradeRegistersBindingOrders(t *testing.T) {
 	}
 }
 
-func exampleCatalog(t *testing.T) *mailflow.Catalog {
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cat mailflow.Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := mailflow.ValidateCatalog(&cat); err != nil {
-		t.Fatal(err)
-	}
-	return &cat
-}
-
 // Migration 4 moves the billing docs of a version-3 database into
 // order_billing_doc, where a billing run reads them.
 func TestUpgradeMovesBillingDocs(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")
 	old := openAtVersion(t, "sqlite", path, 3)
-	if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+	if err := old.ImportCatalog(ctx, exampletest.Catalog(t)); err != nil {
 		t.Fatal(err)
 	}
 	o := createExample(t, old, examples.OrderDV())
@@ -211,7 +196,7 @@ func TestUpgradeKeysBillingPeriods(t *testing.T) {
 			ctx := context.Background()
 			_, dsn := testdb.DSN(t, driver)
 			old := openAtVersion(t, driver, dsn, 6)
-			if err := old.ImportCatalog(ctx, exampleCatalog(t)); err != nil {
+			if err := old.ImportCatalog(ctx, exampletest.Catalog(t)); err != nil {
 				t.Fatal(err)
 			}
 			o := createExample(t, old, examples.OrderDV())

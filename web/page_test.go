@@ -21,6 +21,7 @@ import (
 	"time"
 	_ "time/tzdata" // the page shows Europe/Berlin times
 
+	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
@@ -75,18 +76,7 @@ func newPageEnv(t *testing.T, driver string, secure bool) *pageEnv {
 
 func importCatalogFile(t testing.TB, st *storage.Store) {
 	t.Helper()
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cat mailflow.Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := mailflow.ValidateCatalog(&cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.ImportCatalog(context.Background(), &cat); err != nil {
+	if err := st.ImportCatalog(context.Background(), exampletest.Catalog(t)); err != nil {
 		t.Fatal(err)
 	}
 }
