@@ -36,6 +36,19 @@ type PreparedNotifications interface {
 	Finish(o *Order) ([]*OutboxMessage, error)
 }
 
+// SharedTxer is a Store that can run the transactions of concurrent
+// callers as one (group commit). CreateOrder uses it where the store has
+// it: creations serialise on the year's order counter, whose lock is held
+// until commit, so each would otherwise wait for the commit of the one
+// before it. *storage.Store implements it.
+type SharedTxer interface {
+	// InSharedTx is InTx in a transaction that concurrent callers may
+	// share. When any function of the shared transaction fails, every
+	// function of it runs again in a transaction of its own, so fn may run
+	// twice.
+	InSharedTx(ctx context.Context, fn func(Tx) error) error
+}
+
 // Flow runs the order loop's use cases on a store.
 type Flow struct {
 	Store    Store
@@ -88,7 +101,13 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			return nil, false, err
 		}
 	}
-	err = s.Store.InTx(ctx, func(tx Tx) error {
+	inTx := s.Store.InTx
+	if st, ok := s.Store.(SharedTxer); ok {
+		inTx = st.InSharedTx
+	}
+	// fn may run twice (SharedTxer): it sets o and queued afresh each time.
+	err = inTx(ctx, func(tx Tx) error {
+		queued = 0
 		// Looked up before the number, whose allocation locks the year's
 		// counter until commit (PostgreSQL): the lock is then held one
 		// round trip less. A concurrent duplicate that passes this check

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,4 +296,97 @@ func TestInboundRaw(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreateOrdersConcurrently: clients create orders at once, each
+// request twice (a portal's retry racing its original) and some failing
+// to compose. Every order is created once with its notification, the
+// retries find it, the failures leave nothing, and the numbers have no
+// gap.
+func TestCreateOrdersConcurrently(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			boom := errors.New("compose failed")
+			flow := &mailflow.Flow{Store: s, Notifier: oneMessage{fail: "-fail", err: boom}}
+			const n = 40
+			type result struct {
+				o       *mailflow.Order
+				created bool
+				err     error
+			}
+			results := make([]result, 2*n)
+			reqs := make(chan int)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for i := range reqs {
+						req := loadOrder(t, "order-dv.json")
+						req.ExternalID = fmt.Sprintf("c-%d", i/2)
+						if i/2%7 == 3 {
+							req.ExternalID += "-fail"
+						}
+						o, created, err := flow.CreateOrder(ctx, req)
+						results[i] = result{o, created, err}
+					}
+				})
+			}
+			for i := range 2 * n {
+				reqs <- i
+			}
+			close(reqs)
+			wg.Wait()
+
+			var numbers []string
+			for i := 0; i < 2*n; i += 2 {
+				a, b := results[i], results[i+1]
+				if i/2%7 == 3 {
+					if !errors.Is(a.err, boom) || !errors.Is(b.err, boom) {
+						t.Errorf("order %d: errors %v, %v; want %v", i/2, a.err, b.err, boom)
+					}
+					continue
+				}
+				if a.err != nil || b.err != nil {
+					t.Fatalf("order %d: %v, %v", i/2, a.err, b.err)
+				}
+				if a.created == b.created || a.o.Number != b.o.Number || a.o.ID != b.o.ID {
+					t.Errorf("order %d: created %v/%v, numbers %s/%s; want one created and the same order twice",
+						i/2, a.created, b.created, a.o.Number, b.o.Number)
+				}
+				numbers = append(numbers, a.o.Number)
+			}
+			slices.Sort(numbers)
+			for i, num := range numbers {
+				if want := fmt.Sprintf("2026-%06d", i+1); num != want {
+					t.Fatalf("numbers %v; want 2026-000001 to 2026-%06d without a gap", numbers, len(numbers))
+				}
+			}
+			var orders, outbox int
+			s.DB().Get(&orders, `SELECT COUNT(*) FROM orders`)
+			s.DB().Get(&outbox, `SELECT COUNT(DISTINCT order_id) FROM outbox`)
+			if orders != len(numbers) || outbox != len(numbers) {
+				t.Errorf("%d orders, %d with a notification; want %d of each", orders, outbox, len(numbers))
+			}
+		})
+	}
+}
+
+// oneMessage is a Notifier that sends one message per new order and fails
+// for the orders whose external id ends in fail.
+type oneMessage struct {
+	fail string
+	err  error
+}
+
+func (n oneMessage) OrderCreated(o *mailflow.Order) ([]*mailflow.OutboxMessage, error) {
+	if strings.HasSuffix(o.ExternalID, n.fail) {
+		return nil, n.err
+	}
+	return []*mailflow.OutboxMessage{{OrderID: o.ID, Ref: o.ID, Kind: mailflow.KindNotification, Sender: "a@example.org",
+		Recipients: []string{"b@example.org"}, MessageID: o.Number + "@example.org", Subject: o.Number, Raw: []byte(o.Number)}}, nil
+}
+
+func (n oneMessage) DecisionRecorded(*mailflow.Order, mailflow.Decision, mailflow.Status) ([]*mailflow.OutboxMessage, error) {
+	return nil, nil
 }

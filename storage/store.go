@@ -58,6 +58,8 @@ type Store struct {
 	schema string
 	// catalog is the catalog as of its last revision (Catalog).
 	catalog catalogCache
+	// shared joins concurrent InSharedTx transactions.
+	shared sharedTxs
 	// stmts are the prepared hot statements (prepareHot); read-only
 	// once Open returns.
 	stmts map[stmtKey]*sqlx.Stmt
