@@ -3,10 +3,12 @@ package storage_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"mailflow/mailflow"
+	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
 
@@ -58,6 +60,71 @@ func TestOutboxMarkSentManyAndRelease(t *testing.T) {
 			}
 			if err := s.MarkSentMany(ctx, nil, now); err != nil {
 				t.Errorf("empty batch: %v", err)
+			}
+		})
+	}
+}
+
+// TestOutboxClaimDisjoint: two daemons on one database claim the outbox
+// at the same time; each row goes to one of them, with its bytes.
+func TestOutboxClaimDisjoint(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			drv, dsn := storagetest.DSN(t, driver)
+			var daemons [2]*storage.Store
+			for i := range daemons {
+				s, err := storage.Open(ctx, drv, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				daemons[i] = s
+			}
+			const n = 200
+			err := daemons[0].InTx(ctx, func(tx mailflow.Tx) error {
+				for i := range n {
+					m := &mailflow.OutboxMessage{Ref: int64(i + 1), Kind: mailflow.KindAlert, Sender: "a@example.org",
+						Recipients: []string{"b@example.org"}, MessageID: fmt.Sprintf("d-%d@example.org", i), Raw: []byte(fmt.Sprintf("raw %d", i))}
+					if err := tx.Enqueue(m); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			claims := make([][]*mailflow.OutboxMessage, 2)
+			var wg sync.WaitGroup
+			for i, s := range daemons {
+				wg.Go(func() {
+					for {
+						got, err := s.ClaimOutbox(ctx, now, 7, time.Hour)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if len(got) == 0 {
+							return
+						}
+						claims[i] = append(claims[i], got...)
+					}
+				})
+			}
+			wg.Wait()
+			seen := map[int64]int{}
+			for _, c := range claims {
+				for _, m := range c {
+					seen[m.ID]++
+					if want := fmt.Sprintf("raw %d", m.Ref-1); string(m.Raw) != want {
+						t.Errorf("row %d: bytes %q, want %q", m.ID, m.Raw, want)
+					}
+				}
+			}
+			if len(seen) != n || len(claims[0])+len(claims[1]) != n {
+				t.Errorf("claimed %d + %d rows, %d distinct; want %d rows, each once", len(claims[0]), len(claims[1]), len(seen), n)
 			}
 		})
 	}

@@ -241,14 +241,16 @@ func (t *Tx) sel(dest any, query string, args ...any) error {
 // its parse and plan. Write statements are prepared on the write pool,
 // the only one whose transactions may use them.
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []struct {
-		write bool
-		query string
-	}{
+	hot := []stmtKey{
 		{true, nextOrderNumberSQL}, {true, orderByExternalIDSQL}, {true, insertOrderSQL},
-		{true, enqueueSQL}, {true, enqueueRawSQL}, {true, s.d.claimDueSQL()},
-		{true, s.d.claimMarkSQL()}, {true, s.d.claimRowsSQL()}, {true, s.d.markSentManySQL()},
-		{false, catalogRevisionSQL}, {false, s.d.loadRawSQL()},
+		{true, enqueueSQL}, {true, enqueueRawSQL}, {true, s.d.markSentManySQL()},
+		{false, catalogRevisionSQL},
+	}
+	if q := s.d.claimSQL(); q != "" {
+		hot = append(hot, stmtKey{true, q})
+	} else {
+		hot = append(hot, stmtKey{true, s.d.claimDueSQL()}, stmtKey{true, s.d.claimMarkSQL()},
+			stmtKey{true, s.d.claimRowsSQL()}, stmtKey{false, s.d.loadRawSQL()})
 	}
 	s.stmts = make(map[stmtKey]*sqlx.Stmt, len(hot))
 	for _, h := range hot {
@@ -260,7 +262,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("storage: prepare %q: %w", strings.Join(strings.Fields(h.query), " "), err)
 		}
-		s.stmts[stmtKey{h.write, h.query}] = st
+		s.stmts[h] = st
 	}
 	return nil
 }
@@ -307,6 +309,20 @@ func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ..
 		return s.get(ctx, dest, query, args...)
 	}
 	return st.GetContext(ctx, dest, args...)
+}
+
+// selPrepared is sel with query's prepared statement on the write
+// pool, for a statement that writes and returns rows (getPrepared).
+func (s *Store) selPrepared(ctx context.Context, dest any, query string, args ...any) error {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if st := s.stmts[stmtKey{true, query}]; st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
+	return s.wdb.SelectContext(ctx, dest, s.wdb.Rebind(query), args...)
 }
 
 // queryPrepared is a query with query's prepared statement (getPrepared).
