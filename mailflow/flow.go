@@ -87,7 +87,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	if err != nil {
 		// A known external_id wins over validation: a retried request
 		// whose catalog changed since still finds its order.
-		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
 			return ex, false, nil
 		}
 		return nil, false, err
@@ -105,26 +105,12 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	if st, ok := s.Store.(SharedTxer); ok {
 		inTx = st.InSharedTx
 	}
-	// fn may run twice (SharedTxer): it sets o and queued afresh each time.
+	year := req.OrderedAt.In(berlin).Year()
+	// fn may run twice (SharedTxer): it sets o, created and queued afresh
+	// each time.
 	err = inTx(ctx, func(tx Tx) error {
 		queued = 0
-		// Looked up before the number, whose allocation locks the year's
-		// counter until commit (PostgreSQL): the lock is then held one
-		// round trip less. A concurrent duplicate that passes this check
-		// too meets the unique key on external_id (ErrConflict below).
-		if ex, err := tx.OrderByExternalID(req.ExternalID); err == nil {
-			o = ex
-			return errExists
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		year := req.OrderedAt.In(berlin).Year()
-		number, err := tx.NextOrderNumber(year)
-		if err != nil {
-			return err
-		}
 		o = &Order{
-			Number:        number,
 			ExternalID:    req.ExternalID,
 			OrderedAt:     req.OrderedAt.UTC(),
 			CreatedAt:     createdAt,
@@ -132,7 +118,10 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			Status:        StatusOpen,
 			Snapshot:      snap,
 		}
-		if err := tx.InsertOrder(o); err != nil {
+		// A concurrent duplicate that passes CreateOrder's check too
+		// meets the unique key on external_id (ErrConflict below).
+		var err error
+		if created, err = tx.CreateOrder(o, year); err != nil || !created {
 			return err
 		}
 		if s.Notifier == nil {
@@ -150,13 +139,13 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		queued = len(msgs)
 		return tx.Enqueue(msgs...)
 	})
-	if errors.Is(err, errExists) {
-		return o, false, nil
+	if err == nil && !created {
+		return s.existing(ctx, req.ExternalID)
 	}
 	if errors.Is(err, ErrConflict) {
 		// Lost a race against a concurrent duplicate: the unique
 		// constraint on external_id held, return the winner.
-		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
 			return ex, false, nil
 		}
 	}
@@ -167,11 +156,9 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	return o, true, nil
 }
 
-// errExists rolls back an order creation whose external_id exists, so the
-// number allocated for it is not used up.
-var errExists = errors.New("order exists")
-
-func (s *Flow) existing(ctx context.Context, externalID string) (*Order, error) {
+// existing returns the order with externalID and created=false, the
+// result of creating an order that exists.
+func (s *Flow) existing(ctx context.Context, externalID string) (*Order, bool, error) {
 	var o *Order
 	err := s.Store.InTx(ctx, func(tx Tx) error {
 		var err error
@@ -179,9 +166,10 @@ func (s *Flow) existing(ctx context.Context, externalID string) (*Order, error) 
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.Store.Order(ctx, o.Number)
+	o, err = s.Store.Order(ctx, o.Number)
+	return o, false, err
 }
 
 // berlin is the time zone of order numbers' years and of dates in mails.

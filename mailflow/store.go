@@ -33,13 +33,14 @@ type OrderFilter struct {
 
 // Tx is the part of the store that runs inside one transaction.
 type Tx interface {
-	// NextOrderNumber allocates the next number of a year, YYYY-NNNNNN.
-	// It serialises concurrent creations until the transaction ends.
-	NextOrderNumber(year int) (string, error)
+	// CreateOrder stores o as a new order with the next number of year,
+	// YYYY-NNNNNN, and sets its Number and ID; numbers have no gaps, so
+	// the allocation serialises concurrent creations until the
+	// transaction ends. When an order with o.ExternalID exists it stores
+	// nothing and returns false.
+	CreateOrder(o *Order, year int) (created bool, err error)
 	// OrderByExternalID returns ErrNotFound when no order has the id.
 	OrderByExternalID(externalID string) (*Order, error)
-	// InsertOrder stores a new order and sets its ID.
-	InsertOrder(o *Order) error
 	// LockOrder loads an order with its history and locks it against
 	// concurrent decisions until the transaction ends.
 	LockOrder(number string) (*Order, error)

@@ -56,6 +56,10 @@ const (
 	enqueueSQL = `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
 		status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	enqueueRawSQL = `INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`
+	// enqueueOneSQL (PostgreSQL) is enqueueSQL and enqueueRawSQL in one
+	// statement; its parameters are enqueueSQL's and then the bytes.
+	enqueueOneSQL = `WITH queued AS (` + enqueueSQL + `)
+		INSERT INTO outbox_raw (outbox_id, raw) SELECT id, ?::bytea FROM queued RETURNING outbox_id`
 )
 
 // claimDueSQL selects the ids of due, unclaimed rows; with PostgreSQL
@@ -142,10 +146,12 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 		if m.OrderID != 0 {
 			orderID = &m.OrderID
 		}
-		err := t.getPrepared(&m.ID, enqueueSQL,
-			orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
-			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt))
-		if err == nil {
+		args := []any{orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
+			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt)}
+		var err error
+		if t.s.d.inOne {
+			err = t.getPrepared(&m.ID, enqueueOneSQL, append(args, m.Raw)...)
+		} else if err = t.getPrepared(&m.ID, enqueueSQL, args...); err == nil {
 			_, err = t.execPrepared(enqueueRawSQL, m.ID, m.Raw)
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"mailflow/internal/testdb"
+	"mailflow/mailflow"
 )
 
 // TestSharedTxFailureRunsAlone: three callers queue while a fourth runs
@@ -35,11 +37,12 @@ func TestSharedTxFailureRunsAlone(t *testing.T) {
 			fn := func(i int) func(*Tx) error {
 				return func(tx *Tx) error {
 					runs[i].Add(1)
-					n, err := tx.NextOrderNumber(2026)
-					if err != nil {
+					o := &mailflow.Order{ExternalID: fmt.Sprintf("s-%d", i), ContractModel: mailflow.ModelDV,
+						Status: mailflow.StatusOpen, OrderedAt: time.Now(), CreatedAt: time.Now()}
+					if _, err := tx.CreateOrder(o, 2026); err != nil {
 						return err
 					}
-					nums[i] = n
+					nums[i] = o.Number
 					switch i {
 					case 0:
 						close(started)

@@ -390,3 +390,48 @@ func (n oneMessage) OrderCreated(o *mailflow.Order) ([]*mailflow.OutboxMessage, 
 func (n oneMessage) DecisionRecorded(*mailflow.Order, mailflow.Decision, mailflow.Status) ([]*mailflow.OutboxMessage, error) {
 	return nil, nil
 }
+
+// TestOrderNumbers: numbers count up per year from 000001 and grow a digit
+// after 999999, the same with either database (PostgreSQL formats them
+// in SQL), and the status page's search finds an order by its number
+// and its customer.
+func TestOrderNumbers(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			flow := &mailflow.Flow{Store: s}
+			create := func(id string, at time.Time) string {
+				t.Helper()
+				req := loadOrder(t, "order-dv.json")
+				req.ExternalID, req.OrderedAt = id, &at
+				o, created, err := flow.CreateOrder(ctx, req)
+				if err != nil || !created {
+					t.Fatalf("create %s: %v, created %v", id, err, created)
+				}
+				return o.Number
+			}
+			nov := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+			newYear := time.Date(2026, 12, 31, 23, 30, 0, 0, time.UTC) // 2027 in Berlin
+			got := []string{create("a", nov), create("b", newYear)}
+			if _, err := s.DB().Exec(`UPDATE order_counters SET last = 999998 WHERE year = 2026`); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, create("c", nov), create("d", nov))
+			want := []string{"2026-000001", "2027-000001", "2026-999999", "2026-1000000"}
+			if !slices.Equal(got, want) {
+				t.Errorf("numbers %v, want %v", got, want)
+			}
+			for _, q := range []string{"2026-1000000", "2026-999999"} {
+				found, err := s.Orders(ctx, mailflow.OrderFilter{Query: q})
+				if err != nil || len(found) != 1 || found[0].Number != q {
+					t.Errorf("search %q: %d orders, %v", q, len(found), err)
+				}
+			}
+			customer := loadOrder(t, "order-dv.json").Customer.Name
+			if found, err := s.Orders(ctx, mailflow.OrderFilter{Query: strings.ToUpper(customer)}); err != nil || len(found) != 4 {
+				t.Errorf("search %q: %d orders, %v; want 4", customer, len(found), err)
+			}
+		})
+	}
+}

@@ -34,13 +34,17 @@ type dialect struct {
 	forUpdate    string // row lock suffix; SQLite's immediate transactions already lock the database
 	refPK        string // a primary key that is another table's id (SQLite: the rowid itself)
 	withoutRowID string // table option: store rows in primary key order (SQLite)
+	// inOne: CreateOrder and Enqueue write with one statement each
+	// (createOrderSQL, enqueueOneSQL), using data-modifying WITH queries,
+	// which SQLite lacks.
+	inOne bool
 }
 
 var (
 	sqliteDialect = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME",
 		refPK: "INTEGER PRIMARY KEY", withoutRowID: " WITHOUT ROWID"}
 	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ",
-		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY"}
+		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY", inOne: true}
 )
 
 // Store is the database behind mailflow.
@@ -241,10 +245,12 @@ func (t *Tx) sel(dest any, query string, args ...any) error {
 // its parse and plan. Write statements are prepared on the write pool,
 // the only one whose transactions may use them.
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []stmtKey{
-		{true, nextOrderNumberSQL}, {true, orderByExternalIDSQL}, {true, insertOrderSQL},
-		{true, enqueueSQL}, {true, enqueueRawSQL}, {true, s.d.markSentManySQL()},
-		{false, catalogRevisionSQL},
+	hot := []stmtKey{{true, s.d.markSentManySQL()}, {false, catalogRevisionSQL}}
+	if s.d.inOne {
+		hot = append(hot, stmtKey{true, createOrderSQL}, stmtKey{true, enqueueOneSQL})
+	} else {
+		hot = append(hot, stmtKey{true, orderIDByExternalIDSQL}, stmtKey{true, nextOrderNumberSQL},
+			stmtKey{true, insertOrderSQL}, stmtKey{true, enqueueSQL}, stmtKey{true, enqueueRawSQL})
 	}
 	if q := s.d.claimSQL(); q != "" {
 		hot = append(hot, stmtKey{true, q})
