@@ -78,6 +78,19 @@ func (s *Flow) now() time.Time {
 // enqueues its notifications. The same external_id again returns the
 // existing order and created=false.
 func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+	// The catalog comes from the store's memory; the transaction checks
+	// that no import (by any process) came since, and else the order is
+	// built again from the new catalog. Imports are rare: three tries.
+	for range 3 {
+		o, created, err = s.createOrder(ctx, req)
+		if !errors.Is(err, ErrCatalogChanged) {
+			break
+		}
+	}
+	return o, created, err
+}
+
+func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
 	var queued int
 	cat, err := s.Store.Catalog(ctx)
 	if err != nil {
@@ -121,7 +134,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		// A concurrent duplicate that passes CreateOrder's check too
 		// meets the unique key on external_id (ErrConflict below).
 		var err error
-		if created, err = tx.CreateOrder(o, year); err != nil || !created {
+		if created, err = tx.CreateOrder(o, year, cat.Revision); err != nil || !created {
 			return err
 		}
 		if s.Notifier == nil {

@@ -87,14 +87,17 @@ const (
 	insertOrderSQL = `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
 		binding_at, conflict, provider_id, intermediary_id, search, snapshot)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	// createOrderSQL (PostgreSQL) inserts an order unless its external id exists,
-	// with the next number of its year, formatted as orderNumber does,
-	// and returns its id and number; no row when the external id exists.
-	// Its parameters are the external id, the year, then those of
+	// createOrderSQL (PostgreSQL) inserts an order unless its external
+	// id exists or the catalog's revision is not the one given, with the
+	// next number of its year, formatted as orderNumber does, and returns
+	// its id and number; no row when it inserted none. Its parameters are
+	// the external id, the revision, the year, then those of
 	// insertOrderSQL from the external id on, the search text without the
 	// number in front.
 	createOrderSQL = `WITH existing AS (SELECT id FROM orders WHERE external_id = ?::text),
-		counter AS (INSERT INTO order_counters (year, last) SELECT ?::integer, 1 WHERE NOT EXISTS (SELECT FROM existing)
+		current AS (SELECT FROM catalog_revision WHERE id = 1 AND revision = ?::bigint),
+		counter AS (INSERT INTO order_counters (year, last) SELECT ?::integer, 1
+			WHERE NOT EXISTS (SELECT FROM existing) AND EXISTS (SELECT FROM current)
 			ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING year, last),
 		numbered AS (SELECT lpad(year::text, 4, '0') || '-' ||
 			CASE WHEN last < 1000000 THEN lpad(last::text, 6, '0') ELSE last::text END AS number FROM counter)
@@ -115,9 +118,9 @@ func orderNumber(year int, number int64) string {
 }
 
 // CreateOrder stores o as a new order with the next number of year and
-// sets its Number and ID, unless an order with o.ExternalID exists: then
-// it stores nothing and returns false.
-func (t *Tx) CreateOrder(o *mailflow.Order, year int) (bool, error) {
+// sets its Number and ID, unless an order with o.ExternalID exists or
+// the catalog's revision is no longer catalog (see mailflow.Tx).
+func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, error) {
 	snap, err := json.Marshal(o.Snapshot)
 	if err != nil {
 		return false, fmt.Errorf("storage: create order: %w", err)
@@ -132,20 +135,26 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int) (bool, error) {
 		o.Snapshot.Customer.CustomerNumber, o.Snapshot.Provider.Name, o.Snapshot.Service.Name}, " | "))
 	args := []any{o.ExternalID, o.ContractModel, utc(o.OrderedAt), utc(o.CreatedAt), string(o.Status),
 		utcPtr(o.BindingAt), o.Conflict, o.Snapshot.Provider.ID, interm}
-	if t.s.d.inOne {
+	if t.s.d.inOne && catalog != 0 {
 		var r struct {
 			ID     int64  `db:"id"`
 			Number string `db:"number"`
 		}
-		err := t.getPrepared(&r, createOrderSQL, append(append([]any{o.ExternalID, year}, args...), search, string(snap))...)
+		err := t.getPrepared(&r, createOrderSQL, append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap))...)
 		if errors.Is(err, sql.ErrNoRows) {
-			return false, nil
+			// The external id exists, or the catalog changed.
+			return false, t.checkCatalog(catalog)
 		}
 		if err != nil {
 			return false, fmt.Errorf("storage: create order: %w", mapErr(err))
 		}
 		o.ID, o.Number = r.ID, r.Number
 		return true, nil
+	}
+	if catalog != 0 {
+		if err := t.checkCatalog(catalog); err != nil {
+			return false, err
+		}
 	}
 	var id int64
 	switch err := t.getPrepared(&id, orderIDByExternalIDSQL, o.ExternalID); {
@@ -165,6 +174,20 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int) (bool, error) {
 	}
 	o.Number = number
 	return true, nil
+}
+
+// checkCatalog returns mailflow.ErrCatalogChanged when the catalog's
+// revision is no longer rev, and has the store read the catalog again.
+func (t *Tx) checkCatalog(rev int64) error {
+	var now int64
+	if err := t.getPrepared(&now, catalogRevisionSQL); err != nil {
+		return fmt.Errorf("storage: catalog revision: %w", err)
+	}
+	if now != rev {
+		t.s.catalog.forget(rev)
+		return fmt.Errorf("storage: create order: %w (revision %d, now %d)", mailflow.ErrCatalogChanged, rev, now)
+	}
+	return nil
 }
 
 // OrderByExternalID finds an order by the portal's id.

@@ -39,7 +39,7 @@ func TestSharedTxFailureRunsAlone(t *testing.T) {
 					runs[i].Add(1)
 					o := &mailflow.Order{ExternalID: fmt.Sprintf("s-%d", i), ContractModel: mailflow.ModelDV,
 						Status: mailflow.StatusOpen, OrderedAt: time.Now(), CreatedAt: time.Now()}
-					if _, err := tx.CreateOrder(o, 2026); err != nil {
+					if _, err := tx.CreateOrder(o, 2026, 0); err != nil {
 						return err
 					}
 					nums[i] = o.Number

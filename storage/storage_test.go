@@ -435,3 +435,55 @@ func TestOrderNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOrderStaleCatalog: an order whose snapshot was built from a
+// catalog that has been imported over since is not stored, and its
+// number is not used up; the store then reads the catalog again.
+func TestCreateOrderStaleCatalog(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			drv, dsn := storagetest.DSN(t, driver)
+			var daemons [2]*storage.Store
+			for i := range daemons {
+				s, err := storage.Open(ctx, drv, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				daemons[i] = s
+			}
+			s, other := daemons[0], daemons[1]
+			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			old, err := s.Catalog(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The other daemon imports; this one's catalog is now stale.
+			if err := other.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			create := func(rev int64) (*mailflow.Order, error) {
+				o := &mailflow.Order{ExternalID: "x", ContractModel: mailflow.ModelDV, Status: mailflow.StatusOpen,
+					OrderedAt: time.Now(), CreatedAt: time.Now()}
+				return o, s.InTx(ctx, func(tx mailflow.Tx) error {
+					_, err := tx.CreateOrder(o, 2026, rev)
+					return err
+				})
+			}
+			if _, err := create(old.Revision); !errors.Is(err, mailflow.ErrCatalogChanged) {
+				t.Fatalf("with revision %d: %v, want %v", old.Revision, err, mailflow.ErrCatalogChanged)
+			}
+			cur, err := s.Catalog(ctx)
+			if err != nil || cur.Revision != old.Revision+1 {
+				t.Fatalf("catalog read again at revision %d, %v; want %d", cur.Revision, err, old.Revision+1)
+			}
+			o, err := create(cur.Revision)
+			if err != nil || o.Number != "2026-000001" {
+				t.Errorf("with the current revision: %v, number %s; want 2026-000001", err, o.Number)
+			}
+		})
+	}
+}

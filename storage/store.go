@@ -245,12 +245,13 @@ func (t *Tx) sel(dest any, query string, args ...any) error {
 // its parse and plan. Write statements are prepared on the write pool,
 // the only one whose transactions may use them.
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []stmtKey{{true, s.d.markSentManySQL()}, {false, catalogRevisionSQL}}
+	hot := []stmtKey{{true, s.d.markSentManySQL()}}
 	if s.d.inOne {
 		hot = append(hot, stmtKey{true, createOrderSQL}, stmtKey{true, enqueueOneSQL})
 	} else {
-		hot = append(hot, stmtKey{true, orderIDByExternalIDSQL}, stmtKey{true, nextOrderNumberSQL},
-			stmtKey{true, insertOrderSQL}, stmtKey{true, enqueueSQL}, stmtKey{true, enqueueRawSQL})
+		hot = append(hot, stmtKey{true, catalogRevisionSQL}, stmtKey{true, orderIDByExternalIDSQL},
+			stmtKey{true, nextOrderNumberSQL}, stmtKey{true, insertOrderSQL}, stmtKey{true, enqueueSQL},
+			stmtKey{true, enqueueRawSQL})
 	}
 	if q := s.d.claimSQL(); q != "" {
 		hot = append(hot, stmtKey{true, q})
