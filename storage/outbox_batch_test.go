@@ -12,6 +12,25 @@ import (
 	"mailflow/storage/storagetest"
 )
 
+// enqueueAlerts enqueues n alerts in one transaction, the i-th with the
+// ref i+1 and the bytes "raw i".
+func enqueueAlerts(t *testing.T, s *storage.Store, n int) {
+	t.Helper()
+	err := s.InTx(context.Background(), func(tx mailflow.Tx) error {
+		for i := range n {
+			m := &mailflow.OutboxMessage{Ref: int64(i + 1), Kind: mailflow.KindAlert, Sender: "a@example.org",
+				Recipients: []string{"b@example.org"}, MessageID: fmt.Sprintf("alert-%d@example.org", i), Raw: []byte(fmt.Sprintf("raw %d", i))}
+			if err := tx.Enqueue(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOutboxMarkSentManyAndRelease checks the two batch operations of the
 // sender: marking many rows sent in one statement, and handing back the
 // claims on rows it will not send.
@@ -20,19 +39,7 @@ func TestOutboxMarkSentManyAndRelease(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			s := storagetest.Open(t, driver)
-			err := s.InTx(ctx, func(tx mailflow.Tx) error {
-				for i := range 4 {
-					m := &mailflow.OutboxMessage{Ref: int64(1000 + i), Kind: mailflow.KindAlert, Sender: "a@example.org",
-						Recipients: []string{"b@example.org"}, MessageID: fmt.Sprintf("batch-%d@example.org", i), Raw: []byte("x")}
-					if err := tx.Enqueue(m); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			enqueueAlerts(t, s, 4)
 			now := time.Now()
 			claimed, err := s.ClaimOutbox(ctx, now, 4, time.Hour)
 			if err != nil || len(claimed) != 4 {
@@ -71,30 +78,9 @@ func TestOutboxClaimDisjoint(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			drv, dsn := storagetest.DSN(t, driver)
-			var daemons [2]*storage.Store
-			for i := range daemons {
-				s, err := storage.Open(ctx, drv, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				daemons[i] = s
-			}
+			daemons := openDaemons(t, driver)
 			const n = 200
-			err := daemons[0].InTx(ctx, func(tx mailflow.Tx) error {
-				for i := range n {
-					m := &mailflow.OutboxMessage{Ref: int64(i + 1), Kind: mailflow.KindAlert, Sender: "a@example.org",
-						Recipients: []string{"b@example.org"}, MessageID: fmt.Sprintf("d-%d@example.org", i), Raw: []byte(fmt.Sprintf("raw %d", i))}
-					if err := tx.Enqueue(m); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			enqueueAlerts(t, daemons[0], n)
 			now := time.Now()
 			claims := make([][]*mailflow.OutboxMessage, 2)
 			var wg sync.WaitGroup

@@ -133,6 +133,23 @@ func TestCatalogReimportKeepsSnapshots(t *testing.T) {
 	}
 }
 
+// openDaemons opens two stores on one new database, as two daemons
+// sharing it.
+func openDaemons(t *testing.T, driver string) [2]*storage.Store {
+	t.Helper()
+	drv, dsn := storagetest.DSN(t, driver)
+	var daemons [2]*storage.Store
+	for i := range daemons {
+		s, err := storage.Open(context.Background(), drv, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		daemons[i] = s
+	}
+	return daemons
+}
+
 // TestCatalogImportByAnotherDaemon: two daemons share a database; each
 // keeps the catalog in memory, and an import by one reaches the orders
 // of the other at once.
@@ -140,16 +157,7 @@ func TestCatalogImportByAnotherDaemon(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			drv, dsn := storagetest.DSN(t, driver)
-			var daemons [2]*storage.Store
-			for i := range daemons {
-				s, err := storage.Open(ctx, drv, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				daemons[i] = s
-			}
+			daemons := openDaemons(t, driver)
 			a, b := daemons[0], daemons[1]
 			cat := loadCatalog(t)
 			if err := a.ImportCatalog(ctx, cat); err != nil {
@@ -443,16 +451,7 @@ func TestCreateOrderStaleCatalog(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			drv, dsn := storagetest.DSN(t, driver)
-			var daemons [2]*storage.Store
-			for i := range daemons {
-				s, err := storage.Open(ctx, drv, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				daemons[i] = s
-			}
+			daemons := openDaemons(t, driver)
 			s, other := daemons[0], daemons[1]
 			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
 				t.Fatal(err)
