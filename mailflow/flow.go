@@ -103,6 +103,13 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
 			return ex, false, nil
 		}
+		// The catalog in memory may predate another process's import
+		// that makes the request valid (a new service, say); the
+		// transaction would have found that, so ask here.
+		e2 := s.Store.InTx(ctx, func(tx Tx) error { return tx.CheckCatalog(cat.Revision) })
+		if errors.Is(e2, ErrCatalogChanged) {
+			return nil, false, e2
+		}
 		return nil, false, err
 	}
 	createdAt := s.now().UTC()

@@ -44,6 +44,9 @@ type Tx interface {
 	// since, it stores nothing and returns ErrCatalogChanged (0: not
 	// checked).
 	CreateOrder(o *Order, year int, catalog int64) (created bool, err error)
+	// CheckCatalog returns ErrCatalogChanged when the catalog has been
+	// imported since its Revision revision (0: not checked).
+	CheckCatalog(revision int64) error
 	// OrderByExternalID returns ErrNotFound when no order has the id.
 	OrderByExternalID(externalID string) (*Order, error)
 	// LockOrder loads an order with its history and locks it against

@@ -143,7 +143,7 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 		err := t.getPrepared(&r, createOrderSQL, append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap))...)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The external id exists, or the catalog changed.
-			return false, t.checkCatalog(catalog)
+			return false, t.CheckCatalog(catalog)
 		}
 		if err != nil {
 			return false, fmt.Errorf("storage: create order: %w", mapErr(err))
@@ -151,10 +151,8 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 		o.ID, o.Number = r.ID, r.Number
 		return true, nil
 	}
-	if catalog != 0 {
-		if err := t.checkCatalog(catalog); err != nil {
-			return false, err
-		}
+	if err := t.CheckCatalog(catalog); err != nil {
+		return false, err
 	}
 	var id int64
 	switch err := t.getPrepared(&id, orderIDByExternalIDSQL, o.ExternalID); {
@@ -176,9 +174,13 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 	return true, nil
 }
 
-// checkCatalog returns mailflow.ErrCatalogChanged when the catalog's
-// revision is no longer rev, and has the store read the catalog again.
-func (t *Tx) checkCatalog(rev int64) error {
+// CheckCatalog returns mailflow.ErrCatalogChanged when the catalog's
+// revision is no longer rev (0: not checked), and has the store read the
+// catalog again.
+func (t *Tx) CheckCatalog(rev int64) error {
+	if rev == 0 {
+		return nil
+	}
 	var now int64
 	if err := t.getPrepared(&now, catalogRevisionSQL); err != nil {
 		return fmt.Errorf("storage: catalog revision: %w", err)

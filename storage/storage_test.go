@@ -444,6 +444,42 @@ func TestOrderNumbers(t *testing.T) {
 	}
 }
 
+// TestServiceImportedByAnotherDaemon: an order for a service that only
+// another daemon's import added is accepted, although this daemon's
+// catalog in memory does not have it yet.
+func TestServiceImportedByAnotherDaemon(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			daemons := openDaemons(t, driver)
+			a, b := daemons[0], daemons[1]
+			cat := loadCatalog(t)
+			if err := a.ImportCatalog(ctx, cat); err != nil {
+				t.Fatal(err)
+			}
+			flow := &mailflow.Flow{Store: a}
+			if _, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-dv.json")); err != nil {
+				t.Fatal(err)
+			}
+			svc := cat.Services[0]
+			svc.ID, svc.Name = "dvc-mail-plus", "Verwaltungs-Mail Plus"
+			cat.Services = append(cat.Services, svc)
+			if err := mailflow.ValidateCatalog(cat); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.ImportCatalog(ctx, cat); err != nil {
+				t.Fatal(err)
+			}
+			req := loadOrder(t, "order-dv.json")
+			req.ExternalID, req.Service = "plus-1", svc.ID
+			o, created, err := flow.CreateOrder(ctx, req)
+			if err != nil || !created || o.Snapshot.Service.Name != svc.Name {
+				t.Fatalf("order for the new service: %v, created %v", err, created)
+			}
+		})
+	}
+}
+
 // TestCreateOrderStaleCatalog: an order whose snapshot was built from a
 // catalog that has been imported over since is not stored, and its
 // number is not used up; the store then reads the catalog again.
