@@ -171,11 +171,17 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 // held for the small rows only.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*mailflow.OutboxMessage, error) {
 	if q := s.d.claimSQL(); q != "" {
+		// The statement commits by itself: were it cut short when ctx
+		// ends (a shutdown), it could commit and its rows stay leased to
+		// nobody until the lease ran out. It runs to its end, and the
+		// sender hands back the rows it will not send.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
 		var rows []struct {
 			outboxRow
 			Raw []byte `db:"raw"`
 		}
-		if err := s.selPrepared(ctx, &rows, q, mailflow.OutboxPending, utc(now), utc(now), limit, utc(now.Add(lease))); err != nil {
+		if err := s.selPrepared(cctx, &rows, q, mailflow.OutboxPending, utc(now), utc(now), limit, utc(now.Add(lease))); err != nil {
 			return nil, fmt.Errorf("storage: claim outbox: %w", err)
 		}
 		var out []*mailflow.OutboxMessage
