@@ -17,6 +17,9 @@ type Catalog struct {
 	Intermediaries []Intermediary `json:"intermediaries"`
 	Terms          []Terms        `json:"terms"`
 	Services       []Service      `json:"services"`
+	// Revision is the store's count of imports when it read the catalog,
+	// 0 where it keeps none (Store.Catalog, Tx.CreateOrder).
+	Revision int64 `json:"-"`
 }
 
 // Party is what providers and intermediaries share: who gets the

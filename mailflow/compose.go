@@ -208,10 +208,11 @@ func (c *Composer) notifications(o *Order) []Mail {
 	return out
 }
 
-// PrepareOrderCreated renders the notifications of an order that has no
-// number and id yet (Flow.CreateOrder calls it before its transaction);
-// Finish completes them once it has. The result is the same as
-// OrderCreated's, byte for byte.
+// PrepareOrderCreated renders and builds the notifications of an order
+// that has no number and id yet (Flow.CreateOrder calls it before its
+// transaction); Finish completes them once it has. The result is the same
+// as OrderCreated's, byte for byte, but for the Date header, which is the
+// time of this call.
 func (c *Composer) PrepareOrderCreated(o *Order) (PreparedNotifications, error) {
 	ph, err := newPlaceholders()
 	if err != nil {
@@ -229,7 +230,12 @@ func (c *Composer) PrepareOrderCreated(o *Order) (PreparedNotifications, error) 
 		if err != nil {
 			return nil, err
 		}
+		built, err := c.build(d)
+		if err != nil {
+			return nil, err
+		}
 		p.drafts = append(p.drafts, d)
+		p.built = append(p.built, ph.locate(d, built))
 	}
 	return p, nil
 }
@@ -238,17 +244,41 @@ type preparedNotifications struct {
 	c      *Composer
 	ph     *placeholders
 	drafts []*draft
+	// built are the drafts built with the placeholders and where these
+	// stand in the bytes; nil where that is not known (placeholders.locate).
+	built []*builtDraft
+}
+
+// builtDraft is a draft built with placeholders: for each occurrence of
+// the number and the token in Raw, the offset of each of its characters.
+type builtDraft struct {
+	m             *OutboxMessage
+	number, token [][]int
 }
 
 // Finish puts o's number and the reply tokens for o's id in place of the
-// placeholders and builds the messages. An order number of another length
-// than the placeholder's (a year past order 999999) is composed anew.
+// placeholders: in the bytes built ahead, or, where their places there
+// are not known, in the rendered texts, to build anew. An order number of
+// another length than the placeholder's (a year past order 999999) is
+// composed anew. Finish can be called again.
 func (p *preparedNotifications) Finish(o *Order) ([]*OutboxMessage, error) {
 	if len(o.Number) != len(p.ph.number) {
 		return p.c.OrderCreated(o)
 	}
 	out := make([]*OutboxMessage, 0, len(p.drafts))
-	for _, pd := range p.drafts {
+	for i, pd := range p.drafts {
+		if b := p.built[i]; b != nil {
+			token := p.c.tokens.Sign(Token{OrderID: o.ID, Party: pd.m.Role, NotificationID: pd.ref})
+			m := *b.m
+			m.OrderID, m.OrderNumber = o.ID, o.Number
+			m.MessageID = strings.ReplaceAll(strings.ReplaceAll(m.MessageID, p.ph.number, o.Number), p.ph.token, token)
+			m.Subject = strings.ReplaceAll(m.Subject, p.ph.number, o.Number)
+			m.Raw = bytes.Clone(m.Raw)
+			put(m.Raw, b.number, o.Number)
+			put(m.Raw, b.token, token)
+			out = append(out, &m)
+			continue
+		}
 		d := *pd
 		d.m.Order, d.number, d.orderID = o, o.Number, o.ID
 		d.token = p.c.tokens.Sign(Token{OrderID: o.ID, Party: d.m.Role, NotificationID: d.ref})
@@ -481,6 +511,82 @@ type draft struct {
 // out around them moves.
 type placeholders struct {
 	number, token string
+}
+
+// locate finds the placeholders in the bytes of b, built from d, and
+// returns b with their places, or nil unless each stands there wherever
+// d's texts and b's headers have it. Writing the real values, as long as
+// the placeholders, in their places then gives what building with them
+// gives: digits, '-' and lowercase base32 come out literally wherever
+// letters do, and take the same room. A quoted-printable line may break
+// inside a placeholder (its place then skips the soft line break); a
+// header encoded in base64 (RFC 2047) or an encoded word ending inside a
+// placeholder hides it, and the count falls short.
+func (ph *placeholders) locate(d *draft, b *OutboxMessage) *builtDraft {
+	bd := &builtDraft{m: b}
+	for _, x := range []struct {
+		s  string
+		at *[][]int
+	}{{ph.number, &bd.number}, {ph.token, &bd.token}} {
+		want := strings.Count(d.r.Subject, x.s) + strings.Count(d.r.Text, x.s) + strings.Count(d.r.HTML, x.s) +
+			strings.Count(b.MessageID, x.s) + strings.Count(d.token, x.s) // Reply-To has the token
+		*x.at = find(b.Raw, x.s)
+		if len(*x.at) != want {
+			return nil
+		}
+	}
+	return bd
+}
+
+// softBreak is a quoted-printable soft line break (RFC 2045 §6.7, rule
+// 5), which the encoder puts where a line grows too long, also inside a
+// placeholder.
+const softBreak = "=\r\n"
+
+// find returns each occurrence of s in raw, with soft line breaks between
+// its characters or without, as the offsets of its characters.
+func find(raw []byte, s string) [][]int {
+	var out [][]int
+	for i := 0; i < len(raw); i++ {
+		k := bytes.IndexByte(raw[i:], s[0])
+		if k < 0 {
+			break
+		}
+		i += k
+		if end := match(raw, i, s, nil); end > 0 {
+			out = append(out, make([]int, 0, len(s)))
+			match(raw, i, s, &out[len(out)-1])
+			i = end - 1
+		}
+	}
+	return out
+}
+
+// match reports where s ends if it starts at raw[i] (find), else 0, and
+// appends the offsets of its characters to at, unless at is nil.
+func match(raw []byte, i int, s string, at *[]int) int {
+	for n := 0; n < len(s); n++ {
+		if n > 0 && bytes.HasPrefix(raw[i:], []byte(softBreak)) {
+			i += len(softBreak)
+		}
+		if i >= len(raw) || raw[i] != s[n] {
+			return 0
+		}
+		if at != nil {
+			*at = append(*at, i)
+		}
+		i++
+	}
+	return i
+}
+
+// put writes v at each occurrence's offsets (find).
+func put(raw []byte, at [][]int, v string) {
+	for _, o := range at {
+		for n, i := range o {
+			raw[i] = v[n]
+		}
+	}
 }
 
 // numberLen is the length of an order number, YYYY-NNNNNN.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,13 @@ func TestPreparedNotificationsAreIdentical(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(tc.number) == numberLen {
+				for i, b := range p.(*preparedNotifications).built {
+					if b == nil {
+						t.Errorf("message %d: a placeholder is not literally in the bytes built ahead", i)
+					}
+				}
+			}
 			o.Number, o.ID = tc.number, tc.id
 			seq = 0 // the same ids again, should Finish compose anew
 			got, err := p.Finish(o)
@@ -104,6 +112,41 @@ func TestPreparedNotificationsAreIdentical(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Placeholders are found where a quoted-printable soft line break splits
+// them; one that an encoded header hides makes the count fall short, and
+// Finish then builds anew.
+func TestPlaceholdersLocate(t *testing.T) {
+	ph := &placeholders{number: "abcdefghijk", token: "lmnopqrstuvwxyzabcdefghijk"}
+	d := &draft{token: ph.token}
+	d.r.Subject = "[Bestellung " + ph.number + "]"
+	d.r.Text = "Bestellnummer: " + ph.number + "\n"
+	b := &OutboxMessage{MessageID: ph.number + "." + ph.token + "@example.org"}
+	head := "Subject: " + d.r.Subject + "\r\nMessage-ID: <" + b.MessageID + ">\r\nReply-To: <r+" + ph.token + "@example.org>\r\n\r\n"
+	for _, tc := range []struct {
+		name, raw, want string // want: raw with the values, "" for not located
+	}{
+		{"literal", head + "Bestellnummer: " + ph.number + "\r\n", "Bestellnummer: 2026-000123\r\n"},
+		{"soft line break", head + "Bestellnummer: abcde=\r\nfghijk\r\n", "Bestellnummer: 2026-=\r\n000123\r\n"},
+		{"encoded subject", strings.Replace(head, d.r.Subject, "=?utf-8?b?W0Jlc3RlbGx1bmcgYWJjZGVmZ2hpams=?=", 1) +
+			"Bestellnummer: " + ph.number + "\r\n", ""},
+	} {
+		b.Raw = []byte(tc.raw)
+		bd := ph.locate(d, b)
+		if (bd != nil) != (tc.want != "") {
+			t.Errorf("%s: located %v", tc.name, bd != nil)
+			continue
+		}
+		if bd == nil {
+			continue
+		}
+		put(b.Raw, bd.number, "2026-000123")
+		put(b.Raw, bd.token, "0123456789abcdefghijklmnop")
+		if !strings.HasSuffix(string(b.Raw), tc.want) || !strings.Contains(string(b.Raw), "r+0123456789abcdefghijklmnop@") {
+			t.Errorf("%s: %q", tc.name, b.Raw)
+		}
 	}
 }
 

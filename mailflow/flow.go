@@ -36,6 +36,19 @@ type PreparedNotifications interface {
 	Finish(o *Order) ([]*OutboxMessage, error)
 }
 
+// SharedTxer is a Store that can run the transactions of concurrent
+// callers as one (group commit). CreateOrder uses it where the store has
+// it: creations serialise on the year's order counter, whose lock is held
+// until commit, so each would otherwise wait for the commit of the one
+// before it. *storage.Store implements it.
+type SharedTxer interface {
+	// InSharedTx is InTx in a transaction that concurrent callers may
+	// share. When any function of the shared transaction fails, every
+	// function of it runs again in a transaction of its own, so fn may run
+	// twice.
+	InSharedTx(ctx context.Context, fn func(Tx) error) error
+}
+
 // Flow runs the order loop's use cases on a store.
 type Flow struct {
 	Store    Store
@@ -65,6 +78,19 @@ func (s *Flow) now() time.Time {
 // enqueues its notifications. The same external_id again returns the
 // existing order and created=false.
 func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+	// The catalog comes from the store's memory; the transaction checks
+	// that no import (by any process) came since, and else the order is
+	// built again from the new catalog. Imports are rare: three tries.
+	for range 3 {
+		o, created, err = s.createOrder(ctx, req)
+		if !errors.Is(err, ErrCatalogChanged) {
+			break
+		}
+	}
+	return o, created, err
+}
+
+func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
 	var queued int
 	cat, err := s.Store.Catalog(ctx)
 	if err != nil {
@@ -74,8 +100,15 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	if err != nil {
 		// A known external_id wins over validation: a retried request
 		// whose catalog changed since still finds its order.
-		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
 			return ex, false, nil
+		}
+		// The catalog in memory may predate another process's import
+		// that makes the request valid (a new service, say); the
+		// transaction would have found that, so ask here.
+		e2 := s.Store.InTx(ctx, func(tx Tx) error { return tx.CheckCatalog(cat.Revision) })
+		if errors.Is(e2, ErrCatalogChanged) {
+			return nil, false, e2
 		}
 		return nil, false, err
 	}
@@ -88,24 +121,16 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			return nil, false, err
 		}
 	}
-	err = s.Store.InTx(ctx, func(tx Tx) error {
-		// Looked up before the number, whose allocation locks the year's
-		// counter until commit (PostgreSQL): the lock is then held one
-		// round trip less. A concurrent duplicate that passes this check
-		// too meets the unique key on external_id (ErrConflict below).
-		if ex, err := tx.OrderByExternalID(req.ExternalID); err == nil {
-			o = ex
-			return errExists
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		year := req.OrderedAt.In(berlin).Year()
-		number, err := tx.NextOrderNumber(year)
-		if err != nil {
-			return err
-		}
+	inTx := s.Store.InTx
+	if st, ok := s.Store.(SharedTxer); ok {
+		inTx = st.InSharedTx
+	}
+	year := req.OrderedAt.In(berlin).Year()
+	// fn may run twice (SharedTxer): it sets o, created and queued afresh
+	// each time.
+	err = inTx(ctx, func(tx Tx) error {
+		queued = 0
 		o = &Order{
-			Number:        number,
 			ExternalID:    req.ExternalID,
 			OrderedAt:     req.OrderedAt.UTC(),
 			CreatedAt:     createdAt,
@@ -113,7 +138,10 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			Status:        StatusOpen,
 			Snapshot:      snap,
 		}
-		if err := tx.InsertOrder(o); err != nil {
+		// A concurrent duplicate that passes CreateOrder's check too
+		// meets the unique key on external_id (ErrConflict below).
+		var err error
+		if created, err = tx.CreateOrder(o, year, cat.Revision); err != nil || !created {
 			return err
 		}
 		if s.Notifier == nil {
@@ -131,13 +159,13 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		queued = len(msgs)
 		return tx.Enqueue(msgs...)
 	})
-	if errors.Is(err, errExists) {
-		return o, false, nil
+	if err == nil && !created {
+		return s.existing(ctx, req.ExternalID)
 	}
 	if errors.Is(err, ErrConflict) {
 		// Lost a race against a concurrent duplicate: the unique
 		// constraint on external_id held, return the winner.
-		if ex, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
+		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
 			return ex, false, nil
 		}
 	}
@@ -148,11 +176,9 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	return o, true, nil
 }
 
-// errExists rolls back an order creation whose external_id exists, so the
-// number allocated for it is not used up.
-var errExists = errors.New("order exists")
-
-func (s *Flow) existing(ctx context.Context, externalID string) (*Order, error) {
+// existing returns the order with externalID and created=false, the
+// result of creating an order that exists.
+func (s *Flow) existing(ctx context.Context, externalID string) (*Order, bool, error) {
 	var o *Order
 	err := s.Store.InTx(ctx, func(tx Tx) error {
 		var err error
@@ -160,9 +186,10 @@ func (s *Flow) existing(ctx context.Context, externalID string) (*Order, error) 
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.Store.Order(ctx, o.Number)
+	o, err = s.Store.Order(ctx, o.Number)
+	return o, false, err
 }
 
 // berlin is the time zone of order numbers' years and of dates in mails.

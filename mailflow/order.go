@@ -13,6 +13,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a request contradicts the recorded state.
 var ErrConflict = errors.New("conflict")
 
+// ErrCatalogChanged is returned by Tx.CreateOrder when the catalog was
+// imported anew since the revision an order's snapshot was built from.
+var ErrCatalogChanged = errors.New("catalog changed")
+
 // FieldError names one invalid field by its JSON path.
 type FieldError struct {
 	Field   string `json:"field"`

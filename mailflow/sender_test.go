@@ -156,6 +156,46 @@ func TestSenderTemporaryFailures(t *testing.T) {
 	}
 }
 
+// TestSenderRetryDueAfterBusyTime: a row waiting for its next attempt
+// falls due just after a stream of new orders kept the sender busy (its
+// claims found rows, so it did not ask for the next due time). It is
+// still sent when due, not at the next poll an hour later.
+func TestSenderRetryDueAfterBusyTime(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) {
+				c.BackoffBase, c.BackoffMax = 400*time.Millisecond, 400*time.Millisecond
+			})
+			e.smtp.Fail(mailtest.StageMail, 421, 1)
+			e.start(t)
+			first := e.createOrder(t, "dv")
+			for e.sender.Stats.Retried.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			failed := time.Now()
+			// Due 200 to 400 ms after its failure (backoff with jitter);
+			// the orders come for 150 ms.
+			n := 1
+			for time.Since(failed) < 150*time.Millisecond {
+				e.createOrder(t, "dv")
+				n++
+				time.Sleep(10 * time.Millisecond)
+			}
+			msgs := e.waitMessages(t, n)
+			if late := time.Since(failed); late > 2*time.Second {
+				t.Errorf("all %d messages arrived %v after the failure; the retry is due after 400 ms at the latest", n, late)
+			}
+			found := false
+			for _, m := range msgs {
+				found = found || strings.Contains(string(m.Data), first.Number)
+			}
+			if !found || len(msgs) != n {
+				t.Errorf("%d messages for %d orders, the retried one among them: %v", len(msgs), n, found)
+			}
+		})
+	}
+}
+
 // TestSenderPermanentFailure: a 5xx marks the row failed and the
 // coordinator gets exactly one alert; an alert that fails itself raises none.
 func TestSenderPermanentFailure(t *testing.T) {

@@ -11,8 +11,10 @@ type Store interface {
 	// InTx runs fn in one database transaction: everything fn writes
 	// commits together or not at all.
 	InTx(ctx context.Context, fn func(Tx) error) error
-	// Catalog returns the whole current catalog; it may be shared with
-	// other callers and must not be modified.
+	// Catalog returns the whole catalog as of the latest import the store
+	// knows of: another process may have imported since, which
+	// Tx.CreateOrder finds. It may be shared with other callers and must
+	// not be modified.
 	Catalog(ctx context.Context) (*Catalog, error)
 	// ImportCatalog inserts or updates every entry of cat; existing orders'
 	// snapshots are untouched.
@@ -33,13 +35,20 @@ type OrderFilter struct {
 
 // Tx is the part of the store that runs inside one transaction.
 type Tx interface {
-	// NextOrderNumber allocates the next number of a year, YYYY-NNNNNN.
-	// It serialises concurrent creations until the transaction ends.
-	NextOrderNumber(year int) (string, error)
+	// CreateOrder stores o as a new order with the next number of year,
+	// YYYY-NNNNNN, and sets its Number and ID; numbers have no gaps, so
+	// the allocation serialises concurrent creations until the
+	// transaction ends. When an order with o.ExternalID exists it stores
+	// nothing and returns false. catalog is the Revision of the catalog
+	// o's snapshot was built from: when the catalog has been imported
+	// since, it stores nothing and returns ErrCatalogChanged (0: not
+	// checked).
+	CreateOrder(o *Order, year int, catalog int64) (created bool, err error)
+	// CheckCatalog returns ErrCatalogChanged when the catalog has been
+	// imported since its Revision revision (0: not checked).
+	CheckCatalog(revision int64) error
 	// OrderByExternalID returns ErrNotFound when no order has the id.
 	OrderByExternalID(externalID string) (*Order, error)
-	// InsertOrder stores a new order and sets its ID.
-	InsertOrder(o *Order) error
 	// LockOrder loads an order with its history and locks it against
 	// concurrent decisions until the transaction ends.
 	LockOrder(number string) (*Order, error)

@@ -90,6 +90,7 @@ func (s *Store) ImportCatalog(ctx context.Context, cat *mailflow.Catalog) error 
 	if err != nil {
 		return fmt.Errorf("storage: import catalog: %w", mapErr(err))
 	}
+	s.catalog.forget(0)
 	return nil
 }
 
@@ -132,31 +133,40 @@ const catalogRevisionSchema = 6
 // catalogCache is the catalog as of one revision of catalog_revision.
 type catalogCache struct {
 	mu  sync.Mutex
-	rev int64
-	cat *mailflow.Catalog
+	cat *mailflow.Catalog // nil: read it (again)
 }
 
-// Catalog returns the whole current catalog. It is kept in memory and
-// read again only when catalog_revision shows an import since, by this or
-// any other process on the database: one small query per call instead of
-// every provider, service and terms text. The result is shared between
-// callers and must not be modified.
+// forget drops the catalog kept in memory unless it is newer than rev
+// (0: whatever it is), so that the next Catalog reads it again.
+func (c *catalogCache) forget(rev int64) {
+	c.mu.Lock()
+	if c.cat != nil && (rev == 0 || c.cat.Revision <= rev) {
+		c.cat = nil
+	}
+	c.mu.Unlock()
+}
+
+// Catalog returns the whole catalog. It is kept in memory with the
+// revision it was read at and read again only after an import by this
+// process or when an order's transaction found that another process had
+// imported since (Tx.CreateOrder, which checks the revision in a
+// statement it runs anyway): no query per order for it. The result is
+// shared between callers and must not be modified.
 func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
 	if s.version < catalogRevisionSchema {
 		return s.loadCatalog(ctx)
+	}
+	c := &s.catalog
+	c.mu.Lock()
+	cat := c.cat
+	c.mu.Unlock()
+	if cat != nil {
+		return cat, nil
 	}
 	rev, err := s.catalogRevision(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &s.catalog
-	c.mu.Lock()
-	if c.cat != nil && c.rev == rev {
-		cat := c.cat
-		c.mu.Unlock()
-		return cat, nil
-	}
-	c.mu.Unlock()
 	for range 3 {
 		cat, err := s.loadCatalog(ctx)
 		if err != nil {
@@ -172,9 +182,10 @@ func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
 			rev = after
 			continue
 		}
+		cat.Revision = rev
 		c.mu.Lock()
-		if c.cat == nil || rev >= c.rev {
-			c.rev, c.cat = rev, cat
+		if c.cat == nil || rev >= c.cat.Revision {
+			c.cat = cat
 		}
 		c.mu.Unlock()
 		return cat, nil

@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -74,26 +76,120 @@ func loadHistory(ctx context.Context, q querier, o *mailflow.Order) error {
 	return nil
 }
 
-// Statements of order creation, prepared at start-up (prepareHot).
+// Statements of order creation, prepared at start-up (prepareHot):
+// SQLite looks up the external id, counts the year's counter up and
+// inserts the order, three statements; PostgreSQL does all of it in one,
+// createOrderSQL.
 const (
-	nextOrderNumberSQL = `INSERT INTO order_counters (year, last) VALUES (?, 1)
+	orderIDByExternalIDSQL = `SELECT id FROM orders WHERE external_id = ?`
+	nextOrderNumberSQL     = `INSERT INTO order_counters (year, last) VALUES (?, 1)
 		ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING last`
-	orderByExternalIDSQL = `SELECT ` + orderColumns + ` FROM orders WHERE external_id = ?`
-	insertOrderSQL       = `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
+	insertOrderSQL = `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
 		binding_at, conflict, provider_id, intermediary_id, search, snapshot)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	// createOrderSQL (PostgreSQL) inserts an order unless its external
+	// id exists or the catalog's revision is not the one given, with the
+	// next number of its year, formatted as orderNumber does, and returns
+	// its id and number; no row when it inserted none. Its parameters are
+	// the external id, the revision, the year, then those of
+	// insertOrderSQL from the external id on, the search text without the
+	// number in front.
+	createOrderSQL = `WITH existing AS (SELECT id FROM orders WHERE external_id = ?::text),
+		current AS (SELECT FROM catalog_revision WHERE id = 1 AND revision = ?::bigint),
+		counter AS (INSERT INTO order_counters (year, last) SELECT ?::integer, 1
+			WHERE NOT EXISTS (SELECT FROM existing) AND EXISTS (SELECT FROM current)
+			ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING year, last),
+		numbered AS (SELECT lpad(year::text, 4, '0') || '-' ||
+			CASE WHEN last < 1000000 THEN lpad(last::text, 6, '0') ELSE last::text END AS number FROM counter)
+		INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
+			binding_at, conflict, provider_id, intermediary_id, search, snapshot)
+		SELECT number, ?::text, ?::text, ?::timestamptz, ?::timestamptz, ?::text,
+			?::timestamptz, ?::boolean, ?::text, ?::text, number || ?::text, ?::text FROM numbered
+		RETURNING id, number`
+	orderByExternalIDSQL = `SELECT ` + orderColumns + ` FROM orders WHERE external_id = ?`
 )
 
-// NextOrderNumber allocates the next number of a year. The counter row
-// stays locked until the transaction ends, so numbers are unique and,
-// since a rolled-back creation returns its number, without gaps.
-func (t *Tx) NextOrderNumber(year int) (string, error) {
-	var last int64
-	err := t.getPrepared(&last, nextOrderNumberSQL, year)
+// orderNumber formats the number'th order number of a year; the order
+// counter's row lock, held until the transaction ends, makes numbers
+// unique and, since a rolled-back creation returns its number, without
+// gaps.
+func orderNumber(year int, number int64) string {
+	return fmt.Sprintf("%04d-%06d", year, number)
+}
+
+// CreateOrder stores o as a new order with the next number of year and
+// sets its Number and ID, unless an order with o.ExternalID exists or
+// the catalog's revision is no longer catalog (see mailflow.Tx).
+func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, error) {
+	snap, err := json.Marshal(o.Snapshot)
 	if err != nil {
-		return "", fmt.Errorf("storage: next order number: %w", mapErr(err))
+		return false, fmt.Errorf("storage: create order: %w", err)
 	}
-	return fmt.Sprintf("%04d-%06d", year, last), nil
+	var interm *string
+	if o.Snapshot.Intermediary != nil {
+		interm = &o.Snapshot.Intermediary.ID
+	}
+	// The search text is lowercased; the number in front of it has no
+	// letters.
+	search := strings.ToLower(" | " + strings.Join([]string{o.ExternalID, o.Snapshot.Customer.Name,
+		o.Snapshot.Customer.CustomerNumber, o.Snapshot.Provider.Name, o.Snapshot.Service.Name}, " | "))
+	args := []any{o.ExternalID, o.ContractModel, utc(o.OrderedAt), utc(o.CreatedAt), string(o.Status),
+		utcPtr(o.BindingAt), o.Conflict, o.Snapshot.Provider.ID, interm}
+	if t.s.d.inOne && catalog != 0 {
+		var r struct {
+			ID     int64  `db:"id"`
+			Number string `db:"number"`
+		}
+		err := t.getPrepared(&r, createOrderSQL, append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap))...)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The external id exists, or the catalog changed.
+			return false, t.CheckCatalog(catalog)
+		}
+		if err != nil {
+			return false, fmt.Errorf("storage: create order: %w", mapErr(err))
+		}
+		o.ID, o.Number = r.ID, r.Number
+		return true, nil
+	}
+	if err := t.CheckCatalog(catalog); err != nil {
+		return false, err
+	}
+	var id int64
+	switch err := t.getPrepared(&id, orderIDByExternalIDSQL, o.ExternalID); {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, fmt.Errorf("storage: create order: %w", err)
+	}
+	var last int64
+	if err := t.getPrepared(&last, nextOrderNumberSQL, year); err != nil {
+		return false, fmt.Errorf("storage: next order number: %w", mapErr(err))
+	}
+	number := orderNumber(year, last)
+	err = t.getPrepared(&o.ID, insertOrderSQL, append(append([]any{number}, args...), number+search, string(snap))...)
+	if err != nil {
+		return false, fmt.Errorf("storage: insert order: %w", mapErr(err))
+	}
+	o.Number = number
+	return true, nil
+}
+
+// CheckCatalog returns mailflow.ErrCatalogChanged when the catalog's
+// revision is no longer rev (0: not checked), and has the store read the
+// catalog again.
+func (t *Tx) CheckCatalog(rev int64) error {
+	if rev == 0 {
+		return nil
+	}
+	var now int64
+	if err := t.getPrepared(&now, catalogRevisionSQL); err != nil {
+		return fmt.Errorf("storage: catalog revision: %w", err)
+	}
+	if now != rev {
+		t.s.catalog.forget(rev)
+		return fmt.Errorf("storage: create order: %w (revision %d, now %d)", mailflow.ErrCatalogChanged, rev, now)
+	}
+	return nil
 }
 
 // OrderByExternalID finds an order by the portal's id.
@@ -103,27 +199,6 @@ func (t *Tx) OrderByExternalID(externalID string) (*mailflow.Order, error) {
 		return nil, fmt.Errorf("storage: order by external id: %w", mapErr(err))
 	}
 	return r.order()
-}
-
-// InsertOrder stores a new order.
-func (t *Tx) InsertOrder(o *mailflow.Order) error {
-	snap, err := json.Marshal(o.Snapshot)
-	if err != nil {
-		return fmt.Errorf("storage: insert order: %w", err)
-	}
-	var interm *string
-	if o.Snapshot.Intermediary != nil {
-		interm = &o.Snapshot.Intermediary.ID
-	}
-	search := strings.ToLower(strings.Join([]string{o.Number, o.ExternalID, o.Snapshot.Customer.Name,
-		o.Snapshot.Customer.CustomerNumber, o.Snapshot.Provider.Name, o.Snapshot.Service.Name}, " | "))
-	err = t.getPrepared(&o.ID, insertOrderSQL,
-		o.Number, o.ExternalID, o.ContractModel, utc(o.OrderedAt), utc(o.CreatedAt), string(o.Status),
-		utcPtr(o.BindingAt), o.Conflict, o.Snapshot.Provider.ID, interm, search, string(snap))
-	if err != nil {
-		return fmt.Errorf("storage: insert order: %w", mapErr(err))
-	}
-	return nil
 }
 
 // LockOrder loads an order with its history and locks it.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,23 +133,32 @@ func TestCatalogReimportKeepsSnapshots(t *testing.T) {
 	}
 }
 
+// openDaemons opens two stores on one new database, as two daemons
+// sharing it.
+func openDaemons(t *testing.T, driver string) [2]*storage.Store {
+	t.Helper()
+	drv, dsn := storagetest.DSN(t, driver)
+	var daemons [2]*storage.Store
+	for i := range daemons {
+		s, err := storage.Open(context.Background(), drv, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		daemons[i] = s
+	}
+	return daemons
+}
+
 // TestCatalogImportByAnotherDaemon: two daemons share a database; each
 // keeps the catalog in memory, and an import by one reaches the orders
-// of the other at once.
+// of the other at once, also an order for a service that only the import
+// added, which the other's catalog in memory would reject.
 func TestCatalogImportByAnotherDaemon(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			drv, dsn := storagetest.DSN(t, driver)
-			var daemons [2]*storage.Store
-			for i := range daemons {
-				s, err := storage.Open(ctx, drv, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				daemons[i] = s
-			}
+			daemons := openDaemons(t, driver)
 			a, b := daemons[0], daemons[1]
 			cat := loadCatalog(t)
 			if err := a.ImportCatalog(ctx, cat); err != nil {
@@ -155,14 +166,20 @@ func TestCatalogImportByAnotherDaemon(t *testing.T) {
 			}
 			flow := &mailflow.Flow{Store: b}
 			steps := []struct {
-				name  string
-				edit  func(*mailflow.Catalog)
-				price int64
-				name2 string
+				name    string
+				edit    func(*mailflow.Catalog)
+				price   int64
+				name2   string
+				service string
 			}{
-				{"first import", func(*mailflow.Catalog) {}, 120000, "Dataport AöR"},
-				{"price changed", func(c *mailflow.Catalog) { c.Services[0].Prices[0].AmountCents = 999 }, 999, "Dataport AöR"},
-				{"provider renamed", func(c *mailflow.Catalog) { c.Providers[0].Name = "Dataport (neu)" }, 999, "Dataport (neu)"},
+				{"first import", func(*mailflow.Catalog) {}, 120000, "Dataport AöR", "dvc-mail"},
+				{"price changed", func(c *mailflow.Catalog) { c.Services[0].Prices[0].AmountCents = 999 }, 999, "Dataport AöR", "dvc-mail"},
+				{"provider renamed", func(c *mailflow.Catalog) { c.Providers[0].Name = "Dataport (neu)" }, 999, "Dataport (neu)", "dvc-mail"},
+				{"service added", func(c *mailflow.Catalog) {
+					svc := c.Services[0]
+					svc.ID = "dvc-mail-plus"
+					c.Services = append(c.Services, svc)
+				}, 999, "Dataport (neu)", "dvc-mail-plus"},
 			}
 			for i, st := range steps {
 				st.edit(cat)
@@ -170,14 +187,14 @@ func TestCatalogImportByAnotherDaemon(t *testing.T) {
 					t.Fatal(err)
 				}
 				req := loadOrder(t, "order-dv.json")
-				req.ExternalID = fmt.Sprintf("x-%d", i)
+				req.ExternalID, req.Service = fmt.Sprintf("x-%d", i), st.service
 				o, _, err := flow.CreateOrder(ctx, req)
 				if err != nil {
 					t.Fatalf("%s: %v", st.name, err)
 				}
-				if o.Snapshot.Price.AmountCents != st.price || o.Snapshot.Provider.Name != st.name2 {
-					t.Errorf("%s: the other daemon's order has price %d, provider %q; want %d, %q",
-						st.name, o.Snapshot.Price.AmountCents, o.Snapshot.Provider.Name, st.price, st.name2)
+				if o.Snapshot.Price.AmountCents != st.price || o.Snapshot.Provider.Name != st.name2 || o.Snapshot.Service.ID != st.service {
+					t.Errorf("%s: the other daemon's order has price %d, provider %q, service %s; want %d, %q, %s",
+						st.name, o.Snapshot.Price.AmountCents, o.Snapshot.Provider.Name, o.Snapshot.Service.ID, st.price, st.name2, st.service)
 				}
 			}
 		})
@@ -291,6 +308,187 @@ func TestInboundRaw(t *testing.T) {
 				if err != nil || string(got) != string(want) || (want == nil) != (got == nil) {
 					t.Errorf("%s: %d bytes back (%v), want %d", name, len(got), err, len(want))
 				}
+			}
+		})
+	}
+}
+
+// TestCreateOrdersConcurrently: clients create orders at once, each
+// request twice (a portal's retry racing its original) and some failing
+// to compose. Every order is created once with its notification, the
+// retries find it, the failures leave nothing, and the numbers have no
+// gap.
+func TestCreateOrdersConcurrently(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			boom := errors.New("compose failed")
+			flow := &mailflow.Flow{Store: s, Notifier: oneMessage{fail: "-fail", err: boom}}
+			const n = 40
+			type result struct {
+				o       *mailflow.Order
+				created bool
+				err     error
+			}
+			results := make([]result, 2*n)
+			reqs := make(chan int)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for i := range reqs {
+						req := loadOrder(t, "order-dv.json")
+						req.ExternalID = fmt.Sprintf("c-%d", i/2)
+						if i/2%7 == 3 {
+							req.ExternalID += "-fail"
+						}
+						o, created, err := flow.CreateOrder(ctx, req)
+						results[i] = result{o, created, err}
+					}
+				})
+			}
+			for i := range 2 * n {
+				reqs <- i
+			}
+			close(reqs)
+			wg.Wait()
+
+			var numbers []string
+			for i := 0; i < 2*n; i += 2 {
+				a, b := results[i], results[i+1]
+				if i/2%7 == 3 {
+					if !errors.Is(a.err, boom) || !errors.Is(b.err, boom) {
+						t.Errorf("order %d: errors %v, %v; want %v", i/2, a.err, b.err, boom)
+					}
+					continue
+				}
+				if a.err != nil || b.err != nil {
+					t.Fatalf("order %d: %v, %v", i/2, a.err, b.err)
+				}
+				if a.created == b.created || a.o.Number != b.o.Number || a.o.ID != b.o.ID {
+					t.Errorf("order %d: created %v/%v, numbers %s/%s; want one created and the same order twice",
+						i/2, a.created, b.created, a.o.Number, b.o.Number)
+				}
+				numbers = append(numbers, a.o.Number)
+			}
+			slices.Sort(numbers)
+			for i, num := range numbers {
+				if want := fmt.Sprintf("2026-%06d", i+1); num != want {
+					t.Fatalf("numbers %v; want 2026-000001 to 2026-%06d without a gap", numbers, len(numbers))
+				}
+			}
+			var orders, outbox int
+			s.DB().Get(&orders, `SELECT COUNT(*) FROM orders`)
+			s.DB().Get(&outbox, `SELECT COUNT(DISTINCT order_id) FROM outbox`)
+			if orders != len(numbers) || outbox != len(numbers) {
+				t.Errorf("%d orders, %d with a notification; want %d of each", orders, outbox, len(numbers))
+			}
+		})
+	}
+}
+
+// oneMessage is a Notifier that sends one message per new order and fails
+// for the orders whose external id ends in fail.
+type oneMessage struct {
+	fail string
+	err  error
+}
+
+func (n oneMessage) OrderCreated(o *mailflow.Order) ([]*mailflow.OutboxMessage, error) {
+	if strings.HasSuffix(o.ExternalID, n.fail) {
+		return nil, n.err
+	}
+	return []*mailflow.OutboxMessage{{OrderID: o.ID, Ref: o.ID, Kind: mailflow.KindNotification, Sender: "a@example.org",
+		Recipients: []string{"b@example.org"}, MessageID: o.Number + "@example.org", Subject: o.Number, Raw: []byte(o.Number)}}, nil
+}
+
+func (n oneMessage) DecisionRecorded(*mailflow.Order, mailflow.Decision, mailflow.Status) ([]*mailflow.OutboxMessage, error) {
+	return nil, nil
+}
+
+// TestOrderNumbers: numbers count up per year from 000001 and grow a digit
+// after 999999, the same with either database (PostgreSQL formats them
+// in SQL), and the status page's search finds an order by its number
+// and its customer.
+func TestOrderNumbers(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			flow := &mailflow.Flow{Store: s}
+			create := func(id string, at time.Time) string {
+				t.Helper()
+				req := loadOrder(t, "order-dv.json")
+				req.ExternalID, req.OrderedAt = id, &at
+				o, created, err := flow.CreateOrder(ctx, req)
+				if err != nil || !created {
+					t.Fatalf("create %s: %v, created %v", id, err, created)
+				}
+				return o.Number
+			}
+			nov := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+			newYear := time.Date(2026, 12, 31, 23, 30, 0, 0, time.UTC) // 2027 in Berlin
+			got := []string{create("a", nov), create("b", newYear)}
+			if _, err := s.DB().Exec(`UPDATE order_counters SET last = 999998 WHERE year = 2026`); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, create("c", nov), create("d", nov))
+			want := []string{"2026-000001", "2027-000001", "2026-999999", "2026-1000000"}
+			if !slices.Equal(got, want) {
+				t.Errorf("numbers %v, want %v", got, want)
+			}
+			for _, q := range []string{"2026-1000000", "2026-999999"} {
+				found, err := s.Orders(ctx, mailflow.OrderFilter{Query: q})
+				if err != nil || len(found) != 1 || found[0].Number != q {
+					t.Errorf("search %q: %d orders, %v", q, len(found), err)
+				}
+			}
+			customer := loadOrder(t, "order-dv.json").Customer.Name
+			if found, err := s.Orders(ctx, mailflow.OrderFilter{Query: strings.ToUpper(customer)}); err != nil || len(found) != 4 {
+				t.Errorf("search %q: %d orders, %v; want 4", customer, len(found), err)
+			}
+		})
+	}
+}
+
+// TestCreateOrderStaleCatalog: an order whose snapshot was built from a
+// catalog that has been imported over since is not stored, and its
+// number is not used up; the store then reads the catalog again.
+func TestCreateOrderStaleCatalog(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			daemons := openDaemons(t, driver)
+			s, other := daemons[0], daemons[1]
+			if err := s.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			old, err := s.Catalog(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The other daemon imports; this one's catalog is now stale.
+			if err := other.ImportCatalog(ctx, loadCatalog(t)); err != nil {
+				t.Fatal(err)
+			}
+			create := func(rev int64) (*mailflow.Order, error) {
+				o := &mailflow.Order{ExternalID: "x", ContractModel: mailflow.ModelDV, Status: mailflow.StatusOpen,
+					OrderedAt: time.Now(), CreatedAt: time.Now()}
+				return o, s.InTx(ctx, func(tx mailflow.Tx) error {
+					_, err := tx.CreateOrder(o, 2026, rev)
+					return err
+				})
+			}
+			if _, err := create(old.Revision); !errors.Is(err, mailflow.ErrCatalogChanged) {
+				t.Fatalf("with revision %d: %v, want %v", old.Revision, err, mailflow.ErrCatalogChanged)
+			}
+			cur, err := s.Catalog(ctx)
+			if err != nil || cur.Revision != old.Revision+1 {
+				t.Fatalf("catalog read again at revision %d, %v; want %d", cur.Revision, err, old.Revision+1)
+			}
+			o, err := create(cur.Revision)
+			if err != nil || o.Number != "2026-000001" {
+				t.Errorf("with the current revision: %v, number %s; want 2026-000001", err, o.Number)
 			}
 		})
 	}

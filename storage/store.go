@@ -34,13 +34,17 @@ type dialect struct {
 	forUpdate    string // row lock suffix; SQLite's immediate transactions already lock the database
 	refPK        string // a primary key that is another table's id (SQLite: the rowid itself)
 	withoutRowID string // table option: store rows in primary key order (SQLite)
+	// inOne: CreateOrder and Enqueue write with one statement each
+	// (createOrderSQL, enqueueOneSQL), using data-modifying WITH queries,
+	// which SQLite lacks.
+	inOne bool
 }
 
 var (
 	sqliteDialect = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME",
 		refPK: "INTEGER PRIMARY KEY", withoutRowID: " WITHOUT ROWID"}
 	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ",
-		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY"}
+		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY", inOne: true}
 )
 
 // Store is the database behind mailflow.
@@ -58,6 +62,8 @@ type Store struct {
 	schema string
 	// catalog is the catalog as of its last revision (Catalog).
 	catalog catalogCache
+	// shared joins concurrent InSharedTx transactions.
+	shared sharedTxs
 	// stmts are the prepared hot statements (prepareHot); read-only
 	// once Open returns.
 	stmts map[stmtKey]*sqlx.Stmt
@@ -239,14 +245,19 @@ func (t *Tx) sel(dest any, query string, args ...any) error {
 // its parse and plan. Write statements are prepared on the write pool,
 // the only one whose transactions may use them.
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []struct {
-		write bool
-		query string
-	}{
-		{true, nextOrderNumberSQL}, {true, orderByExternalIDSQL}, {true, insertOrderSQL},
-		{true, enqueueSQL}, {true, enqueueRawSQL}, {true, s.d.claimDueSQL()},
-		{true, s.d.claimMarkSQL()}, {true, s.d.claimRowsSQL()}, {true, s.d.markSentManySQL()},
-		{false, catalogRevisionSQL}, {false, s.d.loadRawSQL()},
+	hot := []stmtKey{{true, s.d.markSentManySQL()}}
+	if s.d.inOne {
+		hot = append(hot, stmtKey{true, createOrderSQL}, stmtKey{true, enqueueOneSQL})
+	} else {
+		hot = append(hot, stmtKey{true, catalogRevisionSQL}, stmtKey{true, orderIDByExternalIDSQL},
+			stmtKey{true, nextOrderNumberSQL}, stmtKey{true, insertOrderSQL}, stmtKey{true, enqueueSQL},
+			stmtKey{true, enqueueRawSQL})
+	}
+	if q := s.d.claimSQL(); q != "" {
+		hot = append(hot, stmtKey{true, q})
+	} else {
+		hot = append(hot, stmtKey{true, s.d.claimDueSQL()}, stmtKey{true, s.d.claimMarkSQL()},
+			stmtKey{true, s.d.claimRowsSQL()}, stmtKey{false, s.d.loadRawSQL()})
 	}
 	s.stmts = make(map[stmtKey]*sqlx.Stmt, len(hot))
 	for _, h := range hot {
@@ -258,7 +269,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("storage: prepare %q: %w", strings.Join(strings.Fields(h.query), " "), err)
 		}
-		s.stmts[stmtKey{h.write, h.query}] = st
+		s.stmts[h] = st
 	}
 	return nil
 }
@@ -305,6 +316,20 @@ func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ..
 		return s.get(ctx, dest, query, args...)
 	}
 	return st.GetContext(ctx, dest, args...)
+}
+
+// selPrepared is sel with query's prepared statement on the write
+// pool, for a statement that writes and returns rows (getPrepared).
+func (s *Store) selPrepared(ctx context.Context, dest any, query string, args ...any) error {
+	unlock, err := s.lockWrites(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if st := s.stmts[stmtKey{true, query}]; st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
+	return s.wdb.SelectContext(ctx, dest, s.wdb.Rebind(query), args...)
 }
 
 // queryPrepared is a query with query's prepared statement (getPrepared).
