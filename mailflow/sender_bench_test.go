@@ -20,21 +20,18 @@ package mailflow_test
 // MAILFLOW_BENCH_CREATORS the clients creating orders (default 4).
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"mailflow/internal/exampletest"
+	"mailflow/internal/testdb"
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 )
@@ -118,7 +115,7 @@ func BenchmarkNotifications(b *testing.B) {
 		reqs[i] = orderRequest(b, "dv")
 	}
 	b.ResetTimer()
-	start, cpu, db := time.Now(), cpuTime(), dbCPU()
+	start, cpu, db := time.Now(), testdb.ProcessCPU(), dbCPU()
 	var wg sync.WaitGroup
 	next := make(chan *mailflow.OrderRequest)
 	creators := 4
@@ -147,48 +144,23 @@ func BenchmarkNotifications(b *testing.B) {
 	be.reportSize(b)
 }
 
-// dbCPU is the CPU time the PostgreSQL server on this machine has used
-// (every process named postgres, with the postmaster's ended children),
+// dbCPU is the PostgreSQL server's CPU time so far (testdb.PostgresCPU),
 // 0 with SQLite, which runs inside the test process; reported beside
-// cpuTime so that the two databases compare.
+// the process's CPU time so that the two databases compare.
 func dbCPU() time.Duration {
 	if os.Getenv("MAILFLOW_BENCH_DRIVER") != "postgres" {
 		return 0
 	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var ticks int64
-	for _, f := range dirs {
-		b, err := os.ReadFile(f)
-		if err != nil || !bytes.Contains(b, []byte(" (postgres) ")) {
-			continue
-		}
-		// Fields after the command: state is field 3; utime, stime,
-		// cutime, cstime are 14 to 17.
-		rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		for _, v := range rest[11:15] {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			ticks += n
-		}
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return testdb.PostgresCPU()
 }
 
 // reportCPU reports the CPU time per notification of this process and,
 // with PostgreSQL, of the database server.
 func reportCPU(b *testing.B, cpu, db time.Duration) {
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
+	b.ReportMetric(float64((testdb.ProcessCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/notification")
 	if os.Getenv("MAILFLOW_BENCH_DRIVER") == "postgres" {
 		b.ReportMetric(float64((dbCPU()-db).Microseconds())/float64(b.N), "db-cpu-µs/notification")
 	}
-}
-
-// cpuTime is the CPU time this process has used (user and system): with
-// other load on the machine a steadier figure than the elapsed time. With
-// the in-process sink it includes the sink's work.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSender measures delivery alone: b.N notifications already in
@@ -201,7 +173,7 @@ func BenchmarkSender(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
-	start, cpu, db := time.Now(), cpuTime(), dbCPU()
+	start, cpu, db := time.Now(), testdb.ProcessCPU(), dbCPU()
 	be.start(b)
 	be.waitSent(b, int64(b.N))
 	el := time.Since(start)
@@ -256,7 +228,7 @@ func BenchmarkSenderSMTP(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.ResetTimer()
-	start, cpu, db := time.Now(), cpuTime(), dbCPU()
+	start, cpu, db := time.Now(), testdb.ProcessCPU(), dbCPU()
 	go func() {
 		defer close(done)
 		s.Run(ctx)
