@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -169,6 +170,50 @@ func TestInsertBillingRecordsOnce(t *testing.T) {
 			var n int
 			if err := s.DB().Get(&n, `SELECT COUNT(*) FROM billing_reminders`); err != nil || n != 3 {
 				t.Errorf("%d records (%v), want 3", n, err)
+			}
+		})
+	}
+}
+
+// BillingStates returns the states of exactly the ids asked for, in id
+// order, whatever their order and the gaps between them (it also bounds
+// the query by their range).
+func TestBillingStatesOfIDs(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			flow := &mailflow.Flow{Store: s}
+			var ids []int64
+			for i := range 5 {
+				req := loadOrder(t, "order-dv.json")
+				req.ExternalID = fmt.Sprintf("%s-%d", req.ExternalID, i)
+				o, _, err := flow.CreateOrder(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := flow.Decide(ctx, o.Number, mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.IntentAccept,
+					Source: mailflow.SourceManual}); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, o.ID)
+			}
+			ask := []int64{ids[4], ids[0], ids[2], ids[0] + ids[4] + 1000} // unsorted, with gaps and an id without a state
+			for _, withDoc := range []bool{false, true} {
+				states, err := s.BillingStates(ctx, ask, withDoc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []int64
+				for _, st := range states {
+					got = append(got, st.OrderID)
+					if (st.Doc != "") != withDoc {
+						t.Errorf("order %d: doc %q with withDoc %v", st.OrderID, st.Doc, withDoc)
+					}
+				}
+				if want := []int64{ids[0], ids[2], ids[4]}; !reflect.DeepEqual(got, want) {
+					t.Errorf("withDoc %v: states of %v, want %v", withDoc, got, want)
+				}
 			}
 		})
 	}
