@@ -794,11 +794,7 @@ func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
 	if first != nil {
 		return "data", fmt.Errorf("%w: %w", errAbandoned, first)
 	}
-	dw := tc.DotWriter()
-	if _, err := dw.Write(m.Raw); err != nil {
-		return "data", err
-	}
-	if err := dw.Close(); err != nil {
+	if err := writeData(tc, m.Raw); err != nil {
 		return "data", err
 	}
 	if _, _, err := tc.ReadResponse(250); err != nil {
@@ -806,6 +802,32 @@ func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
 		return "end of data", err
 	}
 	return "", nil
+}
+
+// writeData sends raw as the message of DATA, with the final dot: in one
+// write where its line breaks are CRLF (appendDotStuffed), else through
+// the DotWriter.
+func writeData(tc *textproto.Conn, raw []byte) error {
+	buf := dataBuffers.Get().(*[]byte)
+	defer dataBuffers.Put(buf)
+	data, ok := appendDotStuffed((*buf)[:0], raw)
+	if cap(data) <= 1<<20 { // a message with large attachments does not stay
+		*buf = data[:0]
+	}
+	if ok {
+		// Nothing is buffered (the replies to DATA were read): the
+		// buffered writer hands data, larger than its buffer, to the
+		// connection at once.
+		if _, err := tc.W.Write(data); err != nil {
+			return err
+		}
+		return tc.W.Flush()
+	}
+	dw := tc.DotWriter()
+	if _, err := dw.Write(raw); err != nil {
+		return err
+	}
+	return dw.Close()
 }
 
 // retry runs fn until it succeeds or ctx ends, waiting 100 ms, then

@@ -565,3 +565,27 @@ func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 func roots2config(roots *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
+
+// TestSenderDotLines: lines that begin with a dot, and a line that is one,
+// arrive as stored, with and without pipelining (the sender stuffs the
+// dots itself when pipelining, see appendDotStuffed).
+func TestSenderDotLines(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		e := newEnv(t, "sqlite", func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining })
+		m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+			To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
+			View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Raw = []byte("Message-ID: <" + m.MessageID + ">\r\nFrom: " + m.Sender + "\r\nTo: " + testCoordinator +
+			"\r\nSubject: Punkte\r\n\r\n.erste Zeile\r\n.\r\n..\r\nmitten . drin\r\n...\r\n")
+		if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
+			t.Fatal(err)
+		}
+		e.start(t)
+		e.waitMessages(t, 1)
+		e.waitOutbox(t)
+		checkDelivered(t, e, e.smtp.Messages())
+	}
+}
