@@ -35,17 +35,7 @@ func TestPreparedNotificationsAreIdentical(t *testing.T) {
 	var seq int64
 	c.ref = func() (int64, error) { seq++; return 0x1000 + seq, nil }
 
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cat Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
-		t.Fatal(err)
-	}
-	if err := ValidateCatalog(&cat); err != nil {
-		t.Fatal(err)
-	}
+	cat := exampleCatalog(t)
 	cases := []struct {
 		file, number string
 		id           int64
@@ -65,7 +55,7 @@ func TestPreparedNotificationsAreIdentical(t *testing.T) {
 			if err := json.Unmarshal(b, &req); err != nil {
 				t.Fatal(err)
 			}
-			snap, err := BuildSnapshot(&req, &cat)
+			snap, err := BuildSnapshot(&req, cat)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"mailflow/examples"
 )
 
 func TestValidLeitwegID(t *testing.T) {
@@ -34,21 +36,25 @@ func TestValidLeitwegID(t *testing.T) {
 	}
 }
 
-// The customer's language: "de" or "en" in any case, from customer.language
-// or the request's top-level language, "de" when neither is given; anything
-// else is an error naming the field it came from.
-func TestCustomerLanguage(t *testing.T) {
-	b, err := os.ReadFile("../examples/catalog.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+// exampleCatalog is the example catalog, validated, for this package's
+// own tests (the others use internal/exampletest, which imports mailflow).
+func exampleCatalog(t testing.TB) *Catalog {
+	t.Helper()
 	var cat Catalog
-	if err := json.Unmarshal(b, &cat); err != nil {
+	if err := json.Unmarshal(examples.Catalog(), &cat); err != nil {
 		t.Fatal(err)
 	}
 	if err := ValidateCatalog(&cat); err != nil {
 		t.Fatal(err)
 	}
+	return &cat
+}
+
+// The customer's language: "de" or "en" in any case, from customer.language
+// or the request's top-level language, "de" when neither is given; anything
+// else is an error naming the field it came from.
+func TestCustomerLanguage(t *testing.T) {
+	cat := exampleCatalog(t)
 	tests := []struct {
 		customer, top string
 		want          string // the snapshot's language, or the field in error
@@ -73,7 +79,7 @@ func TestCustomerLanguage(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Customer.Language, req.Language = tt.customer, tt.top
-		snap, err := BuildSnapshot(&req, &cat)
+		snap, err := BuildSnapshot(&req, cat)
 		if tt.invalid {
 			var verr *ValidationError
 			if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != tt.want {

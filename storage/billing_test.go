@@ -10,8 +10,25 @@ import (
 
 	"mailflow/mailflow"
 	"mailflow/scheduler"
+	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
+
+// bindOrder creates a DV order and makes it binding: the provider accepts.
+func bindOrder(t *testing.T, s *storage.Store, req *mailflow.OrderRequest) *mailflow.Order {
+	t.Helper()
+	ctx := context.Background()
+	flow := &mailflow.Flow{Store: s}
+	o, _, err := flow.CreateOrder(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flow.Decide(ctx, o.Number, mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.IntentAccept,
+		Source: mailflow.SourceManual}); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
 
 // AdvanceBilling is a compare-and-set: a run that planned from a state
 // another run has moved on advances nothing, so it bills nothing.
@@ -20,15 +37,7 @@ func TestAdvanceBillingCompareAndSet(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			s := openWithCatalog(t, driver)
-			flow := &mailflow.Flow{Store: s}
-			o, _, err := flow.CreateOrder(ctx, loadOrder(t, "order-dv.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := flow.Decide(ctx, o.Number, mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.IntentAccept,
-				Source: mailflow.SourceManual}); err != nil {
-				t.Fatal(err)
-			}
+			o := bindOrder(t, s, loadOrder(t, "order-dv.json"))
 			states, err := s.BillingStates(ctx, []int64{o.ID}, false)
 			if err != nil || len(states) != 1 {
 				t.Fatalf("states %v, %v", states, err)
@@ -183,20 +192,11 @@ func TestBillingStatesOfIDs(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			s := openWithCatalog(t, driver)
-			flow := &mailflow.Flow{Store: s}
 			var ids []int64
 			for i := range 5 {
 				req := loadOrder(t, "order-dv.json")
 				req.ExternalID = fmt.Sprintf("%s-%d", req.ExternalID, i)
-				o, _, err := flow.CreateOrder(ctx, req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := flow.Decide(ctx, o.Number, mailflow.Decision{Party: mailflow.PartyProvider, Intent: mailflow.IntentAccept,
-					Source: mailflow.SourceManual}); err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, o.ID)
+				ids = append(ids, bindOrder(t, s, req).ID)
 			}
 			ask := []int64{ids[4], ids[0], ids[2], ids[0] + ids[4] + 1000} // unsorted, with gaps and an id without a state
 			for _, withDoc := range []bool{false, true} {
