@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"mailflow/mailflow"
 )
@@ -60,6 +61,11 @@ const (
 	maxOrderBody   = 1 << 20
 	maxCatalogBody = 16 << 20
 )
+
+// maxQuery is the longest search text of the order list (q=), in
+// characters: longer is no search a person types, and LIKE over it only
+// costs the database.
+const maxQuery = 200
 
 // Handler returns the routed handler.
 func (s *Server) Handler() http.Handler {
@@ -194,6 +200,11 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 	f := mailflow.OrderFilter{Status: mailflow.Status(q.Get("status")), Query: q.Get("q")}
 	if f.Status != "" && !f.Status.Valid() {
 		problem(w, http.StatusUnprocessableEntity, "Invalid Query", "unknown status", []mailflow.FieldError{{Field: "status", Message: "unknown status code " + strconv.Quote(string(f.Status))}})
+		return
+	}
+	if n := utf8.RuneCountInString(f.Query); n > maxQuery {
+		problem(w, http.StatusUnprocessableEntity, "Invalid Query", "q is too long",
+			[]mailflow.FieldError{{Field: "q", Message: fmt.Sprintf("must be at most %d characters, not %d", maxQuery, n)}})
 		return
 	}
 	var err error
