@@ -78,11 +78,20 @@ func (s *Flow) now() time.Time {
 // enqueues its notifications. The same external_id again returns the
 // existing order and created=false.
 func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+	return s.CreateOrderBy(ctx, req, "")
+}
+
+// CreateOrderBy is CreateOrder on behalf of creator, the name of the API
+// token that submits the order ("" for none), which the order records.
+// An existing order with the same external_id is returned only when the
+// request says the same as the one that created it (DuplicateConflicts);
+// otherwise the error is a *DuplicateError, which is ErrConflict.
+func (s *Flow) CreateOrderBy(ctx context.Context, req *OrderRequest, creator string) (o *Order, created bool, err error) {
 	// The catalog comes from the store's memory; the transaction checks
 	// that no import (by any process) came since, and else the order is
 	// built again from the new catalog. Imports are rare: three tries.
 	for range 3 {
-		o, created, err = s.createOrder(ctx, req)
+		o, created, err = s.createOrder(ctx, req, creator)
 		if !errors.Is(err, ErrCatalogChanged) {
 			break
 		}
@@ -90,7 +99,7 @@ func (s *Flow) CreateOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	return o, created, err
 }
 
-func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, created bool, err error) {
+func (s *Flow) createOrder(ctx context.Context, req *OrderRequest, creator string) (o *Order, created bool, err error) {
 	var queued int
 	cat, err := s.Store.Catalog(ctx)
 	if err != nil {
@@ -100,8 +109,8 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	if err != nil {
 		// A known external_id wins over validation: a retried request
 		// whose catalog changed since still finds its order.
-		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
-			return ex, false, nil
+		if ex, _, e2 := s.existing(ctx, req, creator); e2 == nil || errors.Is(e2, ErrConflict) {
+			return ex, false, e2
 		}
 		// The catalog in memory may predate another process's import
 		// that makes the request valid (a new service, say); the
@@ -137,6 +146,7 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 			ContractModel: req.ContractModel,
 			Status:        StatusOpen,
 			Snapshot:      snap,
+			CreatedBy:     creator,
 		}
 		// A concurrent duplicate that passes CreateOrder's check too
 		// meets the unique key on external_id (ErrConflict below).
@@ -160,13 +170,13 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 		return tx.Enqueue(msgs...)
 	})
 	if err == nil && !created {
-		return s.existing(ctx, req.ExternalID)
+		return s.existing(ctx, req, creator)
 	}
 	if errors.Is(err, ErrConflict) {
 		// Lost a race against a concurrent duplicate: the unique
 		// constraint on external_id held, return the winner.
-		if ex, _, e2 := s.existing(ctx, req.ExternalID); e2 == nil {
-			return ex, false, nil
+		if ex, _, e2 := s.existing(ctx, req, creator); e2 == nil || errors.Is(e2, ErrConflict) {
+			return ex, false, e2
 		}
 	}
 	if err != nil {
@@ -176,20 +186,26 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest) (o *Order, cr
 	return o, true, nil
 }
 
-// existing returns the order with externalID and created=false, the
-// result of creating an order that exists.
-func (s *Flow) existing(ctx context.Context, externalID string) (*Order, bool, error) {
+// existing returns the order with req's external_id and created=false,
+// the result of creating an order that exists, or a *DuplicateError when
+// req differs from what created it.
+func (s *Flow) existing(ctx context.Context, req *OrderRequest, creator string) (*Order, bool, error) {
 	var o *Order
 	err := s.Store.InTx(ctx, func(tx Tx) error {
 		var err error
-		o, err = tx.OrderByExternalID(externalID)
+		o, err = tx.OrderByExternalID(req.ExternalID)
 		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	o, err = s.Store.Order(ctx, o.Number)
-	return o, false, err
+	if o, err = s.Store.Order(ctx, o.Number); err != nil {
+		return nil, false, err
+	}
+	if diff := DuplicateConflicts(o, req, creator); len(diff) > 0 {
+		return nil, false, &DuplicateError{Errors: diff}
+	}
+	return o, false, nil
 }
 
 // berlin is the time zone of order numbers' years and of dates in mails.

@@ -124,6 +124,9 @@ type Order struct {
 	Conflict      bool       `json:"conflict"`
 	Snapshot      Snapshot   `json:"snapshot"`
 	History       []Decision `json:"history,omitempty"`
+	// CreatedBy names the API token that created the order; "" when it
+	// was created otherwise (CLI) or before the name was recorded.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // Parties returns the parties that must accept the order.

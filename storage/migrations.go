@@ -305,6 +305,13 @@ INSERT INTO billing_periods (order_id, period_key, period_start, period_end, day
 DROP TABLE billing_reminders;
 ALTER TABLE billing_periods RENAME TO billing_reminders;
 `,
+	// 8: orders.created_by is the name of the API token that created the
+	// order; a portal token reads only its own orders (and those it names
+	// by external_id that no other token created). NULL: created outside
+	// the API (CLI) or before this migration.
+	`
+ALTER TABLE orders ADD COLUMN created_by TEXT;
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its

@@ -23,15 +23,19 @@ type orderRow struct {
 	BindingAt     *time.Time `db:"binding_at"`
 	Conflict      bool       `db:"conflict"`
 	Snapshot      string     `db:"snapshot"`
+	CreatedBy     *string    `db:"created_by"`
 }
 
-const orderColumns = `id, number, external_id, contract_model, ordered_at, created_at, status, binding_at, conflict, snapshot`
+const orderColumns = `id, number, external_id, contract_model, ordered_at, created_at, status, binding_at, conflict, snapshot, created_by`
 
 func (r *orderRow) order() (*mailflow.Order, error) {
 	o := &mailflow.Order{
 		ID: r.ID, Number: r.Number, ExternalID: r.ExternalID, ContractModel: r.ContractModel,
 		OrderedAt: r.OrderedAt.UTC(), CreatedAt: r.CreatedAt.UTC(), Status: mailflow.Status(r.Status),
 		BindingAt: utcPtr(r.BindingAt), Conflict: r.Conflict,
+	}
+	if r.CreatedBy != nil {
+		o.CreatedBy = *r.CreatedBy
 	}
 	if err := json.Unmarshal([]byte(r.Snapshot), &o.Snapshot); err != nil {
 		return nil, fmt.Errorf("storage: order %s: snapshot: %w", r.Number, err)
@@ -85,15 +89,15 @@ const (
 	nextOrderNumberSQL     = `INSERT INTO order_counters (year, last) VALUES (?, 1)
 		ON CONFLICT (year) DO UPDATE SET last = order_counters.last + 1 RETURNING last`
 	insertOrderSQL = `INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
-		binding_at, conflict, provider_id, intermediary_id, search, snapshot)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		binding_at, conflict, provider_id, intermediary_id, search, snapshot, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	// createOrderSQL (PostgreSQL) inserts an order unless its external
 	// id exists or the catalog's revision is not the one given, with the
 	// next number of its year, formatted as orderNumber does, and returns
 	// its id and number; no row when it inserted none. Its parameters are
 	// the external id, the revision, the year, then those of
 	// insertOrderSQL from the external id on, the search text without the
-	// number in front.
+	// number in front, the snapshot and the creator.
 	createOrderSQL = `WITH existing AS (SELECT id FROM orders WHERE external_id = ?::text),
 		current AS (SELECT FROM catalog_revision WHERE id = 1 AND revision = ?::bigint),
 		counter AS (INSERT INTO order_counters (year, last) SELECT ?::integer, 1
@@ -102,11 +106,21 @@ const (
 		numbered AS (SELECT lpad(year::text, 4, '0') || '-' ||
 			CASE WHEN last < 1000000 THEN lpad(last::text, 6, '0') ELSE last::text END AS number FROM counter)
 		INSERT INTO orders (number, external_id, contract_model, ordered_at, created_at, status,
-			binding_at, conflict, provider_id, intermediary_id, search, snapshot)
+			binding_at, conflict, provider_id, intermediary_id, search, snapshot, created_by)
 		SELECT number, ?::text, ?::text, ?::timestamptz, ?::timestamptz, ?::text,
-			?::timestamptz, ?::boolean, ?::text, ?::text, number || ?::text, ?::text FROM numbered
+			?::timestamptz, ?::boolean, ?::text, ?::text, number || ?::text, ?::text, ?::text FROM numbered
 		RETURNING id, number`
 	orderByExternalIDSQL = `SELECT ` + orderColumns + ` FROM orders WHERE external_id = ?`
+)
+
+// createdBySchema is the migration that added orders.created_by. The
+// upgrade tests create orders in older schemas, which get the insert
+// statements without the column (their last parameter).
+const createdBySchema = 8
+
+var (
+	insertOrderNoCreatorSQL = strings.NewReplacer(", created_by)", ")", ", ?) RETURNING", ") RETURNING").Replace(insertOrderSQL)
+	createOrderNoCreatorSQL = strings.NewReplacer(", created_by)", ")", ", ?::text FROM numbered", " FROM numbered").Replace(createOrderSQL)
 )
 
 // orderNumber formats the number'th order number of a year; the order
@@ -135,12 +149,20 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 		o.Snapshot.Customer.CustomerNumber, o.Snapshot.Provider.Name, o.Snapshot.Service.Name}, " | "))
 	args := []any{o.ExternalID, o.ContractModel, utc(o.OrderedAt), utc(o.CreatedAt), string(o.Status),
 		utcPtr(o.BindingAt), o.Conflict, o.Snapshot.Provider.ID, interm}
+	var createdBy *string // NULL: not created through the API
+	if o.CreatedBy != "" {
+		createdBy = &o.CreatedBy
+	}
+	insertSQL, createSQL, creatorArg := insertOrderSQL, createOrderSQL, []any{createdBy}
+	if t.s.version < createdBySchema {
+		insertSQL, createSQL, creatorArg = insertOrderNoCreatorSQL, createOrderNoCreatorSQL, nil
+	}
 	if t.s.d.inOne && catalog != 0 {
 		var r struct {
 			ID     int64  `db:"id"`
 			Number string `db:"number"`
 		}
-		err := t.getPrepared(&r, createOrderSQL, append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap))...)
+		err := t.getPrepared(&r, createSQL, append(append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap)), creatorArg...)...)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The external id exists, or the catalog changed.
 			return false, t.CheckCatalog(catalog)
@@ -166,7 +188,7 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 		return false, fmt.Errorf("storage: next order number: %w", mapErr(err))
 	}
 	number := orderNumber(year, last)
-	err = t.getPrepared(&o.ID, insertOrderSQL, append(append([]any{number}, args...), number+search, string(snap))...)
+	err = t.getPrepared(&o.ID, insertSQL, append(append(append([]any{number}, args...), number+search, string(snap)), creatorArg...)...)
 	if err != nil {
 		return false, fmt.Errorf("storage: insert order: %w", mapErr(err))
 	}
@@ -258,6 +280,20 @@ func (s *Store) Order(ctx context.Context, number string) (*mailflow.Order, erro
 	var r orderRow
 	if err := s.get(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE number = ?`, number); err != nil {
 		return nil, fmt.Errorf("storage: order %s: %w", number, mapErr(err))
+	}
+	o, err := r.order()
+	if err != nil {
+		return nil, err
+	}
+	return o, loadHistory(ctx, s.db, o)
+}
+
+// OrderByExternalID returns one order by the portal's id with its
+// history.
+func (s *Store) OrderByExternalID(ctx context.Context, externalID string) (*mailflow.Order, error) {
+	var r orderRow
+	if err := s.get(ctx, &r, `SELECT `+orderColumns+` FROM orders WHERE external_id = ?`, externalID); err != nil {
+		return nil, fmt.Errorf("storage: order by external id: %w", mapErr(err))
 	}
 	o, err := r.order()
 	if err != nil {

@@ -87,6 +87,9 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	case "", "sqlite":
 		d = sqliteDialect
 		driver = "sqlite"
+		if err := createPrivate(dsn); err != nil {
+			return nil, err
+		}
 		if !strings.Contains(dsn, "?") {
 			// _txlock=immediate: deferred transactions that read then
 			// write fail with "database is locked" under concurrency.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"mailflow/mailflow"
 )
@@ -36,6 +37,9 @@ type Token struct {
 type Store interface {
 	mailflow.Store
 	CountOrders(ctx context.Context, f mailflow.OrderFilter) (int, error)
+	// OrderByExternalID returns one order by the portal's id with its
+	// history.
+	OrderByExternalID(ctx context.Context, externalID string) (*mailflow.Order, error)
 	OrderMessages(ctx context.Context, orderID int64) ([]*mailflow.OutboxMessage, error)
 	Ping(ctx context.Context) error
 }
@@ -60,6 +64,11 @@ const (
 	maxOrderBody   = 1 << 20
 	maxCatalogBody = 16 << 20
 )
+
+// maxQuery is the longest search text of the order list (q=), in
+// characters: longer is no search a person types, and LIKE over it only
+// costs the database.
+const maxQuery = 200
 
 // Handler returns the routed handler.
 func (s *Server) Handler() http.Handler {
@@ -175,7 +184,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, maxOrderBody, &req) {
 		return
 	}
-	o, created, err := s.Flow.CreateOrder(r.Context(), &req)
+	o, created, err := s.Flow.CreateOrderBy(r.Context(), &req, caller(r).Name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -194,6 +203,11 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 	f := mailflow.OrderFilter{Status: mailflow.Status(q.Get("status")), Query: q.Get("q")}
 	if f.Status != "" && !f.Status.Valid() {
 		problem(w, http.StatusUnprocessableEntity, "Invalid Query", "unknown status", []mailflow.FieldError{{Field: "status", Message: "unknown status code " + strconv.Quote(string(f.Status))}})
+		return
+	}
+	if n := utf8.RuneCountInString(f.Query); n > maxQuery {
+		problem(w, http.StatusUnprocessableEntity, "Invalid Query", "q is too long",
+			[]mailflow.FieldError{{Field: "q", Message: fmt.Sprintf("must be at most %d characters, not %d", maxQuery, n)}})
 		return
 	}
 	var err error
@@ -230,12 +244,36 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := s.Store.Order(r.Context(), r.PathValue("number"))
+	o, err := s.visibleOrder(r.Context(), r.PathValue("number"), caller(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.writeOrder(w, r, http.StatusOK, o)
+}
+
+// visibleOrder finds the order ref names, by number or else by
+// external_id, as far as tok may read it. A coordinator reads every
+// order. A portal token reads the orders it created, and those it names
+// by external_id that no other token created (orders from the CLI or from
+// before creators were recorded); any other order is "not found" to it,
+// so a portal cannot even learn which numbers exist.
+func (s *Server) visibleOrder(ctx context.Context, ref string, tok Token) (*mailflow.Order, error) {
+	o, err := s.Store.Order(ctx, ref)
+	switch {
+	case err == nil && (tok.Role == RoleCoordinator || o.CreatedBy == tok.Name):
+		return o, nil
+	case err != nil && !errors.Is(err, mailflow.ErrNotFound):
+		return nil, err
+	}
+	o, err = s.Store.OrderByExternalID(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if tok.Role == RoleCoordinator || o.CreatedBy == "" || o.CreatedBy == tok.Name {
+		return o, nil
+	}
+	return nil, fmt.Errorf("web: order %s: created by another token: %w", o.Number, mailflow.ErrNotFound)
 }
 
 // decisionRequest is the body of POST /api/v1/orders/{number}/decisions.
@@ -261,7 +299,14 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	s.writeOrder(w, r, http.StatusOK, o)
 }
 
+// writeOrder answers with an order in the view of the caller's role:
+// the portal's (PortalOrderResponse) or the coordinator's, which adds
+// the snapshot, the outbound messages and who created the order.
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, o *mailflow.Order) {
+	if caller(r).Role != RoleCoordinator {
+		writeJSON(w, status, PortalOrderResponse(o))
+		return
+	}
 	msgs, err := s.Store.OrderMessages(r.Context(), o.ID)
 	if err != nil {
 		s.fail(w, r, err)
@@ -311,6 +356,7 @@ type OrderResponse struct {
 	Snapshot      *mailflow.Snapshot  `json:"snapshot,omitempty"`
 	History       []mailflow.Decision `json:"history"`
 	Messages      []MessageRef        `json:"messages,omitempty"`
+	CreatedBy     string              `json:"created_by,omitempty"`
 }
 
 func termsRef(t mailflow.Terms) TermsRef {
@@ -324,7 +370,7 @@ func NewOrderResponse(o *mailflow.Order, msgs []*mailflow.OutboxMessage) OrderRe
 		OrderedAt: o.OrderedAt, CreatedAt: o.CreatedAt, Status: o.Status, StatusLabel: o.Status.Label(),
 		StatusColour: o.Status.Colour(), BindingAt: o.BindingAt, Conflict: o.Conflict,
 		Terms: termsRef(o.Snapshot.Terms), Conditions: termsRef(o.Snapshot.Conditions),
-		History: o.History,
+		History: o.History, CreatedBy: o.CreatedBy,
 	}
 	if resp.History == nil {
 		resp.History = []mailflow.Decision{}
@@ -337,6 +383,23 @@ func NewOrderResponse(o *mailflow.Order, msgs []*mailflow.OutboxMessage) OrderRe
 				MessageID: m.MessageID, Subject: m.Subject, Status: m.Status, Attempts: m.Attempts, LastError: m.LastError,
 				CreatedAt: m.CreatedAt, SentAt: m.SentAt})
 		}
+	}
+	return resp
+}
+
+// PortalOrderResponse is the portal's view of an order: what it needs to
+// follow its order (number, status, binding time, the terms' versions
+// and hashes, each decision's party, intent, reason, source, effect and
+// time), without the snapshot, the outbound messages, Message-IDs (which
+// carry reply tokens), the actors of manual decisions and the creator.
+// docs/api.md lists the fields per role.
+func PortalOrderResponse(o *mailflow.Order) OrderResponse {
+	resp := NewOrderResponse(o, nil)
+	resp.Snapshot, resp.Messages, resp.CreatedBy = nil, nil, ""
+	resp.History = make([]mailflow.Decision, len(o.History))
+	for i, d := range o.History {
+		d.MessageID, d.Actor = "", ""
+		resp.History[i] = d
 	}
 	return resp
 }
@@ -376,9 +439,12 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 // fail maps domain errors to problem responses.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var verr *mailflow.ValidationError
+	var dup *mailflow.DuplicateError
 	switch {
 	case errors.As(err, &verr):
 		problem(w, http.StatusUnprocessableEntity, "Invalid Fields", verr.Error(), verr.Errors)
+	case errors.As(err, &dup):
+		problem(w, http.StatusConflict, "Conflict", dup.Error(), dup.Errors)
 	case errors.Is(err, mailflow.ErrNotFound):
 		problem(w, http.StatusNotFound, "Not Found", "nothing found at "+r.URL.Path, nil)
 	case errors.Is(err, mailflow.ErrConflict):

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -329,6 +330,46 @@ func TestConcurrentDuplicates(t *testing.T) {
 			m["external_id"] = "csp-other"
 			if _, o := c.do("POST", "/api/v1/orders", portalToken, m); o["number"] != "2026-000002" {
 				t.Errorf("next number %v, want 2026-000002", o["number"])
+			}
+		})
+	}
+}
+
+// TestOrderListQueryLength: a search text beyond 200 characters is
+// refused with 422 naming q, by the API and by the status page; 200
+// characters (umlauts count as one) are a search like any other.
+func TestOrderListQueryLength(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			c := newAPI(t, driver)
+			page := newPageEnv(t, driver, false).client()
+			page.login()
+			tests := []struct {
+				name string
+				q    string
+				code int
+			}{
+				{"200 characters", strings.Repeat("ä", 200), 200},
+				{"201 characters", strings.Repeat("a", 201), 422},
+				{"long", strings.Repeat("%_x", 10000), 422},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					code, body := c.do("GET", "/api/v1/orders?q="+url.QueryEscape(tt.q), coordToken, nil)
+					if code != tt.code {
+						t.Fatalf("API: %d, want %d: %v", code, tt.code, body)
+					}
+					if code == 422 && !contains(fields(body), "q") {
+						t.Errorf("API: errors name %v, want q", fields(body))
+					}
+					resp, html := page.get("/bestellungen?q=" + url.QueryEscape(tt.q))
+					if resp.StatusCode != tt.code {
+						t.Fatalf("page: %d, want %d", resp.StatusCode, tt.code)
+					}
+					if code == 422 && !strings.Contains(html, "Suchbegriff (q)") {
+						t.Errorf("page does not name the field: %s", html)
+					}
+				})
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"mailflow/mailflow"
 )
@@ -292,8 +293,10 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	if s := mailflow.Status(q.Get("status")); s.Valid() {
 		v.Status = string(s)
 	}
-	if len(v.Query) > 200 {
-		v.Query = v.Query[:200]
+	if n := utf8.RuneCountInString(v.Query); n > maxQuery {
+		p.errorPage(w, r, http.StatusUnprocessableEntity, "Suchbegriff zu lang",
+			fmt.Sprintf("Der Suchbegriff (q) darf höchstens %d Zeichen lang sein, nicht %d.", maxQuery, n))
+		return
 	}
 	v.Filtered = v.Status != "" || v.Query != ""
 	counts, err := p.Store.StatusCounts(ctx)

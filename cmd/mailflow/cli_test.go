@@ -52,6 +52,13 @@ func TestCLIOrderLifecycle(t *testing.T) {
 	if out := c.must("order", "create", "../../examples/order-dv.json"); !strings.Contains(out, "exists 2026-000001") {
 		t.Errorf("create again: %q", out)
 	}
+	// The same external_id with other content is refused, naming the field.
+	changed := filepath.Join(t.TempDir(), "changed.json")
+	b, _ := os.ReadFile("../../examples/order-dv.json")
+	os.WriteFile(changed, bytes.Replace(b, []byte(`"nutzer": 250`), []byte(`"nutzer": 300`), 1), 0o600)
+	if _, stderr, err := c.run("order", "create", changed); err == nil || !strings.Contains(stderr, "properties.nutzer: differs") {
+		t.Errorf("create with other content: %v, %q", err, stderr)
+	}
 	c.must("order", "create", "../../examples/order-uv.json")
 	if out := c.must("order", "list", "-status", "open"); strings.Count(out, "Offen") != 2 {
 		t.Errorf("list: %q", out)

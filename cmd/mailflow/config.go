@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -26,7 +28,12 @@ type Config struct {
 	} `toml:"database"`
 	HTTP struct {
 		Listen string `toml:"listen"`
-		Tokens []struct {
+		// PublicURL is the URL under which people reach the status page.
+		PublicURL string `toml:"public_url"`
+		// SecureCookies forces the session cookie's Secure attribute
+		// (true or false); unset, it follows PublicURL's scheme.
+		SecureCookies *bool `toml:"secure_cookies"`
+		Tokens        []struct {
 			Name  string `toml:"name"`
 			Role  string `toml:"role"`
 			Token string `toml:"token"`
@@ -92,6 +99,7 @@ type Config struct {
 	remindAfter   time.Duration
 	escalateAfter time.Duration
 	location      *time.Location
+	secureCookies bool
 }
 
 // defaultConfig is what an empty file means: SQLite next to the binary,
@@ -232,6 +240,20 @@ func (c *Config) validate() error {
 	if c.Database.Driver == "postgres" && !strings.Contains(c.Database.DSN, "sslmode") {
 		return bad("database.dsn", "must set sslmode (e.g. ?sslmode=disable or sslmode=verify-full)")
 	}
+	if _, _, e := net.SplitHostPort(c.HTTP.Listen); e != nil {
+		return bad("http.listen", "must be host:port such as \"127.0.0.1:8080\"")
+	}
+	if c.HTTP.PublicURL != "" {
+		u, e := url.Parse(c.HTTP.PublicURL)
+		if e != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("http.public_url", "must be an http or https URL such as \"https://bestellungen.example.org\"")
+		}
+		c.secureCookies = u.Scheme == "https"
+	}
+	if c.HTTP.SecureCookies != nil {
+		c.secureCookies = *c.HTTP.SecureCookies
+	}
+	names := map[string]bool{}
 	for i, t := range c.HTTP.Tokens {
 		key := fmt.Sprintf("http.tokens[%d]", i)
 		if t.Role != "portal" && t.Role != "coordinator" {
@@ -243,6 +265,12 @@ func (c *Config) validate() error {
 		if t.Name == "" {
 			c.HTTP.Tokens[i].Name = fmt.Sprintf("%s-%d", t.Role, i+1)
 		}
+		// A token's name is recorded as the creator of its orders and
+		// decides which orders a portal token may read: one name, one token.
+		if names[c.HTTP.Tokens[i].Name] {
+			return bad(key+".name", "%q is the name of an earlier token; names must be unique", c.HTTP.Tokens[i].Name)
+		}
+		names[c.HTTP.Tokens[i].Name] = true
 	}
 	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
 		return bad("smtp.port", "must be 1–65535")
@@ -313,6 +341,53 @@ func (c *Config) validate() error {
 		return bad("log.format", "must be \"text\" or \"json\"")
 	}
 	return nil
+}
+
+// checkServe refuses what serve (and the demo) cannot run with, beyond
+// validate's per-key checks: the reply secret and the mail templates, and
+// the status page's credentials. serve and check-config both call it, so
+// check-config refuses exactly what serve refuses, with the same message.
+func (c *Config) checkServe() error {
+	if _, _, err := c.composer(); err != nil {
+		return err
+	}
+	if c.Coordinator.Password != "" {
+		if c.Coordinator.Username == "" {
+			return errors.New("coordinator.username: is required when coordinator.password is set")
+		}
+		if err := weakPassword(c.Coordinator.Password); err != "" {
+			return fmt.Errorf("coordinator.password: %s", err)
+		}
+	}
+	return nil
+}
+
+// minPasswordLength is the shortest coordinator password serve accepts.
+const minPasswordLength = 12
+
+// commonPasswords are passwords of at least minPasswordLength characters
+// that lists of leaked passwords rank first, and the obvious ones of this
+// application; compared case-insensitively.
+var commonPasswords = []string{
+	"123456789012", "1234567890123", "12345678901234", "123456789abc", "1q2w3e4r5t6y",
+	"qwertyuiop12", "qwertyuiopasdf", "qwerty123456", "password1234", "password12345",
+	"passwort1234", "passwort12345", "administrator", "letmein12345", "iloveyou1234",
+	"welcome12345", "willkommen12", "willkommen123", "koordinierung", "koordinierung1",
+	"koordinierung123", "bestellungen", "bestellungen1", "mailflow1234", "changeme1234",
+	"aaaaaaaaaaaa", "000000000000", "111111111111", "abcdefghijkl", "abc123456789",
+}
+
+// weakPassword says why a coordinator password is refused, or "".
+func weakPassword(pw string) string {
+	if n := len([]rune(pw)); n < minPasswordLength {
+		return fmt.Sprintf("must be at least %d characters, not %d", minPasswordLength, n)
+	}
+	for _, common := range commonPasswords {
+		if strings.EqualFold(pw, common) {
+			return "is a commonly used password; choose another"
+		}
+	}
+	return ""
 }
 
 // composer builds the reply tokens and the mail composer every verb that

@@ -1,6 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +78,174 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if c.Replies.Secret != "file-secret-0123456789" || c.IMAP.Password != "file-secret-0123456789" {
 		t.Errorf("secret from file = %q", c.Replies.Secret)
+	}
+}
+
+// writeConfig writes a config with a database in dir and the given extra
+// TOML, and returns its path.
+func writeConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	p := filepath.Join(dir, "c.toml")
+	text := "[database]\ndsn = \"" + filepath.Join(dir, "m.db") + "\"\n" + extra
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const okSecret = "[replies]\nsecret = \"reply-secret-0123456789\"\n"
+
+func TestCoordinatorPasswordPolicy(t *testing.T) {
+	tests := []struct {
+		name, password, want string // want "": accepted
+	}{
+		{"eleven characters", "abcdefghij1", "coordinator.password: must be at least 12 characters, not 11"},
+		{"eleven with umlauts", "äöüäöüäöüä1", "coordinator.password: must be at least 12 characters, not 11"},
+		{"common", "Password1234", "coordinator.password: is a commonly used password"},
+		{"the application's name", "koordinierung", "coordinator.password: is a commonly used password"},
+		{"twelve, not common", "tulpe-kanal-7", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := writeConfig(t, dir, okSecret+"[coordinator]\npassword = \""+tt.password+"\"\n")
+			var out, errb bytes.Buffer
+			err := run(context.Background(), []string{"-config", p, "check-config"}, &out, &errb)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), tt.password) {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestDemoConfigPassesServeChecks: the demo generates its own password,
+// which must pass the checks serve makes.
+func TestDemoConfigPassesServeChecks(t *testing.T) {
+	secret := func() string { return strings.ToLower(rand.Text()) }
+	w, err := startDemoWorld("bestellungen@example.org", secret()[:16], secret()[:16])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	for range 20 {
+		cfg := demoConfig(filepath.Join(t.TempDir(), "demo.db"), w, secret)
+		if err := cfg.validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.checkServe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCheckConfigRefusesWhatServeRefuses runs serve and check-config on
+// the same refused configurations: both must fail with the same message.
+func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
+	tests := []struct {
+		name, toml, want string
+	}{
+		{"no reply secret", "", "replies.secret is required"},
+		{"short password", okSecret + "[coordinator]\npassword = \"kurz\"\n", "coordinator.password"},
+		{"common password", okSecret + "[coordinator]\npassword = \"password1234\"\n", "coordinator.password"},
+		{"password without user", okSecret + "[coordinator]\nusername = \"\"\npassword = \"tulpe-kanal-7\"\n", "coordinator.username"},
+		{"bad listen", okSecret + "[http]\nlisten = \"8080\"\n", "http.listen"},
+		{"bad public url", okSecret + "[http]\npublic_url = \"bestellungen.example.org\"\n", "http.public_url"},
+		{"duplicate token name", okSecret + "[[http.tokens]]\nname = \"p\"\nrole = \"portal\"\ntoken = \"0123456789abcdef0\"\n" +
+			"[[http.tokens]]\nname = \"p\"\nrole = \"coordinator\"\ntoken = \"0123456789abcdef1\"\n", "http.tokens[1].name"},
+		{"short token", okSecret + "[[http.tokens]]\nrole = \"portal\"\ntoken = \"short\"\n", "http.tokens[0].token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, t.TempDir(), tt.toml)
+			// A cancelled context: a serve that wrongly accepts the file
+			// stops at once instead of serving.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var out, errb bytes.Buffer
+			serveErr := run(ctx, []string{"-config", p, "serve"}, &out, &errb)
+			checkErr := run(context.Background(), []string{"-config", p, "check-config"}, &out, &errb)
+			if serveErr == nil || !strings.Contains(serveErr.Error(), tt.want) {
+				t.Fatalf("serve: %v, want an error naming %q", serveErr, tt.want)
+			}
+			if checkErr == nil || checkErr.Error() != serveErr.Error() {
+				t.Errorf("check-config: %v\nserve:        %v", checkErr, serveErr)
+			}
+		})
+	}
+}
+
+func TestSecureCookiesConfig(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		want       bool
+	}{
+		{"default", "", false},
+		{"http public url", "[http]\npublic_url = \"http://127.0.0.1:8080\"\n", false},
+		{"https public url", "[http]\npublic_url = \"https://bestellungen.example.org\"\n", true},
+		{"explicit", "[http]\nsecure_cookies = true\n", true},
+		{"explicit off wins", "[http]\npublic_url = \"https://bestellungen.example.org\"\nsecure_cookies = false\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(writeConfig(t, t.TempDir(), tt.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.secureCookies != tt.want {
+				t.Errorf("secureCookies = %v, want %v", c.secureCookies, tt.want)
+			}
+		})
+	}
+}
+
+// TestDaemonSessionCookieSecure logs in to the status page of a daemon
+// built from the configuration: the cookie is Secure exactly when
+// http.public_url is https or http.secure_cookies says so.
+func TestDaemonSessionCookieSecure(t *testing.T) {
+	tests := []struct {
+		name, http string
+		want       bool
+	}{
+		{"plain", "", false},
+		{"https public url", "public_url = \"https://bestellungen.example.org/\"\n", true},
+		{"explicit", "secure_cookies = true\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(writeConfig(t, t.TempDir(), okSecret+
+				"[coordinator]\nusername = \"koordinierung\"\npassword = \"tulpe-kanal-7\"\n[http]\n"+tt.http))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := newDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.store.Close()
+			srv := httptest.NewServer(d.http.Handler)
+			defer srv.Close()
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := client.PostForm(srv.URL+"/anmelden", url.Values{"username": {"koordinierung"}, "password": {"tulpe-kanal-7"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			cookies := resp.Cookies()
+			if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 {
+				t.Fatalf("login: %s, cookies %v", resp.Status, resp.Header["Set-Cookie"])
+			}
+			if cookies[0].Secure != tt.want {
+				t.Errorf("Secure = %v, want %v", cookies[0].Secure, tt.want)
+			}
+		})
 	}
 }

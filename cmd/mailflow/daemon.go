@@ -37,6 +37,9 @@ type daemon struct {
 // newDaemon builds the daemon from the configuration.
 func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
+	if err := cfg.checkServe(); err != nil {
+		return nil, err
+	}
 	var err error
 	if d.tokens, d.composer, err = cfg.composer(); err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func (d *daemon) buildHTTP() error {
 	srv.Extra["GET /metrics"] = metrics
 	if d.cfg.Coordinator.Password != "" {
 		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Username: d.cfg.Coordinator.Username,
-			Password: d.cfg.Coordinator.Password, Log: d.log})
+			Password: d.cfg.Coordinator.Password, Log: d.log, SecureCookies: d.cfg.secureCookies})
 		if err != nil {
 			return err
 		}

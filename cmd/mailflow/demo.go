@@ -417,11 +417,16 @@ func (r *demoRun) createOrder(ctx context.Context, body []byte) (*demoOrder, err
 		}
 		var o web.OrderResponse
 		code, err := r.api(ctx, "POST", "/api/v1/orders", r.portal, body, &o)
+		if code == http.StatusOK || code == http.StatusConflict {
+			continue // exists (with other content: 409)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("demo: create order: %w", err)
 		}
-		if code == http.StatusOK {
-			continue // exists
+		// The portal sees its order without the snapshot; the
+		// coordinator sees everything.
+		if _, err := r.api(ctx, "GET", "/api/v1/orders/"+o.Number, r.coord, nil, &o); err != nil {
+			return nil, fmt.Errorf("demo: read order: %w", err)
 		}
 		snap := o.Snapshot
 		if snap == nil {

@@ -187,6 +187,7 @@ func TestDemoServes(t *testing.T) {
 	base := printed(`Statusseite  (http://\S+)/anmelden`)
 	coordPass := printed(`Benutzer koordinierung, Passwort (\S+)`)
 	portal := printed(`Portal-Token (\S+)`)
+	coord := printed(`Koordinierungs-Token (\S+)`)
 	imapAddr := printed(`IMAP  (127\.0\.0\.1 Port \d+)`)
 	demoPass := printed(`Benutzer demo  Passwort (\S+)`)
 	smtpAddr := printed(`SMTP  (127\.0\.0\.1 Port \d+)`)
@@ -242,8 +243,23 @@ func TestDemoServes(t *testing.T) {
 			MessageID string `json:"message_id"`
 		}
 	}
-	if err := json.Unmarshal(body, &o); resp.StatusCode != http.StatusCreated || err != nil || len(o.Messages) == 0 {
+	if err := json.Unmarshal(body, &o); resp.StatusCode != http.StatusCreated || err != nil || o.Number == "" {
 		t.Fatalf("create order: %s %s", resp.Status, body)
+	}
+	if len(o.Messages) != 0 || bytes.Contains(body, []byte("message_id")) {
+		t.Errorf("the portal's view of its new order shows messages: %s", body)
+	}
+	// The coordinator's view has the notifications' Message-IDs.
+	req, _ = http.NewRequest("GET", base+"/api/v1/orders/"+o.Number, nil)
+	req.Header.Set("Authorization", "Bearer "+coord)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(body, &o); resp.StatusCode != http.StatusOK || err != nil || len(o.Messages) == 0 {
+		t.Fatalf("read order as coordinator: %s %s", resp.Status, body)
 	}
 	waitOut(o.Number + "  neue Bestellung")
 	msg := fmt.Sprintf("From: Demo <%s>\r\nTo: bestellungen@example.org\r\nSubject: Re: [Bestellung %s]\r\n"+

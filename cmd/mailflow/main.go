@@ -102,6 +102,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "schema at version %d\n", storage.SchemaVersion)
 		return nil
 	case "check-config":
+		// loadConfig ran validate; checkServe is the rest of what serve
+		// refuses before it touches the database.
+		if err := cfg.checkServe(); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return nil
 	case "catalog":

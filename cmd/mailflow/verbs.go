@@ -31,10 +31,16 @@ func readJSONFile(path string, v any) error {
 // printValidation lists field errors one per line.
 func (a *app) explain(err error) error {
 	var verr *mailflow.ValidationError
-	if errors.As(err, &verr) {
-		for _, fe := range verr.Errors {
-			fmt.Fprintf(a.stderr, "  %s: %s\n", fe.Field, fe.Message)
-		}
+	var dup *mailflow.DuplicateError
+	var fields []mailflow.FieldError
+	switch {
+	case errors.As(err, &verr):
+		fields = verr.Errors
+	case errors.As(err, &dup):
+		fields = dup.Errors
+	}
+	for _, fe := range fields {
+		fmt.Fprintf(a.stderr, "  %s: %s\n", fe.Field, fe.Message)
 	}
 	return err
 }
