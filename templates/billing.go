@@ -72,7 +72,7 @@ func BillingRows(lang string, rows []BillingRow) (text string, htm htmltemplate.
 		}
 		// Text: one block per row, a blank line before it.
 		t.WriteString("\n")
-		t.WriteString(w.order + r.Number + w.period + key + ": " + r.Service + " (" + interval(lang, r.Interval) + ")\n")
+		t.WriteString(w.order + r.Number + w.period + key + ": " + r.Service + " (" + Label(lang, LabelInterval, r.Interval) + ")\n")
 		t.WriteString(w.periodLabel + r.From + w.to + r.To)
 		if r.Prorated {
 			t.WriteString(w.prorated + strconv.Itoa(r.Days) + w.daysOf + strconv.Itoa(r.FullDays) + w.days)
@@ -122,23 +122,3 @@ func BillingRows(lang string, rows []BillingRow) (text string, htm htmltemplate.
 }
 
 // interval names a billing interval in lang.
-func interval(lang, iv string) string {
-	en := lang == "en"
-	pick := func(de, english string) string {
-		if en {
-			return english
-		}
-		return de
-	}
-	switch iv {
-	case "once":
-		return pick("einmalig", "one-off")
-	case "monthly":
-		return pick("monatlich", "per month")
-	case "quarterly":
-		return pick("vierteljährlich", "per quarter")
-	case "yearly":
-		return pick("jährlich", "per year")
-	}
-	return iv
-}

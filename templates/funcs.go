@@ -23,7 +23,7 @@ func funcs(lang string, loc *time.Location) map[string]any {
 		// money formats an amount in cents: "1.200,00 EUR" / "EUR 1,200.00".
 		"money": func(cents int64, currency string) string { return Money(lang, cents, currency) },
 		// interval names a billing interval.
-		"interval": func(iv string) string { return interval(lang, iv) },
+		"interval": func(iv string) string { return Label(lang, LabelInterval, iv) },
 		// vat prints a VAT rate: "19 %" / "19%".
 		"vat": func(p float64) string { return VAT(lang, p) },
 		// datetime prints an instant in Europe/Berlin.
@@ -79,56 +79,14 @@ func funcs(lang string, loc *time.Location) map[string]any {
 			return fmt.Sprint(v)
 		},
 		// model names a contract model.
-		"model": func(m string) string {
-			switch m {
-			case "DV":
-				return pick("Direktvertrag (DV)", "direct contract (DV)")
-			case "UV":
-				return pick("Umklappvertrag (UV) über einen Intermediär", "three-party contract via an intermediary (UV, Umklappvertrag)")
-			}
-			return m
-		},
+		"model": func(m string) string { return Label(lang, LabelModelLong, m) },
 		// role names a party or recipient role.
-		"role": func(r string) string {
-			switch r {
-			case "provider":
-				return pick("Anbieter", "provider")
-			case "intermediary":
-				return pick("Intermediär", "intermediary")
-			case "customer":
-				return pick("Kunde", "customer")
-			case "coordinator":
-				return pick("Koordinierungsstelle", "coordination office")
-			}
-			return r
-		},
+		"role": func(r string) string { return Label(lang, LabelParty, r) },
 		// intent names a declared intent.
-		"intent": func(i any) string {
-			switch fmt.Sprint(i) {
-			case "accept":
-				return pick("Bestätigung (verbindliche Annahme)", "confirmation (binding acceptance)")
-			case "review":
-				return pick("In Prüfung", "in review")
-			case "working":
-				return pick("In Bearbeitung", "in progress")
-			case "reject":
-				return pick("Ablehnung", "rejection")
-			}
-			return fmt.Sprint(i)
-		},
+		"intent": func(i any) string { return Label(lang, LabelIntentLong, fmt.Sprint(i)) },
 		// status names an order status; German uses the labels of the
 		// status page verbatim.
-		"status": func(s any) string {
-			code := fmt.Sprint(s)
-			if en {
-				if l, ok := statusEN[code]; ok {
-					return l
-				}
-			} else if l, ok := statusDE[code]; ok {
-				return l
-			}
-			return code
-		},
+		"status": func(s any) string { return Label(lang, LabelStatus, fmt.Sprint(s)) },
 		// days prints a number of days.
 		"days": func(n int) string {
 			if n == 1 {
@@ -215,32 +173,4 @@ func Money(lang string, cents int64, currency string) string {
 		b = append(b, currency...)
 	}
 	return string(b)
-}
-
-var statusDE = map[string]string{
-	"open":                   "Offen",
-	"working_provider_dv":    "Bestätigt durch Anbieter (DV)",
-	"review_provider_dv":     "In Prüfung durch Anbieter (DV)",
-	"working_intermediary":   "Bestätigt durch Intermediär",
-	"review_intermediary_uv": "In Prüfung durch Intermediär (UV)",
-	"working_provider_uv":    "Bestätigt durch Anbieter (UV)",
-	"review_provider_uv":     "In Prüfung durch Anbieter (UV)",
-	"ordered":                "Bestellt",
-	"rejected_provider_dv":   "Abgelehnt durch Anbieter (DV)",
-	"rejected_intermediary":  "Abgelehnt durch Intermediär",
-	"rejected_provider_uv":   "Abgelehnt durch Anbieter (UV)",
-}
-
-var statusEN = map[string]string{
-	"open":                   "open",
-	"working_provider_dv":    "acknowledged by the provider (DV)",
-	"review_provider_dv":     "in review by the provider (DV)",
-	"working_intermediary":   "acknowledged by the intermediary",
-	"review_intermediary_uv": "in review by the intermediary (UV)",
-	"working_provider_uv":    "acknowledged by the provider (UV)",
-	"review_provider_uv":     "in review by the provider (UV)",
-	"ordered":                "ordered (binding)",
-	"rejected_provider_dv":   "rejected by the provider (DV)",
-	"rejected_intermediary":  "rejected by the intermediary",
-	"rejected_provider_uv":   "rejected by the provider (UV)",
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"mailflow/mailflow"
+	"mailflow/templates"
 )
 
 // assets holds the status page's templates and stylesheet, so the binary
@@ -572,7 +573,7 @@ var pageFuncs = template.FuncMap{
 		}
 		return "unbefristet"
 	},
-	"betrag": formatAmount,
+	"betrag": func(cents int64, currency string) string { return templates.Money("de", cents, currency) },
 	"prozent": func(f float64) string {
 		return strings.ReplaceAll(strconv.FormatFloat(f, 'f', -1, 64), ".", ",") + " %"
 	},
@@ -599,23 +600,6 @@ type termsDoc struct {
 	Terms mailflow.Terms
 }
 
-// formatAmount writes cents the German way: 1.200,00 EUR.
-func formatAmount(cents int64, currency string) string {
-	sign := ""
-	if cents < 0 {
-		sign, cents = "-", -cents
-	}
-	euros := strconv.FormatInt(cents/100, 10)
-	var b strings.Builder
-	for i, c := range euros {
-		if i > 0 && (len(euros)-i)%3 == 0 {
-			b.WriteByte('.')
-		}
-		b.WriteRune(c)
-	}
-	return fmt.Sprintf("%s%s,%02d %s", sign, b.String(), cents%100, currency)
-}
-
 func propertyValue(v any) string {
 	switch v := v.(type) {
 	case bool:
@@ -634,55 +618,14 @@ func propertyValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-func lookup(m map[string]string, k string) string {
-	if l, ok := m[k]; ok {
-		return l
-	}
-	return k
-}
-
-func intervalLabel(s string) string {
-	return lookup(map[string]string{mailflow.IntervalOnce: "einmalig", mailflow.IntervalMonthly: "monatlich",
-		mailflow.IntervalQuarterly: "vierteljährlich", mailflow.IntervalYearly: "jährlich"}, s)
-}
-
-func partyLabel(s string) string {
-	return lookup(map[string]string{mailflow.PartyProvider: "Anbieter", mailflow.PartyIntermediary: "Intermediär"}, s)
-}
-
+func intervalLabel(s string) string { return templates.Label("de", templates.LabelInterval, s) }
+func partyLabel(s string) string    { return templates.Label("de", templates.LabelParty, s) }
 func intentLabel(i mailflow.Intent) string {
-	return lookup(map[string]string{string(mailflow.IntentAccept): "Angenommen", string(mailflow.IntentReview): "In Prüfung",
-		string(mailflow.IntentWorking): "In Bearbeitung", string(mailflow.IntentReject): "Abgelehnt"}, string(i))
+	return templates.Label("de", templates.LabelIntent, string(i))
 }
-
-func sourceLabel(s string) string {
-	return lookup(map[string]string{mailflow.SourceEmail: "E-Mail", mailflow.SourceManual: "manuell"}, s)
-}
-
-func effectLabel(s string) string {
-	return lookup(map[string]string{mailflow.EffectApplied: "wirksam", mailflow.EffectSuperseded: "überholt (kein Fortschritt)",
-		mailflow.EffectConflict: "Widerspruch nach Abschluss", mailflow.EffectRepeat: "Wiederholung nach Abschluss",
-		mailflow.EffectIgnored: "ignoriert (keine Partei der Bestellung)"}, s)
-}
-
-func kindLabel(s string) string {
-	return lookup(map[string]string{mailflow.KindNotification: "Bestellmitteilung", mailflow.KindConfirmation: "Verbindliche Bestätigung",
-		mailflow.KindRejection: "Ablehnung", mailflow.KindAck: "Eingangsbestätigung", mailflow.KindAlert: "Hinweis an die Koordinierungsstelle",
-		mailflow.KindReminder: "Erinnerung", mailflow.KindBilling: "Abrechnungserinnerung", mailflow.KindDigest: "Übersicht"}, s)
-}
-
-func outboxStatusLabel(s string) string {
-	return lookup(map[string]string{mailflow.OutboxPending: "ausstehend", mailflow.OutboxSent: "gesendet", mailflow.OutboxFailed: "fehlgeschlagen"}, s)
-}
-
-func verdictLabel(s string) string {
-	return lookup(map[string]string{mailflow.VerdictApplied: "verarbeitet", mailflow.VerdictDuplicate: "Duplikat",
-		mailflow.VerdictAutoReply: "automatische Antwort", mailflow.VerdictBounce: "Unzustellbarkeitsnachricht",
-		mailflow.VerdictUnmatched: "nicht zugeordnet", mailflow.VerdictUnauthenticated: "Absender nicht berechtigt",
-		mailflow.VerdictNoIntent: "keine Erklärung erkannt", mailflow.VerdictConflict: "Widerspruch",
-		mailflow.VerdictTooLarge: "zu groß", mailflow.VerdictMalformed: "fehlerhaft", "processing": "in Verarbeitung"}, s)
-}
-
-func modelLabel(s string) string {
-	return lookup(map[string]string{mailflow.ModelDV: "Direktvertrag (DV)", mailflow.ModelUV: "Umklappvertrag (UV)"}, s)
-}
+func sourceLabel(s string) string       { return templates.Label("de", templates.LabelSource, s) }
+func effectLabel(s string) string       { return templates.Label("de", templates.LabelEffect, s) }
+func kindLabel(s string) string         { return templates.Label("de", templates.LabelKind, s) }
+func outboxStatusLabel(s string) string { return templates.Label("de", templates.LabelOutboxStatus, s) }
+func verdictLabel(s string) string      { return templates.Label("de", templates.LabelVerdict, s) }
+func modelLabel(s string) string        { return templates.Label("de", templates.LabelModel, s) }

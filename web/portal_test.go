@@ -285,4 +285,3 @@ func TestDuplicateExternalID(t *testing.T) {
 		})
 	}
 }
-

@@ -27,6 +27,7 @@ import (
 	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	mailreply "mailflow/mailflow/reply"
+	"mailflow/templates"
 	"mailflow/web"
 )
 
@@ -508,12 +509,7 @@ func (r *demoRun) step(ctx context.Context, s demoStep) error {
 	return nil
 }
 
-func partyLabel(party string) string {
-	if party == mailflow.PartyIntermediary {
-		return "Intermediär"
-	}
-	return "Anbieter"
-}
+func partyLabel(party string) string { return templates.Label("de", templates.LabelParty, party) }
 
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
