@@ -15,7 +15,7 @@ func TestStatusLabels(t *testing.T) {
 		if got := templates.Label("de", templates.LabelStatus, string(s)); got != s.Label() {
 			t.Errorf("%s: German label %q, domain says %q", s, got, s.Label())
 		}
-		if got := templates.Label("en", templates.LabelStatus, string(s)); got == s.Label() && s != mailflow.StatusOpen || got == "" {
+		if got := templates.Label("en", templates.LabelStatus, string(s)); got == s.Label() {
 			t.Errorf("%s: no English label (%q)", s, got)
 		}
 	}
