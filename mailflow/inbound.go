@@ -148,6 +148,10 @@ func (in *Inbox) handle(ctx context.Context, fm FetchedMessage, dryRun bool) (Re
 	return res, nil
 }
 
+// junk are the verdicts anyone can provoke by sending mail: their
+// coordinator alerts are throttled per sender.
+var junk = map[string]bool{VerdictUnmatched: true, VerdictUnauthenticated: true, VerdictTooLarge: true, VerdictMalformed: true}
+
 // tokenShaped finds strings that look like a reply token, to tell a forged
 // or altered token from a reply that carries none.
 var tokenShaped = regexp.MustCompile(`[+.]([a-z2-7]{45})@`)
@@ -159,6 +163,20 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	alert := func(res Result, orderID int64, number string) (Result, []*OutboxMessage, error) {
 		if in.Alerter == nil {
 			return res, nil, nil
+		}
+		if junk[res.Verdict] {
+			// Anyone can send junk, so its alerts are throttled: one per
+			// sender and hour. The message still goes to review and is
+			// recorded; the digest counts the alerts held back.
+			ok, err := tx.AllowAnswer(rec.From, "coordinator alert: junk", rec.ReceivedAt.UTC().Format("2006-01-02T15"))
+			if err != nil {
+				return res, nil, err
+			}
+			if !ok {
+				rec.AlertSuppressed = true
+				res.Reason += "; coordinator alert held back (one per sender and hour)"
+				return res, nil, nil
+			}
 		}
 		body := fmt.Sprintf("Eine eingegangene Nachricht braucht eine Entscheidung.\n\nUrteil: %s\nGrund: %s\nAbsender: %s\nBetreff: %s\nMessage-ID: %s\n",
 			res.Verdict, res.Reason, rec.From, rec.Subject, rec.MessageID)
@@ -181,10 +199,20 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 			res.Reason += "; DSN action " + msg.BounceAction + ", nothing failed"
 			return res, nil, nil
 		}
-		out, err := tx.OutboxByMessageIDs(msg.BounceMessageIDs)
+		// Only the secret VERP token of the address the bounce came back
+		// to names our message: a Message-ID quoted in a bounce is no
+		// proof, anyone can quote one.
+		id, ok, shaped := in.Tokens.FindBounceToken(msg.Recipients...)
+		if !ok {
+			why := "not sent to a bounce address of ours (no VERP token)"
+			if shaped {
+				why = "the bounce address's token does not verify (forged or altered)"
+			}
+			return alert(review(VerdictUnauthenticated, res.Reason+"; "+why+" — needs a person, nothing marked failed"), 0, "")
+		}
+		out, err := tx.OutboxByID(id)
 		if errors.Is(err, ErrNotFound) {
-			res.Reason += "; the returned message is not one of ours"
-			return alert(res, 0, "")
+			return alert(review(VerdictUnauthenticated, res.Reason+"; the bounce token names no outbound message — needs a person, nothing marked failed"), 0, "")
 		} else if err != nil {
 			return res, nil, err
 		}

@@ -305,6 +305,12 @@ INSERT INTO billing_periods (order_id, period_key, period_start, period_end, day
 DROP TABLE billing_reminders;
 ALTER TABLE billing_periods RENAME TO billing_reminders;
 `,
+	// 8: inbound.alert_suppressed marks a received message whose
+	// coordinator alert the junk throttle held back (one alert per sender
+	// and hour), so that the digest can say how many were held back.
+	`
+ALTER TABLE inbound ADD COLUMN alert_suppressed BOOLEAN NOT NULL DEFAULT FALSE;
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its
