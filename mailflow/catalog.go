@@ -42,6 +42,26 @@ type Provider = Party
 // Intermediary is the third contract party in the UV model.
 type Intermediary = Party
 
+// OwnAddress reports whether addr is one the party registered by itself:
+// its Email or an exact (not "@domain") reply sender. Answers go only to
+// such an address: a domain entry lets anyone at that domain declare, but
+// must not let a stranger there receive the order's mail.
+func (p Party) OwnAddress(addr string) bool {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	if addr == "" || !strings.Contains(addr, "@") || strings.HasPrefix(addr, "@") {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSpace(p.Email), addr) {
+		return true
+	}
+	for _, s := range p.ReplySenders {
+		if strings.EqualFold(strings.TrimSpace(s), addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // MaySend reports whether addr (an addr-spec) is registered to answer for
 // the party: an exact address or a domain entry written as "@domain".
 func (p Party) MaySend(addr string) bool {

@@ -389,8 +389,9 @@ func (c *Composer) outcome(kind, tmpl string, o *Order, d Decision, role string)
 // Ack composes the answer to a party's declaration: an acknowledgement, or,
 // when the declaration came after the order became final and disagrees
 // (d.Effect conflict), the answer that the order is already final. to is
-// the authenticated sender's address; "" uses d.Actor when it is an
-// address the party registered, else the party's notification address.
+// the authenticated sender's address; "" uses d.Actor when the party
+// registered exactly that address (not just its domain), else the
+// party's notification address.
 // The answer is an auto-reply (RFC 3834 §5) to d.MessageID.
 func (c *Composer) Ack(o *Order, d Decision, to string) (*OutboxMessage, error) {
 	p, ok := o.Party(d.Party)
@@ -399,7 +400,7 @@ func (c *Composer) Ack(o *Order, d Decision, to string) (*OutboxMessage, error) 
 	}
 	if to == "" {
 		to = p.Email
-		if a := strings.TrimSpace(d.Actor); validEmail(a) && p.MaySend(a) {
+		if a := strings.TrimSpace(d.Actor); validEmail(a) && p.OwnAddress(a) {
 			to = a
 		}
 	}

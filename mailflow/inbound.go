@@ -29,7 +29,10 @@ const (
 // InboxConfig is how replies are authenticated and answered.
 type InboxConfig struct {
 	// RequireAuthenticatedSender also demands a DMARC pass or an aligned
-	// DKIM pass in an Authentication-Results header of TrustedAuthServID.
+	// DKIM or SPF pass in the topmost Authentication-Results header of
+	// TrustedAuthServID, also for replies that carry a token.
+	// TrustedAuthServID is our own MX's authserv-id; only with it can a
+	// reply matched by its subject tag alone decide anything.
 	RequireAuthenticatedSender bool
 	TrustedAuthServID          string
 	// LoopLimit is how many messages one sender may send per hour before
@@ -145,6 +148,10 @@ func (in *Inbox) handle(ctx context.Context, fm FetchedMessage, dryRun bool) (Re
 	return res, nil
 }
 
+// junk are the verdicts anyone can provoke by sending mail: their
+// coordinator alerts are throttled per sender.
+var junk = map[string]bool{VerdictUnmatched: true, VerdictUnauthenticated: true, VerdictTooLarge: true, VerdictMalformed: true}
+
 // tokenShaped finds strings that look like a reply token, to tell a forged
 // or altered token from a reply that carries none.
 var tokenShaped = regexp.MustCompile(`[+.]([a-z2-7]{45})@`)
@@ -156,6 +163,20 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	alert := func(res Result, orderID int64, number string) (Result, []*OutboxMessage, error) {
 		if in.Alerter == nil {
 			return res, nil, nil
+		}
+		if junk[res.Verdict] {
+			// Anyone can send junk, so its alerts are throttled: one per
+			// sender and hour. The message still goes to review and is
+			// recorded; the digest counts the alerts held back.
+			ok, err := tx.AllowAnswer(rec.From, "coordinator alert: junk", rec.ReceivedAt.UTC().Format("2006-01-02T15"))
+			if err != nil {
+				return res, nil, err
+			}
+			if !ok {
+				rec.AlertSuppressed = true
+				res.Reason += "; coordinator alert held back (one per sender and hour)"
+				return res, nil, nil
+			}
 		}
 		body := fmt.Sprintf("Eine eingegangene Nachricht braucht eine Entscheidung.\n\nUrteil: %s\nGrund: %s\nAbsender: %s\nBetreff: %s\nMessage-ID: %s\n",
 			res.Verdict, res.Reason, rec.From, rec.Subject, rec.MessageID)
@@ -178,10 +199,20 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 			res.Reason += "; DSN action " + msg.BounceAction + ", nothing failed"
 			return res, nil, nil
 		}
-		out, err := tx.OutboxByMessageIDs(msg.BounceMessageIDs)
+		// Only the secret VERP token of the address the bounce came back
+		// to names our message: a Message-ID quoted in a bounce is no
+		// proof, anyone can quote one.
+		id, ok, shaped := in.Tokens.FindBounceToken(msg.Recipients...)
+		if !ok {
+			why := "not sent to a bounce address of ours (no VERP token)"
+			if shaped {
+				why = "the bounce address's token does not verify (forged or altered)"
+			}
+			return alert(review(VerdictUnauthenticated, res.Reason+"; "+why+" — needs a person, nothing marked failed"), 0, "")
+		}
+		out, err := tx.OutboxByID(id)
 		if errors.Is(err, ErrNotFound) {
-			res.Reason += "; the returned message is not one of ours"
-			return alert(res, 0, "")
+			return alert(review(VerdictUnauthenticated, res.Reason+"; the bounce token names no outbound message — needs a person, nothing marked failed"), 0, "")
 		} else if err != nil {
 			return res, nil, err
 		}
@@ -201,7 +232,8 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	}
 
 	// Match: token in a recipient, else in In-Reply-To/References (our
-	// Message-IDs carry it), else the subject tag.
+	// Message-IDs carry it), else the subject tag, which carries no secret
+	// and decides only for a DMARC-authenticated sender.
 	var o *Order
 	var party, how string
 	var candidates []string
@@ -234,6 +266,12 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		} else if err != nil {
 			return Result{}, nil, err
 		}
+		// The subject tag is no secret and a From header is easily
+		// forged: without our own server's DMARC verdict for the sender
+		// such a message decides nothing.
+		if why, ok := authenticated(msg, in.Config.TrustedAuthServID); !ok {
+			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (%s)", number, why)), o.ID, o.Number)
+		}
 		var parties []string
 		for _, p := range o.Parties() {
 			if pt, _ := o.Party(p); pt.MaySend(msg.From) {
@@ -241,9 +279,9 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 			}
 		}
 		if len(parties) != 1 {
-			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only, and the sender is registered for %d of its parties", number, len(parties))), o.ID, o.Number)
+			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (the DMARC-authenticated sender is registered for %d of its parties)", number, len(parties))), o.ID, o.Number)
 		}
-		party, how = parties[0], "subject tag and registered sender"
+		party, how = parties[0], "subject tag and DMARC-authenticated registered sender"
 	}
 	res := Result{Order: o.Number, Party: party}
 	rec.OrderID = o.ID
@@ -306,12 +344,14 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	return res, msgs, nil
 }
 
-// authenticated checks for a DMARC pass or an aligned DKIM pass that our
-// own trusted server recorded (RFC 8601 §5: only trust results of known
-// authserv-ids; RFC 7489 §3.1 relaxed alignment).
+// authenticated reports whether our own trusted server found the From
+// domain authenticated: a DMARC pass, or an aligned DKIM or SPF pass (RFC
+// 7489 §3.1, relaxed alignment). Only the topmost Authentication-Results
+// header of the trusted authserv-id counts (RFC 8601 §5): headers further
+// down were added before the message reached that server, by anyone.
 func authenticated(msg *reply.Message, trusted string) (string, bool) {
 	if trusted == "" {
-		return "require_authenticated_sender is set but no trusted_authserv_id is configured", false
+		return "no trusted_authserv_id is configured, so no sender is authenticated", false
 	}
 	at := strings.LastIndexByte(msg.From, '@')
 	if at < 0 {
@@ -321,12 +361,10 @@ func authenticated(msg *reply.Message, trusted string) (string, bool) {
 	aligned := func(d string) bool {
 		return d != "" && (d == domain || strings.HasSuffix(domain, "."+d) || strings.HasSuffix(d, "."+domain))
 	}
-	seen := false
 	for _, ar := range msg.AuthResults {
 		if !strings.EqualFold(ar.AuthServID, trusted) {
 			continue
 		}
-		seen = true
 		if ar.DMARC == "pass" && (ar.DMARCFrom == "" || aligned(ar.DMARCFrom)) {
 			return "", true
 		}
@@ -335,11 +373,12 @@ func authenticated(msg *reply.Message, trusted string) (string, bool) {
 				return "", true
 			}
 		}
+		if ar.SPF == "pass" && aligned(ar.SPFDomain) {
+			return "", true
+		}
+		return "the trusted server " + trusted + " found neither a DMARC pass nor an aligned DKIM or SPF pass", false
 	}
-	if !seen {
-		return "no Authentication-Results from the trusted server " + trusted, false
-	}
-	return "neither DMARC nor an aligned DKIM signature passed", false
+	return "no Authentication-Results from the trusted server " + trusted, false
 }
 
 func truncate(s string, n int) string {

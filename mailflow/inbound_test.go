@@ -121,7 +121,8 @@ func TestInboxVerdicts(t *testing.T) {
 				{"working by token", rmail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "IN BEARBEITUNG\n\nGruß"}, mailflow.VerdictApplied, mailflow.StatusWorkingProviderDV, e.dv},
 				{"accept by References (no plus-addressing)", rmail{from: "bestellungen@dataport.example", to: "bestellungen@example.org", inReplyTo: e.msgID(e.dv, "provider"), subject: dvTag, body: "Bestätigt.\n"}, mailflow.VerdictApplied, mailflow.StatusOrdered, e.dv},
 				{"late reject is a conflict", rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: dvTag, body: "ABGELEHNT: doch nicht\n"}, mailflow.VerdictConflict, mailflow.StatusOrdered, e.dv},
-				{"uv provider first by subject tag", rmail{from: "orders@it.nrw.example", to: "bestellungen@example.org", subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictApplied, mailflow.StatusOpen, e.uv},
+				{"subject tag alone decides nothing", rmail{from: "orders@it.nrw.example", to: "bestellungen@example.org", subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictUnauthenticated, mailflow.StatusOpen, e.uv},
+				{"uv provider first by token", rmail{from: "orders@it.nrw.example", to: e.replyAddr(e.uv, "provider"), subject: "Re: [Bestellung " + e.uv.Number + "] New order", body: "CONFIRMED\n"}, mailflow.VerdictApplied, mailflow.StatusOpen, e.uv},
 				{"uv intermediary rejects", rmail{from: "auftrag@govdigital.example", to: e.replyAddr(e.uv, "intermediary"), subject: uvTag, body: "ABGELEHNT\nDer Kunde ist nicht Mitglied der Genossenschaft.\n"}, mailflow.VerdictApplied, mailflow.StatusRejectedIntermediary, e.uv},
 			}
 			for _, s := range steps {
@@ -193,5 +194,101 @@ func TestInboxExplainChangesNothing(t *testing.T) {
 	list, _ := e.st.InboundList(ctx, false, 0, 10)
 	if o.Status != mailflow.StatusOpen || len(o.History) != 0 || len(list) != 0 {
 		t.Errorf("explain changed state: %s, %d decisions, %d inbound", o.Status, len(o.History), len(list))
+	}
+}
+
+// TestInboxSubjectTagNeedsDMARC: a reply matched by its subject tag alone
+// (no token, none of our Message-IDs) carries no secret, so it decides only
+// when the topmost Authentication-Results of our own MX authenticates the
+// From domain; otherwise it goes to a person and changes nothing. A forged
+// pass below the MX's header, or one by another server, counts for nothing.
+func TestInboxSubjectTagNeedsDMARC(t *testing.T) {
+	const mx = "mx.example.org"
+	ar := func(vs ...string) string {
+		var b strings.Builder
+		for _, v := range vs {
+			b.WriteString("Authentication-Results: " + v + "\r\n")
+		}
+		return b.String()
+	}
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newInboxEnv(t, driver)
+			e.inbox.Config.TrustedAuthServID = mx
+			ctx := context.Background()
+			tag := "AW: [Bestellung " + e.dv.Number + "] Neue Bestellung"
+			tests := []struct {
+				name, from, extra string
+				verdict           string
+			}{
+				{"no Authentication-Results", "anna@dataport.example", "", mailflow.VerdictUnauthenticated},
+				{"trusted dmarc=fail", "anna@dataport.example", ar(mx + "; dmarc=fail header.from=dataport.example"), mailflow.VerdictUnauthenticated},
+				{"forged pass below the MX's fail", "anna@dataport.example",
+					ar(mx+"; dmarc=fail header.from=dataport.example; dkim=fail header.d=dataport.example; spf=fail smtp.mailfrom=dataport.example",
+						mx+"; dmarc=pass header.from=dataport.example; dkim=pass header.d=dataport.example; spf=pass smtp.mailfrom=dataport.example"),
+					mailflow.VerdictUnauthenticated},
+				{"pass by another server", "anna@dataport.example", ar("mx.evil.example; dmarc=pass header.from=dataport.example"), mailflow.VerdictUnauthenticated},
+				{"pass for another domain", "anna@dataport.example", ar(mx + "; dmarc=pass header.from=evil.example; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=evil.example"), mailflow.VerdictUnauthenticated},
+				{"authenticated but unregistered sender", "mallory@evil.example", ar(mx + "; dmarc=pass header.from=evil.example"), mailflow.VerdictUnauthenticated},
+				{"dmarc=pass", "anna@dataport.example", ar(mx + "; dmarc=pass header.from=dataport.example"), mailflow.VerdictApplied},
+				{"aligned dkim=pass", "anna@dataport.example", ar(mx + "; dkim=pass header.d=mail.dataport.example"), mailflow.VerdictApplied},
+				{"aligned spf=pass", "anna@dataport.example", ar(mx + "; spf=pass smtp.mailfrom=bounce@dataport.example"), mailflow.VerdictApplied},
+				{"spf=pass for helo only", "anna@dataport.example", ar(mx + "; spf=pass smtp.helo=mx.dataport.example"), mailflow.VerdictUnauthenticated},
+				{"topmost trusted pass, forged fail below", "anna@dataport.example", ar(mx+"; dmarc=pass header.from=dataport.example", mx+"; dmarc=fail"), mailflow.VerdictApplied},
+			}
+			for _, tt := range tests {
+				before, _ := e.st.Order(ctx, e.dv.Number)
+				m := rmail{from: tt.from, to: "bestellungen@example.org", subject: tag, body: "IN BEARBEITUNG\n", extra: tt.extra}
+				dest, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: m.raw()})
+				if err != nil {
+					t.Fatalf("%s: %v", tt.name, err)
+				}
+				list, _ := e.st.InboundList(ctx, false, 0, 1)
+				after, _ := e.st.Order(ctx, e.dv.Number)
+				got := list[0]
+				if got.Verdict != tt.verdict {
+					t.Errorf("%s: verdict %q (%s), want %q", tt.name, got.Verdict, got.Reason, tt.verdict)
+				}
+				decided := len(after.History) - len(before.History)
+				if tt.verdict == mailflow.VerdictApplied {
+					if dest != mailflow.FolderProcessed || decided != 1 {
+						t.Errorf("%s: moved to %s, %d decisions recorded; want processed, 1", tt.name, dest, decided)
+					}
+					continue
+				}
+				if dest != mailflow.FolderReview || decided != 0 || after.Status != before.Status {
+					t.Errorf("%s: moved to %s, %d decisions, status %s → %s; want review and no change", tt.name, dest, decided, before.Status, after.Status)
+				}
+				if !strings.Contains(got.Reason, "subject tag only — needs a person") {
+					t.Errorf("%s: reason %q does not say it needs a person", tt.name, got.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestInboxRequireAuthenticatedTopmost: with require_authenticated_sender a
+// tokened reply needs the topmost trusted header's pass; a pass forged
+// below it does not count.
+func TestInboxRequireAuthenticatedTopmost(t *testing.T) {
+	const mx = "mx.example.org"
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newInboxEnv(t, driver)
+			e.inbox.Config = mailflow.InboxConfig{RequireAuthenticatedSender: true, TrustedAuthServID: mx}
+			ctx := context.Background()
+			forged := "Authentication-Results: " + mx + "; dmarc=fail header.from=dataport.example\r\n" +
+				"Authentication-Results: " + mx + "; dmarc=pass header.from=dataport.example\r\n"
+			m := rmail{from: "anna@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: "AW: [Bestellung " + e.dv.Number + "]", body: "BESTÄTIGT\n", extra: forged}
+			res, err := e.inbox.Explain(ctx, m.raw())
+			if err != nil || res.Verdict != mailflow.VerdictUnauthenticated {
+				t.Errorf("forged pass below the MX's fail: %+v %v", res, err)
+			}
+			m.extra = "Authentication-Results: " + mx + "; dmarc=pass header.from=dataport.example\r\n"
+			res, err = e.inbox.Explain(ctx, m.raw())
+			if err != nil || res.Verdict != mailflow.VerdictApplied {
+				t.Errorf("MX's pass: %+v %v", res, err)
+			}
+		})
 	}
 }

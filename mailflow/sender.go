@@ -102,6 +102,12 @@ type SenderConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// EnvelopeSender, if set, gives the MAIL FROM of a message in place of
+	// its stored Sender (a null sender stays null): a per-message bounce
+	// address (VERP) that names the outbox row by a secret token. The raw
+	// bytes are unchanged, since the envelope is not part of them.
+	EnvelopeSender func(*OutboxMessage) string
 }
 
 // SenderStats counts what the Sender did since it started.
@@ -684,6 +690,11 @@ func (w *smtpConn) quit() {
 // follows a delivered message; after a refused command RSET readies the
 // connection for the next one.
 func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) error {
+	if s.cfg.EnvelopeSender != nil && m.Sender != "" {
+		env := *m
+		env.Sender = s.cfg.EnvelopeSender(m)
+		m = &env
+	}
 	if !envelopeAddr(m.Sender, true) || len(m.Recipients) == 0 || slices.ContainsFunc(m.Recipients, func(r string) bool { return !envelopeAddr(r, false) }) {
 		return &deliveryError{stage: "address", err: errors.New("invalid envelope sender or recipients"), perm: true}
 	}

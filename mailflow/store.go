@@ -122,8 +122,11 @@ type InboundMessage struct {
 	Party       string    `json:"party,omitempty"`
 	Intent      Intent    `json:"intent,omitempty"`
 	NeedsReview bool      `json:"needs_review"`
-	Size        int64     `json:"size"`
-	Raw         []byte    `json:"-"`
+	// AlertSuppressed: the coordinator alert for this junk message was
+	// held back, one having gone out for its sender within the hour.
+	AlertSuppressed bool   `json:"alert_suppressed,omitempty"`
+	Size            int64  `json:"size"`
+	Raw             []byte `json:"-"`
 }
 
 // InboxTx is what inbound processing needs inside its transaction.
@@ -136,12 +139,14 @@ type InboxTx interface {
 	// FinishInbound stores the verdict of a claimed message, and its raw
 	// bytes (the claim need not store them).
 	FinishInbound(m *InboundMessage) error
-	// OutboxByMessageIDs returns the first outbound message with one of the ids.
-	OutboxByMessageIDs(ids []string) (*OutboxMessage, error)
+	// OutboxByID returns one outbound message (without its raw bytes), or
+	// ErrNotFound.
+	OutboxByID(id int64) (*OutboxMessage, error)
 	// FailOutbox marks an outbound message failed (a bounce); reports a change.
 	FailOutbox(id int64, reason string) (bool, error)
 	// AllowAnswer records an answer to sender for reason on day and reports
-	// false if one was already sent (one per sender, reason and day).
+	// false if one was already sent (one per sender, reason and day). day
+	// is any bucket string: the junk alert throttle passes an hour.
 	AllowAnswer(sender, reason, day string) (bool, error)
 	// CountInboundFrom counts messages from sender received since t.
 	CountInboundFrom(sender string, since time.Time) (int, error)

@@ -153,6 +153,95 @@ func (t *Tokens) FindToken(candidates ...string) (Token, bool) {
 	return Token{}, false
 }
 
+// The bounce token is the envelope sender (VERP) of one outbound message,
+// local+b<TOKEN>@domain: a bounce (RFC 3464) returns to it and so names
+// the outbox row it reports on by a secret, where the Message-ID quoted in
+// a bounce proves nothing (anyone can quote it). It is lowercase base32 and
+// 36 characters long, so "bestellungen+b" plus the token fits the
+// 64-character local part.
+//
+// Layout before encoding (22 bytes):
+//
+//	byte 0      version 2 (high 4 bits) and key id (low 4 bits)
+//	bytes 1–5   outbox row id, big endian
+//	bytes 6–21  HMAC-SHA-256 over bytes 0–5, truncated to 128 bits
+//
+// The version byte is MAC'd, and the MAC'd data differs in length from a
+// reply token's, so a bounce token never verifies as a reply token nor the
+// other way round, although both use the same secrets.
+const (
+	bounceTokenVersion = 2
+	bounceTokenBytes   = 22
+	// BounceTokenLen is the length of an encoded bounce token.
+	BounceTokenLen = 36
+	// bouncePrefix starts the bounce token in the local part, after "+".
+	bouncePrefix = "b"
+)
+
+// SignBounce returns the bounce token of an outbox row.
+func (t *Tokens) SignBounce(outboxID int64) string {
+	var b [bounceTokenBytes]byte
+	b[0] = bounceTokenVersion<<4 | keyID(t.keys[0])
+	put40(b[1:6], outboxID)
+	copy(b[6:], tokenMAC(t.keys[0], b[:6]))
+	return tokenEncoding.EncodeToString(b[:])
+}
+
+// VerifyBounce decodes a bounce token and checks its MAC in constant time,
+// under every configured secret.
+func (t *Tokens) VerifyBounce(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) != BounceTokenLen {
+		return 0, ErrBadToken
+	}
+	b, err := tokenEncoding.DecodeString(s)
+	// The last character carries 4 unused bits: only the canonical
+	// encoding is accepted, so one token has one spelling.
+	if err != nil || len(b) != bounceTokenBytes || b[0]>>4 != bounceTokenVersion || tokenEncoding.EncodeToString(b) != s {
+		return 0, ErrBadToken
+	}
+	for _, k := range t.keys {
+		if keyID(k) == b[0]&0x0f && hmac.Equal(tokenMAC(k, b[:6]), b[6:]) {
+			return get40(b[1:6]), nil
+		}
+	}
+	return 0, ErrBadToken
+}
+
+// BounceAddress is the envelope sender of outbox row outboxID: the replies
+// address (local@domain) with "+b" and the bounce token.
+func (t *Tokens) BounceAddress(replyAddress string, outboxID int64) string {
+	at := strings.LastIndexByte(replyAddress, '@')
+	if at < 0 {
+		return replyAddress
+	}
+	return replyAddress[:at] + "+" + bouncePrefix + t.SignBounce(outboxID) + replyAddress[at:]
+}
+
+// FindBounceToken looks for a verifying bounce token in recipient
+// addresses (local+bTOKEN@domain) and returns the outbox row id it names.
+// shaped reports a bounce-token-shaped address that does not verify
+// (forged or altered).
+func (t *Tokens) FindBounceToken(candidates ...string) (id int64, ok, shaped bool) {
+	for _, c := range candidates {
+		c = strings.ToLower(c)
+		at := strings.LastIndexByte(c, '@')
+		if at < 0 {
+			continue
+		}
+		local := c[:at]
+		i := strings.LastIndexByte(local, '+')
+		if i < 0 || len(local)-i-1 != len(bouncePrefix)+BounceTokenLen || !strings.HasPrefix(local[i+1:], bouncePrefix) {
+			continue
+		}
+		if id, err := t.VerifyBounce(local[i+1+len(bouncePrefix):]); err == nil {
+			return id, true, false
+		}
+		shaped = true
+	}
+	return 0, false, shaped
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

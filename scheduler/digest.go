@@ -48,6 +48,11 @@ type DigestData struct {
 	EscalateAfter time.Duration
 	// Review counts received messages waiting for a person.
 	Review int
+	// SuppressedAlerts counts the junk messages (unmatched,
+	// unauthenticated, too large, malformed) of the 24 hours before At
+	// whose alert was held back, one having gone out for the same sender
+	// within the hour; they are in review all the same.
+	SuppressedAlerts int
 	// Failed lists the newest failed outbox rows, FailedTotal counts all.
 	Failed      []*mailflow.OutboxMessage
 	FailedTotal int
@@ -107,7 +112,7 @@ func (s *Scheduler) RunDigest(ctx context.Context, at time.Time) (DigestReport, 
 		return rep, fmt.Errorf("scheduler: digest: %w", err)
 	}
 	s.log.Info("scheduler: digest", "at", at.Format(time.RFC3339), "sent", rep.Sent, "orders", d.Orders,
-		"overdue", d.OverdueTotal, "review", d.Review, "failed", d.FailedTotal, "took", time.Since(start).Round(time.Millisecond))
+		"overdue", d.OverdueTotal, "review", d.Review, "alerts_held_back", d.SuppressedAlerts, "failed", d.FailedTotal, "took", time.Since(start).Round(time.Millisecond))
 	return rep, nil
 }
 
@@ -144,6 +149,9 @@ func (s *Scheduler) digestData(ctx context.Context, at time.Time) (DigestData, e
 		}
 	}
 	if d.Review, err = s.store.CountReview(ctx); err != nil {
+		return d, err
+	}
+	if d.SuppressedAlerts, err = s.store.CountSuppressedAlerts(ctx, at.Add(-24*time.Hour)); err != nil {
 		return d, err
 	}
 	stats, oldest, err := s.store.OutboxStats(ctx, at)

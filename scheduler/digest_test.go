@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -38,12 +39,27 @@ func TestDigest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Junk whose alert the throttle held back, already looked at:
+			// one within the digest's 24 hours, one before.
+			tick := at(e.loc, 2026, 11, 23, 7, 0)
+			for i, received := range []time.Time{tick.Add(-time.Hour), tick.Add(-25 * time.Hour)} {
+				err := e.store.InboxTx(e.ctx, func(tx mailflow.InboxTx) error {
+					m := &mailflow.InboundMessage{MessageID: fmt.Sprintf("junk%d@example.org", i), SHA256: "y", ReceivedAt: received, From: "mallory@evil.example"}
+					if _, err := tx.ClaimInbound(m); err != nil {
+						return err
+					}
+					m.Verdict, m.AlertSuppressed = mailflow.VerdictUnauthenticated, true
+					return tx.FinishInbound(m)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			failed := sentKind(t, e, mailflow.KindNotification)
 			if _, err := e.store.MarkFailed(e.ctx, failed.ID, "550 5.1.1 user unknown"); err != nil {
 				t.Fatal(err)
 			}
 
-			tick := at(e.loc, 2026, 11, 23, 7, 0)
 			e.setClock(tick)
 			rep, err := e.sched.RunDigest(e.ctx, tick)
 			if err != nil {
@@ -67,8 +83,8 @@ func TestDigest(t *testing.T) {
 			if want := []string{overdue.Number + "/provider/IT.NRW/166h0m0s"}; !slices.Equal(od, want) || d.OverdueTotal != 1 {
 				t.Errorf("overdue %v (total %d), want %v", od, d.OverdueTotal, want)
 			}
-			if d.Review != 1 || d.FailedTotal != 1 || len(d.Failed) != 1 || d.Failed[0].ID != failed.ID {
-				t.Errorf("review %d, failed %d %v", d.Review, d.FailedTotal, d.Failed)
+			if d.Review != 1 || d.FailedTotal != 1 || len(d.Failed) != 1 || d.Failed[0].ID != failed.ID || d.SuppressedAlerts != 1 {
+				t.Errorf("review %d, failed %d %v, alerts held back %d", d.Review, d.FailedTotal, d.Failed, d.SuppressedAlerts)
 			}
 			digests := e.outbox(mailflow.KindDigest)
 			if len(digests) != 1 || !slices.Equal(digests[0].Recipients, []string{"koordinierung@example.org"}) {
@@ -80,6 +96,7 @@ func TestDigest(t *testing.T) {
 				"     1  Bestätigt durch Intermediär\n", "     1  In Prüfung durch Anbieter (DV)\n", "     1  Bestellt\n", "     0  Offen\n",
 				"Überfällig, seit mehr als 5 Tagen unentschieden: 1\n  "+overdue.Number+"  Anbieter IT.NRW, seit 16.11.2026 (6 Tage), Bestätigt durch Intermediär",
 				"Eingegangene Nachrichten zur Prüfung: 1",
+				"Warnungen zurückgehalten (höchstens eine je Absender und Stunde), letzte 24 Std.: 1",
 				"Nicht zustellbare Nachrichten: 1", "550 5.1.1 user unknown", "mailflow outbox retry ID")
 			if strings.Contains(digests[0].Text, recent.Number) {
 				t.Error("the digest lists an order undecided for less than escalate_after")

@@ -122,6 +122,9 @@ type Store interface {
 	StatusCounts(ctx context.Context) (map[mailflow.Status]int, error)
 	// CountReview counts received messages waiting for a person.
 	CountReview(ctx context.Context) (int, error)
+	// CountSuppressedAlerts counts received junk messages since `since`
+	// whose coordinator alert was held back by the per-sender throttle.
+	CountSuppressedAlerts(ctx context.Context, since time.Time) (int, error)
 	// OutboxStats counts outbox rows per status and the age of the oldest
 	// pending one.
 	OutboxStats(ctx context.Context, now time.Time) (map[string]int, time.Duration, error)

@@ -60,26 +60,24 @@ func (t *Tx) FinishInbound(m *mailflow.InboundMessage) error {
 			}
 		}
 	}
-	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ?, raw = ? WHERE id = ?`,
-		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, inline, m.ID)
+	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ?, alert_suppressed = ?, raw = ? WHERE id = ?`,
+		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, m.AlertSuppressed, inline, m.ID)
 	if err != nil {
 		return fmt.Errorf("storage: finish inbound: %w", err)
 	}
 	return nil
 }
 
-// OutboxByMessageIDs finds the first of our messages among ids.
-func (t *Tx) OutboxByMessageIDs(ids []string) (*mailflow.OutboxMessage, error) {
-	for _, id := range ids {
-		var rows []outboxRow
-		if err := t.sel(&rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.message_id = ?`, id); err != nil {
-			return nil, fmt.Errorf("storage: outbox by message id: %w", err)
-		}
-		if len(rows) > 0 {
-			return rows[0].message(), nil
-		}
+// OutboxByID finds the outbound message a bounce token names.
+func (t *Tx) OutboxByID(id int64) (*mailflow.OutboxMessage, error) {
+	var rows []outboxRow
+	if err := t.sel(&rows, `SELECT `+outboxColumns+outboxFrom+` WHERE o.id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: outbox by id: %w", err)
 	}
-	return nil, fmt.Errorf("storage: outbox by message id: %w", mailflow.ErrNotFound)
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("storage: outbox by id: %w", mailflow.ErrNotFound)
+	}
+	return rows[0].message(), nil
 }
 
 // FailOutbox marks an outbound message failed after a bounce.
@@ -199,6 +197,16 @@ func (s *Store) CountReview(ctx context.Context) (int, error) {
 	var n int
 	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM inbound WHERE needs_review = ?`, true); err != nil {
 		return 0, fmt.Errorf("storage: count review: %w", err)
+	}
+	return n, nil
+}
+
+// CountSuppressedAlerts counts received messages since `since` whose
+// coordinator alert the junk throttle held back.
+func (s *Store) CountSuppressedAlerts(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM inbound WHERE alert_suppressed = ? AND received_at >= ?`, true, utc(since)); err != nil {
+		return 0, fmt.Errorf("storage: count suppressed alerts: %w", err)
 	}
 	return n, nil
 }

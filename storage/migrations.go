@@ -312,6 +312,12 @@ ALTER TABLE billing_periods RENAME TO billing_reminders;
 	`
 ALTER TABLE orders ADD COLUMN created_by TEXT;
 `,
+	// 9: inbound.alert_suppressed marks a received message whose
+	// coordinator alert the junk throttle held back (one alert per sender
+	// and hour), so that the digest can say how many were held back.
+	`
+ALTER TABLE inbound ADD COLUMN alert_suppressed BOOLEAN NOT NULL DEFAULT FALSE;
+`,
 }
 
 // migrationHooks run Go code in the transaction of a migration, after its

@@ -98,18 +98,33 @@ func TestCLIUsage(t *testing.T) {
 	}
 }
 
+// TestCLIInboxExplain: explain shows the verdict and changes nothing; a
+// reply matched by its subject tag alone needs a person unless our MX
+// authenticated the sender.
 func TestCLIInboxExplain(t *testing.T) {
 	c := newCLI(t)
 	c.must("catalog", "import", "../../examples/catalog.json")
 	c.must("order", "create", "../../examples/order-dv.json")
 	eml := filepath.Join(t.TempDir(), "reply.eml")
-	os.WriteFile(eml, []byte("From: Anna <anna@dataport.example>\r\nTo: bestellungen@example.org\r\n"+
-		"Subject: AW: [Bestellung 2026-000001] Neue Bestellung\r\nMessage-ID: <r1@dataport.example>\r\n"+
-		"Content-Type: text/plain; charset=utf-8\r\n\r\nBestätigt.\r\n\r\nAm 20.11.2026 schrieb DVC:\r\n> ABGELEHNT\r\n"), 0o600)
+	reply := "From: Anna <anna@dataport.example>\r\nTo: bestellungen@example.org\r\n" +
+		"Subject: AW: [Bestellung 2026-000001] Neue Bestellung\r\nMessage-ID: <r1@dataport.example>\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\nBestätigt.\r\n\r\nAm 20.11.2026 schrieb DVC:\r\n> ABGELEHNT\r\n"
+	os.WriteFile(eml, []byte(reply), 0o600)
 	out := c.must("inbox", "explain", eml)
+	for _, want := range []string{"unauthenticated", "subject tag only", "needs a person", "review", "nothing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain of a subject-tag reply lacks %q:\n%s", want, out)
+		}
+	}
+
+	f, _ := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("trusted_authserv_id = \"mx.example.org\"\n")
+	f.Close()
+	os.WriteFile(eml, []byte("Authentication-Results: mx.example.org; dmarc=pass header.from=dataport.example\r\n"+reply), 0o600)
+	out = c.must("inbox", "explain", eml)
 	for _, want := range []string{"applied", "2026-000001", "accept", "Bestellt", "nothing"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("explain output lacks %q:\n%s", want, out)
+			t.Errorf("explain of a DMARC-authenticated reply lacks %q:\n%s", want, out)
 		}
 	}
 	if show := c.must("order", "show", "2026-000001"); !strings.Contains(show, "Offen") {

@@ -412,6 +412,20 @@ func (c *Config) composer() (*mailflow.Tokens, *mailflow.Composer, error) {
 	return tokens, composer, err
 }
 
+// envelopeSender gives every outbound message its own bounce address
+// (VERP) under the replies address, so that a bounce marks a message
+// failed only when it comes back to that address.
+func (c *Config) envelopeSender(tokens *mailflow.Tokens) func(*mailflow.OutboxMessage) string {
+	addr := c.Replies.Address
+	if addr == "" {
+		addr = c.SMTP.From
+	}
+	if a, err := mail.ParseAddress(addr); err == nil {
+		addr = a.Address
+	}
+	return func(m *mailflow.OutboxMessage) string { return tokens.BounceAddress(addr, m.ID) }
+}
+
 // secrets returns the reply secrets, newest first.
 func (c *Config) secrets() []string {
 	var out []string

@@ -53,6 +53,7 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password},
 		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
 		Lease: cfg.lease, Alerts: d.composer, Logger: log,
+		EnvelopeSender: cfg.envelopeSender(d.tokens),
 	})
 	if err != nil {
 		d.store.Close()

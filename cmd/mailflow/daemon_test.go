@@ -12,11 +12,13 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"mailflow/examples"
+	"mailflow/mailflow"
 	"mailflow/mailflow/mailtest"
 	"mailflow/storage/storagetest"
 )
@@ -266,10 +268,12 @@ func (e *e2e) lifecycle() {
 	if !strings.Contains(subject(conf), dv) {
 		t.Errorf("customer confirmation subject %q", subject(conf))
 	}
-	// Acknowledgements went to the authenticated senders.
-	e.waitFor("acks", func() bool { return len(e.delivered("anna@dataport.example")) == 1 })
-	if a := e.delivered("anna@dataport.example")[0]; a.Header.Get("Auto-Submitted") != "auto-replied" {
-		t.Errorf("ack Auto-Submitted = %q", a.Header.Get("Auto-Submitted"))
+	// The acknowledgement of Anna's reply went to the provider's own
+	// address: she is registered only through the domain @dataport.example.
+	// Notification, acknowledgement, confirmation.
+	e.waitFor("acks", func() bool { return len(e.delivered("bestellungen@dataport.example")) == 3 })
+	if n := len(e.delivered("anna@dataport.example")); n != 0 {
+		t.Errorf("%d messages to the sender registered only by domain, want 0", n)
 	}
 
 	// UV: the intermediary rejects with a reason on the next line; the
@@ -318,6 +322,55 @@ func (e *e2e) lifecycle() {
 			t.Errorf("duplicate delivery %s", id)
 		}
 		seen[id] = true
+	}
+	e.bounces(conf)
+}
+
+// bounces checks VERP: every message went out with its own bounce address
+// under the replies address, and only a bounce to that address marks the
+// message failed; one naming its Message-ID at the plain address goes to a
+// person.
+func (e *e2e) bounces(conf *mail.Message) {
+	t := e.t
+	var verp string
+	for _, m := range e.smtp.Messages() {
+		if !strings.HasPrefix(m.From, "bestellungen+b") || !strings.HasSuffix(m.From, "@example.org") || len(m.From) != len("bestellungen+b@example.org")+mailflow.BounceTokenLen {
+			t.Errorf("envelope sender %q is no bounce address", m.From)
+		}
+		if slices.Contains(m.To, "it@musterstadt.example") {
+			verp = m.From
+		}
+	}
+	msgID := strings.Trim(conf.Header.Get("Message-ID"), "<>")
+	status := func() string {
+		rows, err := e.d.store.OutboxList(context.Background(), "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.MessageID == msgID {
+				return r.Status
+			}
+		}
+		return "missing"
+	}
+	dsn := func(to string) []byte {
+		return []byte(fmt.Sprintf("Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.musterstadt.example\r\nTo: %s\r\n"+
+			"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <%d@mx.musterstadt.example>\r\nMIME-Version: 1.0\r\n"+
+			"Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nundeliverable\r\n"+
+			"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.musterstadt.example\r\n\r\n"+
+			"Final-Recipient: rfc822; it@musterstadt.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"+
+			"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <%s>\r\n\r\n--b--\r\n", to, time.Now().UnixNano(), msgID))
+	}
+	e.imap.Append("INBOX", dsn("bestellungen@example.org"))
+	e.waitFor("bounce without VERP token in review", func() bool { uids, _ := e.imap.UIDs("Review"); return len(uids) == 2 })
+	if st := status(); st != mailflow.OutboxSent {
+		t.Errorf("a bounce without VERP token left the confirmation %s", st)
+	}
+	e.imap.Append("INBOX", dsn(verp))
+	e.waitFor("bounce at the VERP address processed", func() bool { uids, _ := e.imap.UIDs("Processed"); return len(uids) == 4 })
+	if st := status(); st != mailflow.OutboxFailed {
+		t.Errorf("a bounce at the VERP address left the confirmation %s", st)
 	}
 }
 

@@ -7,8 +7,8 @@ import "strings"
 //	authserv-id [version] ( *( ";" resinfo ) / ";" "none" )
 //	resinfo = method "=" result [reason] *( ptype "." property "=" value )
 //
-// Comments are dropped first (they may contain ";" and "="). Only dmarc and
-// dkim results are kept, since those are what sender authentication
+// Comments are dropped first (they may contain ";" and "="). Only dmarc, dkim and
+// spf results are kept, since those are what sender authentication
 // checks. ok is false when not even an authserv-id is present.
 func parseAuthResults(v string) (AuthResult, bool) {
 	var ar AuthResult
@@ -50,6 +50,14 @@ func parseAuthResults(v string) (AuthResult, bool) {
 				}
 			}
 			ar.DKIM = append(ar.DKIM, DKIMResult{Result: result, Domain: strings.ToLower(d)})
+		case "spf":
+			if ar.SPF == "" {
+				ar.SPF = result
+				// smtp.mailfrom is a mailbox or, per RFC 8601 §2.7.2, just
+				// its domain.
+				mf := strings.ToLower(props["smtp.mailfrom"])
+				ar.SPFDomain = mf[strings.LastIndexByte(mf, '@')+1:]
+			}
 		}
 	}
 	return ar, true

@@ -245,13 +245,18 @@ func TestParseAuthResults(t *testing.T) {
 		{`mx.example.org; dkim=pass reason="good; signature" header.d="q.example"`,
 			AuthResult{AuthServID: "mx.example.org", DKIM: []DKIMResult{{"pass", "q.example"}}}, true},
 		{"mx.example.org; none", AuthResult{AuthServID: "mx.example.org"}, true},
+		{"mx.example.org; spf=pass smtp.mailfrom=Bounce@Mail.A.example; spf=fail smtp.mailfrom=b.example",
+			AuthResult{AuthServID: "mx.example.org", SPF: "pass", SPFDomain: "mail.a.example"}, true},
+		{"mx.example.org; spf=pass smtp.mailfrom=a.example", AuthResult{AuthServID: "mx.example.org", SPF: "pass", SPFDomain: "a.example"}, true},
+		{"mx.example.org; spf=pass smtp.helo=mx.a.example", AuthResult{AuthServID: "mx.example.org", SPF: "pass"}, true},
 		{"(only a comment)", AuthResult{}, false},
 		{"", AuthResult{}, false},
 	}
 	for _, tt := range tests {
 		got, ok := parseAuthResults(tt.in)
 		if ok != tt.ok || got.AuthServID != tt.want.AuthServID || got.DMARC != tt.want.DMARC ||
-			got.DMARCFrom != tt.want.DMARCFrom || len(got.DKIM) != len(tt.want.DKIM) {
+			got.DMARCFrom != tt.want.DMARCFrom || len(got.DKIM) != len(tt.want.DKIM) ||
+			got.SPF != tt.want.SPF || got.SPFDomain != tt.want.SPFDomain {
 			t.Errorf("parseAuthResults(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
 			continue
 		}

@@ -48,6 +48,12 @@ type AuthResult struct {
 	DMARC      string       // pass, fail, none, … or "" if no dmarc result
 	DMARCFrom  string       // header.from of the dmarc result, lowercased
 	DKIM       []DKIMResult // every dkim result, in header order
+	// SPF is the first spf result (pass, fail, softfail, …, lowercased) and
+	// SPFDomain the domain of its smtp.mailfrom (RFC 8601 §2.7.2), which
+	// the caller checks for alignment with the From domain (RFC 7489
+	// §3.1.2). A result for smtp.helo alone leaves SPFDomain "".
+	SPF       string
+	SPFDomain string
 }
 
 // DKIMResult is one dkim method result of an Authentication-Results header.

@@ -485,3 +485,27 @@ func BenchmarkParseAdversarial(b *testing.B) {
 		})
 	}
 }
+
+// TestParseAuthResultsOrder: AuthResults keep the header order, topmost
+// first, because only the topmost result of the trusted server counts
+// (RFC 8601 §5): anyone can add one further down before the message
+// reaches that server.
+func TestParseAuthResultsOrder(t *testing.T) {
+	raw := "Authentication-Results: mx.example.org; dmarc=fail header.from=a.example\r\n" +
+		"Received: from evil.example\r\n" +
+		"Authentication-Results: mx.example.org; dmarc=pass header.from=a.example\r\n" +
+		"Authentication-Results: other.example; dmarc=pass header.from=a.example\r\n" +
+		"From: x@a.example\r\nSubject: s\r\n\r\nbody\r\n"
+	m, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ar := range m.AuthResults {
+		got = append(got, ar.AuthServID+" "+ar.DMARC)
+	}
+	want := []string{"mx.example.org fail", "mx.example.org pass", "other.example pass"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("AuthResults = %q, want %q", got, want)
+	}
+}
