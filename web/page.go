@@ -292,9 +292,9 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	if s := mailflow.Status(q.Get("status")); s.Valid() {
 		v.Status = string(s)
 	}
-	if len(v.Query) > 200 {
-		v.Query = v.Query[:200]
-	}
+	// A query string may hold any bytes; PostgreSQL refuses invalid UTF-8
+	// as a parameter, and a cut must not split a character.
+	v.Query = mailflow.CleanText(v.Query, 200)
 	v.Filtered = v.Status != "" || v.Query != ""
 	counts, err := p.Store.StatusCounts(ctx)
 	if err != nil {
@@ -466,6 +466,8 @@ func germanFieldMessage(fe mailflow.FieldError) string {
 			return "Für eine Ablehnung ist ein Grund erforderlich."
 		case strings.Contains(m, "at most"):
 			return "Der Grund darf höchstens 4000 Zeichen lang sein."
+		case strings.Contains(m, "without NUL"):
+			return "Der Grund enthält Zeichen, die kein Text sind."
 		}
 	}
 	return m
