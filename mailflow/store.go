@@ -151,4 +151,6 @@ type InboxTx interface {
 type InboxStore interface {
 	Store
 	InboxTx(ctx context.Context, fn func(InboxTx) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
 }
