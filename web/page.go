@@ -679,7 +679,8 @@ func verdictLabel(s string) string {
 		mailflow.VerdictAutoReply: "automatische Antwort", mailflow.VerdictBounce: "Unzustellbarkeitsnachricht",
 		mailflow.VerdictUnmatched: "nicht zugeordnet", mailflow.VerdictUnauthenticated: "Absender nicht berechtigt",
 		mailflow.VerdictNoIntent: "keine Erklärung erkannt", mailflow.VerdictConflict: "Widerspruch",
-		mailflow.VerdictTooLarge: "zu groß", mailflow.VerdictMalformed: "fehlerhaft", "processing": "in Verarbeitung"}, s)
+		mailflow.VerdictTooLarge: "zu groß", mailflow.VerdictMalformed: "fehlerhaft",
+		mailflow.VerdictUnprocessable: "nicht verarbeitbar", "processing": "in Verarbeitung"}, s)
 }
 
 func modelLabel(s string) string {
