@@ -153,4 +153,8 @@ type InboxStore interface {
 	InboxTx(ctx context.Context, fn func(InboxTx) error) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Transient reports whether err may pass by itself on another try (the
+	// connection failed, a lock or conflict) rather than being caused by
+	// the data.
+	Transient(err error) bool
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/textproto"
 	"strings"
@@ -17,13 +18,21 @@ const VerdictUnprocessable = "unprocessable"
 // The watcher hands an Inbox's failures to it (Quarantiner).
 var _ Quarantiner = (*Inbox)(nil)
 
-// Reachable reports whether the database answers; the watcher counts a
-// failure against the message only then (Quarantiner).
-func (in *Inbox) Reachable(ctx context.Context) error {
-	if err := in.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("mailflow: inbound: database: %w", err)
+// Transient says why a failure to process a message may pass by itself:
+// the database refused for a reason of its own state, or does not answer
+// (a ping after the failure fails). Otherwise it returns "", and the
+// watcher counts the failure against the message (Quarantiner).
+func (in *Inbox) Transient(ctx context.Context, cause error) string {
+	switch {
+	case errors.Is(cause, context.Canceled), errors.Is(cause, context.DeadlineExceeded):
+		return "cancelled or timed out"
+	case in.Store.Transient(cause):
+		return "the database refused for a passing reason"
 	}
-	return nil
+	if err := in.Store.Ping(ctx); err != nil {
+		return "the database does not answer"
+	}
+	return ""
 }
 
 // Quarantine records a message that could not be processed: an inbound

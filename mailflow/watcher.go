@@ -39,16 +39,17 @@ type Processor interface {
 // Quarantiner is implemented by a Processor that can set aside a message
 // it keeps failing on, so that one bad message never holds up the messages
 // behind it (DESIGN §4, "Authenticate"). After MaxAttempts failures of the
-// same message, each while Reachable reported its dependencies healthy,
-// the watcher calls Quarantine and files the message for review. A
-// failure while Reachable fails (the database is down) is the connection's
-// fault, not the message's, and is not counted: such messages wait.
+// same message that Transient blamed on the message, the watcher calls
+// Quarantine and files the message for review. A transient failure (the
+// database is down, a lock) is not counted: such messages wait.
 //
 // Without this interface the watcher cannot tell the two apart and retries
 // a failed message until it succeeds.
 type Quarantiner interface {
-	// Reachable reports whether what processing depends on answers.
-	Reachable(ctx context.Context) error
+	// Transient returns why cause may pass by itself (what processing
+	// depends on does not answer, or refused for a reason other than this
+	// message), or "" when the failure is the message's own.
+	Transient(ctx context.Context, cause error) string
 	// Quarantine records durably, without the message fields that may
 	// have caused the failure, that m was not processed after attempts
 	// tries because of cause, and alerts a person. The watcher files the
@@ -851,8 +852,7 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 }
 
 // giveUp counts a failure of m and reports whether m is to be filed for
-// review: MaxAttempts failures while the processor's dependencies answered
-// each time. Then the processor records the message as unprocessable; if
+// review: MaxAttempts failures that were not transient. Then the processor records the message as unprocessable; if
 // even that fails the message is still filed, so the inbox keeps flowing,
 // and the loss is logged and counted.
 func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) bool {
@@ -860,8 +860,8 @@ func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) boo
 	if !ok || ctx.Err() != nil {
 		return false
 	}
-	if err := w.reachable(ctx, q); err != nil {
-		w.log.Warn("imap: processing failed while the database is unreachable; the message waits", "uid", m.UID, "err", err)
+	if why := w.transient(ctx, q, cause); why != "" {
+		w.log.Warn("imap: processing failed for a passing reason; the message waits", "uid", m.UID, "why", why)
 		return false
 	}
 	key := msgKey{m.Mailbox, m.UIDValidity, m.UID}
@@ -872,7 +872,7 @@ func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) boo
 	}
 	delete(w.failures, key)
 	w.unprocessable.Add(1)
-	w.log.Error("imap: message failed repeatedly while the database answers; filing it for review",
+	w.log.Error("imap: message failed repeatedly, not for a passing reason; filing it for review",
 		"uid", m.UID, "attempts", n, "err", cause)
 	if err := w.quarantine(ctx, q, m, n, cause); err != nil {
 		w.unrecorded.Add(1)
@@ -882,16 +882,18 @@ func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) boo
 	return true
 }
 
-// reachable and quarantine call the Quarantiner, turning a panic into an
-// error like process does.
-func (w *Watcher) reachable(ctx context.Context, q Quarantiner) (err error) {
+// transient and quarantine call the Quarantiner, turning a panic into an
+// error like process does; a panic in Transient counts as passing, so
+// that a bug there files nothing away.
+func (w *Watcher) transient(ctx context.Context, q Quarantiner, cause error) (why string) {
 	defer func() {
 		if v := recover(); v != nil {
 			w.panics.Add(1)
-			err = fmt.Errorf("mailflow: imap: reachable: panic: %v", v)
+			why = fmt.Sprintf("panic in Transient: %v", v)
+			w.log.Error("imap: panic in processor", "err", why, "stack", string(debug.Stack()))
 		}
 	}()
-	return q.Reachable(ctx)
+	return q.Transient(ctx, cause)
 }
 
 func (w *Watcher) quarantine(ctx context.Context, q Quarantiner, m FetchedMessage, attempts int, cause error) (err error) {

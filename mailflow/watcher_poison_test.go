@@ -172,11 +172,11 @@ type quarantiner struct {
 	quarantined []uint32
 }
 
-func (q *quarantiner) Reachable(ctx context.Context) error {
+func (q *quarantiner) Transient(ctx context.Context, cause error) string {
 	if q.down.Load() {
-		return errors.New("connection refused")
+		return "connection refused"
 	}
-	return nil
+	return ""
 }
 
 func (q *quarantiner) Quarantine(ctx context.Context, m mailflow.FetchedMessage, attempts int, cause error) error {
