@@ -2,6 +2,8 @@ package mailflow_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -12,8 +14,8 @@ import (
 // Text from a received message is stored whatever its bytes: a subject
 // cut at its limit stays valid UTF-8 (29 ASCII bytes and 600 "ü" cut by
 // bytes at 500 ended in half a character, which PostgreSQL refused on
-// every try), and NUL bytes and invalid sequences in header and body do
-// not fail the transaction. The reply is applied each time.
+// every try), and NUL bytes, invalid sequences or an overlong Message-ID
+// do not fail the transaction. The reply is applied each time.
 func TestInboxStoresAnyText(t *testing.T) {
 	const ascii29 = "AW: Bitte um Rueckmeldung...!"
 	if len(ascii29) != 29 {
@@ -21,16 +23,20 @@ func TestInboxStoresAnyText(t *testing.T) {
 	}
 	tests := []struct {
 		name, subject, body, wantSubject string
+		id                               string // Message-ID; "" for a fresh one
 	}{
-		{"29 ASCII and 600 ü", ascii29 + strings.Repeat("ü", 600), "BESTÄTIGT\n", ascii29 + strings.Repeat("ü", 471)},
-		{"NUL and invalid bytes", "Antwort\x00 zur Bestellung \xfc", "BESTÄTIGT\x00\n\xff\xfe\n", "Antwort zur Bestellung ü"}, // raw 8-bit headers are read as windows-1252,
+		{"29 ASCII and 600 ü", ascii29 + strings.Repeat("ü", 600), "BESTÄTIGT\n", ascii29 + strings.Repeat("ü", 471), ""},
+		// Raw 8-bit headers are read as windows-1252.
+		{"NUL and invalid bytes", "Antwort\x00 zur Bestellung \xfc", "BESTÄTIGT\x00\n\xff\xfe\n", "Antwort zur Bestellung ü", ""},
+		// A longer Message-ID exceeded PostgreSQL's index entry limit.
+		{"Message-ID of 4000 bytes", "Antwort", "BESTÄTIGT\n", "Antwort", "<" + incompressible(4000) + "@client.example>"},
 	}
 	for _, driver := range storagetest.Drivers() {
 		for _, tt := range tests {
 			t.Run(driver+"/"+tt.name, func(t *testing.T) {
 				e := newInboxEnv(t, driver)
 				ctx := context.Background()
-				m := rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: tt.subject, body: tt.body}
+				m := rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"), subject: tt.subject, body: tt.body, id: tt.id}
 				dest, err := e.inbox.Process(ctx, mailflow.FetchedMessage{Raw: m.raw(), Mailbox: "INBOX", UIDValidity: 1, UID: 1})
 				if err != nil {
 					t.Fatalf("process: %v", err)
@@ -51,4 +57,16 @@ func TestInboxStoresAnyText(t *testing.T) {
 			})
 		}
 	}
+}
+
+// incompressible returns n hex digits without repetition, which PostgreSQL
+// cannot compress below its index entry limit.
+func incompressible(n int) string {
+	var b strings.Builder
+	sum := sha256.Sum256([]byte("seed"))
+	for b.Len() < n {
+		b.WriteString(hex.EncodeToString(sum[:]))
+		sum = sha256.Sum256(sum[:])
+	}
+	return b.String()[:n]
 }

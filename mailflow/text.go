@@ -41,6 +41,9 @@ const (
 	maxFromText    = 320 // an addr-spec is at most 64 + 1 + 255 (RFC 5321 §4.5.3.1)
 	maxSubjectText = 500
 	maxReasonText  = 1000
+	// maxMessageID is the longest Message-ID kept, in bytes: a header
+	// line is at most 998 characters (RFC 5322 §2.1.1).
+	maxMessageID = 998
 )
 
 // cleanMessage makes every field of a parsed message that is stored or
@@ -50,6 +53,13 @@ const (
 // matching must see the fields whole.
 func cleanMessage(m *reply.Message) {
 	m.MessageID = CleanText(m.MessageID, 0)
+	if len(m.MessageID) > maxMessageID {
+		// The Message-ID is the inbound table's unique key, and a
+		// PostgreSQL index entry holds at most 2704 bytes: a longer one
+		// failed every insert. It cannot be genuine, so the message is
+		// deduplicated by its hash, like one without a Message-ID.
+		m.MessageID = ""
+	}
 	m.From = CleanText(m.From, 0)
 	m.FromName = CleanText(m.FromName, 0)
 	m.ReturnPath = CleanText(m.ReturnPath, 0)
