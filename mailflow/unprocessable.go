@@ -11,8 +11,8 @@ import (
 )
 
 // VerdictUnprocessable marks a received message that failed MaxAttempts
-// times while the database answered: it waits in the review folder for a
-// person, and its row holds the error instead of a decision.
+// times for no passing reason (WatcherConfig): it waits in the review
+// folder for a person, and its row holds the error instead of a decision.
 const VerdictUnprocessable = "unprocessable"
 
 // The watcher hands an Inbox's failures to it (Quarantiner).

@@ -105,9 +105,8 @@ type WatcherConfig struct {
 	IdleRefresh    time.Duration
 	MaxSize        int64         // larger messages are not downloaded, default 25 MiB
 	CommandTimeout time.Duration // a server silent this long is dropped, default 60s
-	// MaxAttempts is how often a message may fail, while the processor's
-	// dependencies answer, before it is quarantined (see Quarantiner).
-	// Default 3.
+	// MaxAttempts is how often a message may fail for no passing reason
+	// before it is quarantined (see Quarantiner). Default 3.
 	MaxAttempts int
 	Logger      *slog.Logger
 }
@@ -852,9 +851,10 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 }
 
 // giveUp counts a failure of m and reports whether m is to be filed for
-// review: MaxAttempts failures that were not transient. Then the processor records the message as unprocessable; if
-// even that fails the message is still filed, so the inbox keeps flowing,
-// and the loss is logged and counted.
+// review: after MaxAttempts failures that were not transient. Then the
+// processor records the message as unprocessable; if even that fails the
+// message is still filed, so the inbox keeps flowing, and the loss is
+// logged and counted.
 func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) bool {
 	q, ok := w.proc.(Quarantiner)
 	if !ok || ctx.Err() != nil {
