@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Notifier composes the outbound messages that an event causes. The
@@ -242,8 +243,12 @@ func ValidateDecision(o *Order, d *Decision) error {
 	if d.Intent == IntentReject && d.Reason == "" {
 		verr.add("reason", "is required for reject")
 	}
-	if len(d.Reason) > 4000 {
+	switch {
+	case utf8.RuneCountInString(d.Reason) > 4000:
 		verr.add("reason", "must be at most 4000 characters")
+	case CleanText(d.Reason, 0) != d.Reason:
+		// A form field may hold any bytes; PostgreSQL would refuse them.
+		verr.add("reason", "must be UTF-8 text without NUL characters")
 	}
 	return verr.orNil()
 }

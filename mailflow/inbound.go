@@ -99,7 +99,8 @@ func (in *Inbox) handle(ctx context.Context, fm FetchedMessage, dryRun bool) (Re
 			rec.SHA256 = sha256Hex(fm.Raw)
 			rec.MessageID = "sha256:" + rec.SHA256
 		} else {
-			rec.SHA256, rec.From, rec.Subject = msg.SHA256, msg.From, truncate(msg.Subject, 500)
+			cleanMessage(msg)
+			rec.SHA256, rec.From, rec.Subject = msg.SHA256, CleanText(msg.From, maxFromText), CleanText(msg.Subject, maxSubjectText)
 			rec.MessageID = msg.MessageID
 			if rec.MessageID == "" {
 				rec.MessageID = "sha256:" + msg.SHA256
@@ -121,7 +122,7 @@ func (in *Inbox) handle(ctx context.Context, fm FetchedMessage, dryRun bool) (Re
 			if err != nil {
 				return err
 			}
-			rec.Verdict, rec.Reason, rec.Party, rec.Intent = res.Verdict, res.Reason, res.Party, res.Intent
+			rec.Verdict, rec.Reason, rec.Party, rec.Intent = res.Verdict, CleanText(res.Reason, maxReasonText), res.Party, res.Intent
 			rec.NeedsReview = res.Dest == FolderReview
 			if err := tx.FinishInbound(rec); err != nil {
 				return err
@@ -217,7 +218,7 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 			return res, nil, err
 		}
 		why := fmt.Sprintf("bounced: %s %s %s", msg.BounceRecipient, msg.BounceStatus, msg.BounceDiagnostic)
-		changed, err := tx.FailOutbox(out.ID, truncate(strings.TrimSpace(why), 1000))
+		changed, err := tx.FailOutbox(out.ID, CleanText(strings.TrimSpace(why), maxReasonText))
 		if err != nil {
 			return res, nil, err
 		}
@@ -379,13 +380,6 @@ func authenticated(msg *reply.Message, trusted string) (string, bool) {
 		return "the trusted server " + trusted + " found neither a DMARC pass nor an aligned DKIM or SPF pass", false
 	}
 	return "no Authentication-Results from the trusted server " + trusted, false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // ExplainTooLarge says what Process does with a message over the size limit.

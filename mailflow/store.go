@@ -156,4 +156,10 @@ type InboxTx interface {
 type InboxStore interface {
 	Store
 	InboxTx(ctx context.Context, fn func(InboxTx) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Transient reports whether err may pass by itself on another try (the
+	// connection failed, a lock or conflict) rather than being caused by
+	// the data.
+	Transient(err error) bool
 }

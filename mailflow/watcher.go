@@ -36,6 +36,27 @@ type Processor interface {
 	Process(ctx context.Context, m FetchedMessage) (dest string, err error)
 }
 
+// Quarantiner is implemented by a Processor that can set aside a message
+// it keeps failing on, so that one bad message never holds up the messages
+// behind it (DESIGN §4, "Authenticate"). After MaxAttempts failures of the
+// same message that Transient blamed on the message, the watcher calls
+// Quarantine and files the message for review. A transient failure (the
+// database is down, a lock) is not counted: such messages wait.
+//
+// Without this interface the watcher cannot tell the two apart and retries
+// a failed message until it succeeds.
+type Quarantiner interface {
+	// Transient returns why cause may pass by itself (what processing
+	// depends on does not answer, or refused for a reason other than this
+	// message), or "" when the failure is the message's own.
+	Transient(ctx context.Context, cause error) string
+	// Quarantine records durably, without the message fields that may
+	// have caused the failure, that m was not processed after attempts
+	// tries because of cause, and alerts a person. The watcher files the
+	// message for review even when it fails.
+	Quarantine(ctx context.Context, m FetchedMessage, attempts int, cause error) error
+}
+
 // FetchedMessage is one message of the watched mailbox.
 type FetchedMessage struct {
 	Mailbox      string
@@ -84,7 +105,10 @@ type WatcherConfig struct {
 	IdleRefresh    time.Duration
 	MaxSize        int64         // larger messages are not downloaded, default 25 MiB
 	CommandTimeout time.Duration // a server silent this long is dropped, default 60s
-	Logger         *slog.Logger
+	// MaxAttempts is how often a message may fail for no passing reason
+	// before it is quarantined (see Quarantiner). Default 3.
+	MaxAttempts int
+	Logger      *slog.Logger
 }
 
 // WatcherState persists UIDVALIDITY and the last processed UID per mailbox,
@@ -107,6 +131,12 @@ type WatcherStats struct {
 	IdleRestarts uint64 // IDLE re-issued by the refresh timer
 	Errors       uint64 // failed connections and passes, processor errors, panics
 	Panics       uint64 // recovered panics (also counted in Errors)
+	// Unprocessable counts messages filed for review after MaxAttempts
+	// failures (also counted in Reviewed).
+	Unprocessable uint64
+	// Unrecorded counts those of them whose Quarantine failed: they are in
+	// the review folder, but no person was told.
+	Unrecorded uint64
 }
 
 // Watcher watches one IMAP mailbox and hands every new message to a
@@ -127,6 +157,7 @@ type Watcher struct {
 
 	fetched, processed, reviewed, kept     atomic.Uint64
 	reconnects, idleRestarts, errs, panics atomic.Uint64
+	unprocessable, unrecorded              atomic.Uint64
 
 	// Only touched by the goroutine running Run.
 	uidValidity uint32
@@ -134,6 +165,22 @@ type Watcher struct {
 	// flagged holds UIDs copied away and marked \Deleted but not yet
 	// expunged, on servers without MOVE and UIDPLUS (see expungeOwn).
 	flagged imap.UIDSet
+	// failures counts the failed attempts per message that a Quarantiner
+	// blamed on the message. It lives in memory: a restart gives a bad
+	// message MaxAttempts more tries, which costs seconds, while a table
+	// would need a schema change and a database write in the very moment
+	// the database may be what fails. A pass stops at the first failed
+	// message, so the map holds few entries; they go when the message is
+	// processed or quarantined.
+	failures map[msgKey]int
+}
+
+// msgKey names one message for good: a UID is only unique together with
+// its mailbox's UIDVALIDITY (RFC 9051 §2.3.1.1).
+type msgKey struct {
+	mailbox     string
+	uidValidity uint32
+	uid         uint32
 }
 
 // Defaults of WatcherConfig.
@@ -143,6 +190,7 @@ const (
 	maxIdleRefresh        = 10 * time.Minute
 	defaultMaxSize        = 25 << 20
 	defaultCommandTimeout = 60 * time.Second
+	defaultMaxAttempts    = 3
 	maxBackoff            = time.Minute
 	fetchBatch            = 200 // UIDs per metadata FETCH
 )
@@ -183,17 +231,21 @@ func NewWatcher(cfg WatcherConfig, state WatcherState, p Processor) *Watcher {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = defaultCommandTimeout
 	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = defaultMaxAttempts
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Watcher{
-		cfg:    cfg,
-		state:  state,
-		proc:   p,
-		log:    log.With("mailbox", cfg.Mailbox),
-		exists: make(chan struct{}, 1),
-		poke:   make(chan struct{}, 1),
+		cfg:      cfg,
+		state:    state,
+		proc:     p,
+		log:      log.With("mailbox", cfg.Mailbox),
+		exists:   make(chan struct{}, 1),
+		poke:     make(chan struct{}, 1),
+		failures: map[msgKey]int{},
 	}
 }
 
@@ -219,6 +271,9 @@ func (w *Watcher) Stats() WatcherStats {
 		IdleRestarts: w.idleRestarts.Load(),
 		Errors:       w.errs.Load(),
 		Panics:       w.panics.Load(),
+
+		Unprocessable: w.unprocessable.Load(),
+		Unrecorded:    w.unrecorded.Load(),
 	}
 }
 
@@ -546,6 +601,7 @@ func (w *Watcher) selectMailbox(ctx context.Context, c *imapclient.Client) error
 	}
 	if uv != w.uidValidity {
 		w.flagged = nil
+		clear(w.failures)
 	}
 	w.uidValidity, w.lastUID = uv, last
 	return nil
@@ -737,6 +793,11 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 		}
 		w.fetched.Add(1)
 		dest, err := w.process(ctx, m)
+		if err != nil && w.giveUp(ctx, m, err) {
+			dest, err = FolderReview, nil
+		} else if err == nil && len(w.failures) > 0 {
+			delete(w.failures, msgKey{m.Mailbox, m.UIDValidity, m.UID})
+		}
 		if len(m.Raw) > groupBytes {
 			// Collect a large message now rather than when the heap has
 			// doubled, which may be after the next large message is
@@ -787,6 +848,62 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 		}
 	}()
 	return w.proc.Process(ctx, m)
+}
+
+// giveUp counts a failure of m and reports whether m is to be filed for
+// review: after MaxAttempts failures that were not transient. Then the
+// processor records the message as unprocessable; if even that fails the
+// message is still filed, so the inbox keeps flowing, and the loss is
+// logged and counted.
+func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) bool {
+	q, ok := w.proc.(Quarantiner)
+	if !ok || ctx.Err() != nil {
+		return false
+	}
+	if why := w.transient(ctx, q, cause); why != "" {
+		w.log.Warn("imap: processing failed for a passing reason; the message waits", "uid", m.UID, "why", why)
+		return false
+	}
+	key := msgKey{m.Mailbox, m.UIDValidity, m.UID}
+	w.failures[key]++
+	n := w.failures[key]
+	if n < w.cfg.MaxAttempts {
+		return false
+	}
+	delete(w.failures, key)
+	w.unprocessable.Add(1)
+	w.log.Error("imap: message failed repeatedly, not for a passing reason; filing it for review",
+		"uid", m.UID, "attempts", n, "err", cause)
+	if err := w.quarantine(ctx, q, m, n, cause); err != nil {
+		w.unrecorded.Add(1)
+		w.log.Error("imap: could not record the unprocessable message; filing it for review unrecorded",
+			"uid", m.UID, "err", err)
+	}
+	return true
+}
+
+// transient and quarantine call the Quarantiner, turning a panic into an
+// error like process does; a panic in Transient counts as passing, so
+// that a bug there files nothing away.
+func (w *Watcher) transient(ctx context.Context, q Quarantiner, cause error) (why string) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.panics.Add(1)
+			why = fmt.Sprintf("panic in Transient: %v", v)
+			w.log.Error("imap: panic in processor", "err", why, "stack", string(debug.Stack()))
+		}
+	}()
+	return q.Transient(ctx, cause)
+}
+
+func (w *Watcher) quarantine(ctx context.Context, q Quarantiner, m FetchedMessage, attempts int, cause error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.panics.Add(1)
+			err = fmt.Errorf("mailflow: imap: quarantine: panic: %v", v)
+		}
+	}()
+	return q.Quarantine(ctx, m, attempts, cause)
 }
 
 // fetchBodies downloads messages with BODY.PEEK[], which leaves \Seen

@@ -83,7 +83,7 @@ func (t *Tx) OutboxByID(id int64) (*mailflow.OutboxMessage, error) {
 // FailOutbox marks an outbound message failed after a bounce.
 func (t *Tx) FailOutbox(id int64, reason string) (bool, error) {
 	res, err := t.exec(`UPDATE outbox SET status = ?, claimed_until = NULL, last_error = ? WHERE id = ? AND status <> ?`,
-		mailflow.OutboxFailed, reason, id, mailflow.OutboxFailed)
+		mailflow.OutboxFailed, lastError(reason), id, mailflow.OutboxFailed)
 	if err != nil {
 		return false, fmt.Errorf("storage: fail outbox: %w", err)
 	}

@@ -314,10 +314,18 @@ func (s *Store) ReleaseOutbox(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// maxErrorText is how many characters of an error last_error keeps.
+const maxErrorText = 1000
+
+// lastError makes an error text storable: it often quotes a remote
+// server's reply, which may hold any bytes, and a value PostgreSQL refuses
+// would leave the row pending and failing forever.
+func lastError(reason string) string { return mailflow.CleanText(reason, maxErrorText) }
+
 // MarkRetry records a temporary failure and when to try again.
 func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error {
 	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claimed_until = NULL, last_error = ? WHERE id = ? AND status = ?`,
-		utc(next), reason, id, mailflow.OutboxPending)
+		utc(next), lastError(reason), id, mailflow.OutboxPending)
 	if err != nil {
 		return fmt.Errorf("storage: mark retry: %w", err)
 	}
@@ -328,7 +336,7 @@ func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, reason 
 // changed the row, so the coordinator is alerted once.
 func (s *Store) MarkFailed(ctx context.Context, id int64, reason string) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE outbox SET status = ?, attempts = attempts + 1, claimed_until = NULL, last_error = ? WHERE id = ? AND status <> ?`,
-		mailflow.OutboxFailed, reason, id, mailflow.OutboxFailed)
+		mailflow.OutboxFailed, lastError(reason), id, mailflow.OutboxFailed)
 	if err != nil {
 		return false, fmt.Errorf("storage: mark failed: %w", err)
 	}

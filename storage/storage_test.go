@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"mailflow/mailflow"
 	"mailflow/storage"
@@ -490,6 +491,54 @@ func TestCreateOrderStaleCatalog(t *testing.T) {
 			if err != nil || o.Number != "2026-000001" {
 				t.Errorf("with the current revision: %v, number %s; want 2026-000001", err, o.Number)
 			}
+		})
+	}
+}
+
+// An SMTP server's reply may hold any bytes and be long: last_error keeps
+// it as valid UTF-8 without NUL, cut between characters, so that
+// PostgreSQL accepts the update and the row does not stay pending forever.
+func TestOutboxLastErrorStorable(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := storagetest.Open(t, driver)
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			err := s.InTx(ctx, func(tx mailflow.Tx) error {
+				return tx.Enqueue(&mailflow.OutboxMessage{Ref: 7, Kind: mailflow.KindAlert, Sender: "a@b.example",
+					Recipients: []string{"c@d.example"}, MessageID: "x@y", Subject: "s", Raw: []byte("x\r\n"), CreatedAt: now})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := s.ClaimOutbox(ctx, now, 10, time.Minute)
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("claim: %v %v", rows, err)
+			}
+			id := rows[0].ID
+			reply := "smtp RCPT: 450 Postf\xe4cher\x00 voll: " + strings.Repeat("ü", 1200)
+			if err := s.MarkRetry(ctx, id, now, reply); err != nil {
+				t.Fatalf("mark retry: %v", err)
+			}
+			check := func(what string) {
+				t.Helper()
+				list, err := s.OutboxList(ctx, "", 10)
+				if err != nil || len(list) != 1 {
+					t.Fatalf("%s: list %v %v", what, list, err)
+				}
+				got := list[0].LastError
+				if !strings.HasPrefix(got, "smtp RCPT: 450 Postf\uFFFDcher voll: üü") || strings.ContainsRune(got, 0) {
+					t.Errorf("%s: last_error %q", what, got[:min(len(got), 60)])
+				}
+				if n := utf8.RuneCountInString(got); n != 1000 {
+					t.Errorf("%s: last_error has %d characters, want 1000", what, n)
+				}
+			}
+			check("retry")
+			if changed, err := s.MarkFailed(ctx, id, reply); err != nil || !changed {
+				t.Fatalf("mark failed: %v %v", changed, err)
+			}
+			check("failed")
 		})
 	}
 }

@@ -294,6 +294,9 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	if s := mailflow.Status(q.Get("status")); s.Valid() {
 		v.Status = string(s)
 	}
+	// A query string may hold any bytes; PostgreSQL refuses invalid UTF-8
+	// as a parameter.
+	v.Query = mailflow.CleanText(v.Query, 0)
 	if n := utf8.RuneCountInString(v.Query); n > maxQuery {
 		p.errorPage(w, r, http.StatusUnprocessableEntity, "Suchbegriff zu lang",
 			fmt.Sprintf("Der Suchbegriff (q) darf höchstens %d Zeichen lang sein, nicht %d.", maxQuery, n))
@@ -470,6 +473,8 @@ func germanFieldMessage(fe mailflow.FieldError) string {
 			return "Für eine Ablehnung ist ein Grund erforderlich."
 		case strings.Contains(m, "at most"):
 			return "Der Grund darf höchstens 4000 Zeichen lang sein."
+		case strings.Contains(m, "without NUL"):
+			return "Der Grund enthält Zeichen, die kein Text sind."
 		}
 	}
 	return m

@@ -489,6 +489,8 @@ func TestPagesDecisionForm(t *testing.T) {
 				{"no intent", uv.Number, url.Values{"party": {"intermediary"}}, "intent", "Erklärung: Bitte wählen Sie eine Erklärung"},
 				{"reason too long", uv.Number, url.Values{"party": {"intermediary"}, "intent": {"reject"}, "reason": {strings.Repeat("x", 4001)}},
 					"reason", "Grund: Der Grund darf höchstens 4000 Zeichen lang sein."},
+				{"4000 characters in 7999 bytes are not too long, a NUL is refused", uv.Number, url.Values{"party": {"intermediary"}, "intent": {"reject"}, "reason": {strings.Repeat("ü", 3999) + "\x00"}},
+					"reason", "Grund: Der Grund enthält Zeichen, die kein Text sind."},
 			} {
 				tc.form.Set("csrf", c.csrf)
 				resp, body := c.do("POST", "/bestellungen/"+tc.number+"/entscheidungen", tc.form, nil)

@@ -150,6 +150,8 @@ func (d *daemon) metrics() []web.Metric {
 			web.Metric{Name: "mailflow_imap_reconnects_total", Help: "IMAP reconnects.", Counter: true, Value: func() float64 { return float64(d.watcher.Stats().Reconnects) }},
 			web.Metric{Name: "mailflow_imap_idle_restarts_total", Help: "IDLE commands re-issued.", Counter: true, Value: func() float64 { return float64(d.watcher.Stats().IdleRestarts) }},
 			web.Metric{Name: "mailflow_imap_fetched_total", Help: "Messages fetched from IMAP.", Counter: true, Value: func() float64 { return float64(d.watcher.Stats().Fetched) }},
+			web.Metric{Name: "mailflow_imap_unprocessable_total", Help: "Messages filed for review after failing repeatedly while the database answered.", Counter: true, Value: func() float64 { return float64(d.watcher.Stats().Unprocessable) }},
+			web.Metric{Name: "mailflow_imap_unprocessable_unrecorded_total", Help: "Unprocessable messages filed for review without a record or alert (recording failed too).", Counter: true, Value: func() float64 { return float64(d.watcher.Stats().Unrecorded) }},
 		)
 	}
 	return ms

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"mailflow/mailflow"
 	"mailflow/web"
@@ -227,8 +228,8 @@ func (a *app) printOrder(o *mailflow.Order, msgs []*mailflow.OutboxMessage) {
 
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 60 {
-		s = s[:57] + "..."
+	if utf8.RuneCountInString(s) > 60 {
+		s = mailflow.CleanText(s, 57) + "..."
 	}
 	return s
 }
