@@ -200,7 +200,9 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := mailflow.OrderFilter{Status: mailflow.Status(q.Get("status")), Query: q.Get("q")}
+	// A query string may hold any bytes; PostgreSQL refuses invalid UTF-8
+	// as a parameter.
+	f := mailflow.OrderFilter{Status: mailflow.Status(q.Get("status")), Query: mailflow.CleanText(q.Get("q"), 0)}
 	if f.Status != "" && !f.Status.Valid() {
 		problem(w, http.StatusUnprocessableEntity, "Invalid Query", "unknown status", []mailflow.FieldError{{Field: "status", Message: "unknown status code " + strconv.Quote(string(f.Status))}})
 		return
