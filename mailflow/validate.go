@@ -59,6 +59,8 @@ func BuildSnapshot(req *OrderRequest, cat *Catalog) (Snapshot, error) {
 		verr.add("external_id", "is required")
 	} else if len(req.ExternalID) > 200 {
 		verr.add("external_id", "must be at most 200 characters")
+	} else if strings.ContainsAny(req.ExternalID, "\x00\r\n") {
+		verr.add("external_id", "must be a single line without control characters")
 	}
 	if req.OrderedAt == nil {
 		verr.add("ordered_at", "is required (RFC 3339 time)")
@@ -190,9 +192,11 @@ func validateCustomer(c *Customer, verr *ValidationError) {
 		{"customer.name", c.Name}, {"customer.street", c.Street}, {"customer.city", c.City},
 		{"customer.contact_name", c.ContactName}, {"customer.phone", c.Phone},
 		{"customer.customer_number", c.CustomerNumber}, {"customer.postal_code", c.PostalCode},
+		{"customer.email", c.Email}, {"customer.leitweg_id", c.LeitwegID},
 	} {
-		if strings.ContainsAny(f.value, "\r\n") {
-			verr.add(f.field, "must be a single line")
+		// A NUL byte is refused here because PostgreSQL refuses it in text.
+		if strings.ContainsAny(f.value, "\r\n\x00") {
+			verr.add(f.field, "must be a single line without control characters")
 		} else if len(f.value) > 500 {
 			verr.add(f.field, "must be at most 500 characters")
 		}
@@ -229,6 +233,10 @@ func validateProperties(schema []Property, given map[string]json.RawMessage, ver
 			s, ok := v.(string)
 			if !ok {
 				verr.add(field, "must be a string")
+				continue
+			}
+			if strings.IndexByte(s, 0) >= 0 {
+				verr.add(field, "must not contain a NUL character")
 				continue
 			}
 			out = append(out, PropertyValue{p.Name, s})

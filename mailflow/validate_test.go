@@ -92,3 +92,35 @@ func TestCustomerLanguage(t *testing.T) {
 		}
 	}
 }
+
+// A NUL byte or a line break in a text field is refused with the field
+// named: PostgreSQL cannot store a NUL in text, and a header built from a
+// multi-line value could be split.
+func TestControlCharactersRefused(t *testing.T) {
+	cat := exampleCatalog(t)
+	tests := []struct {
+		field string
+		set   func(*OrderRequest)
+	}{
+		{"external_id", func(r *OrderRequest) { r.ExternalID = "csp\x004711" }},
+		{"customer.name", func(r *OrderRequest) { r.Customer.Name = "Stadt\x00Musterstadt" }},
+		{"customer.city", func(r *OrderRequest) { r.Customer.City = "Muster\nstadt" }},
+		{"customer.phone", func(r *OrderRequest) { r.Customer.Phone = "+49\x0030" }},
+	}
+	for _, tt := range tests {
+		b, err := os.ReadFile("../examples/order-dv.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req OrderRequest
+		if err := json.Unmarshal(b, &req); err != nil {
+			t.Fatal(err)
+		}
+		tt.set(&req)
+		_, err = BuildSnapshot(&req, cat)
+		var verr *ValidationError
+		if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != tt.field {
+			t.Errorf("%s: %v, want one error naming %s", tt.field, err, tt.field)
+		}
+	}
+}
