@@ -157,189 +157,237 @@ var junk = map[string]bool{VerdictUnmatched: true, VerdictUnauthenticated: true,
 // or altered token from a reply that carries none.
 var tokenShaped = regexp.MustCompile(`[+.]([a-z2-7]{45})@`)
 
+// decision is the work on one received message inside its transaction.
+type decision struct {
+	in  *Inbox
+	tx  InboxTx
+	rec *InboundMessage
+	msg *reply.Message // nil: unreadable or not downloaded
+}
+
+// review is the result for a message a person must look at.
+func review(verdict, reason string) Result {
+	return Result{Verdict: verdict, Reason: reason, Dest: FolderReview}
+}
+
+// decide follows the steps of docs/design.md §4 "Inbound": classify,
+// match by a secret, authenticate the sender, read the intent, apply.
 func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm FetchedMessage) (Result, []*OutboxMessage, error) {
-	review := func(verdict, reason string) Result {
-		return Result{Verdict: verdict, Reason: reason, Dest: FolderReview}
-	}
-	alert := func(res Result, orderID int64, number string) (Result, []*OutboxMessage, error) {
-		if in.Alerter == nil {
-			return res, nil, nil
-		}
-		if junk[res.Verdict] {
-			// Anyone can send junk, so its alerts are throttled: one per
-			// sender and hour. The message still goes to review and is
-			// recorded; the digest counts the alerts held back.
-			ok, err := tx.AllowAnswer(rec.From, "coordinator alert: junk", rec.ReceivedAt.UTC().Format("2006-01-02T15"))
-			if err != nil {
-				return res, nil, err
-			}
-			if !ok {
-				rec.AlertSuppressed = true
-				res.Reason += "; coordinator alert held back (one per sender and hour)"
-				return res, nil, nil
-			}
-		}
-		body := fmt.Sprintf("Eine eingegangene Nachricht braucht eine Entscheidung.\n\nUrteil: %s\nGrund: %s\nAbsender: %s\nBetreff: %s\nMessage-ID: %s\n",
-			res.Verdict, res.Reason, rec.From, rec.Subject, rec.MessageID)
-		a, err := in.Alerter.Alert("Nachricht zur Prüfung: "+res.Verdict, body, orderID, number)
-		if err != nil {
-			return res, nil, err
-		}
-		return res, []*OutboxMessage{a}, nil
-	}
-	if fm.TooLarge || fm.Raw == nil {
-		return alert(review(VerdictTooLarge, fmt.Sprintf("message of %d bytes exceeds the size limit; not downloaded", fm.Size)), 0, "")
-	}
-	if msg == nil {
-		return alert(review(VerdictMalformed, "no message header could be read"), 0, "")
-	}
-	switch msg.Kind {
-	case reply.KindBounce:
-		res := Result{Verdict: VerdictBounce, Reason: msg.KindReason, Dest: FolderProcessed}
-		if msg.BounceAction != "" && msg.BounceAction != "failed" {
-			res.Reason += "; DSN action " + msg.BounceAction + ", nothing failed"
-			return res, nil, nil
-		}
-		// Only the secret VERP token of the address the bounce came back
-		// to names our message: a Message-ID quoted in a bounce is no
-		// proof, anyone can quote one.
-		id, ok, shaped := in.Tokens.FindBounceToken(msg.Recipients...)
-		if !ok {
-			why := "not sent to a bounce address of ours (no VERP token)"
-			if shaped {
-				why = "the bounce address's token does not verify (forged or altered)"
-			}
-			return alert(review(VerdictUnauthenticated, res.Reason+"; "+why+" — needs a person, nothing marked failed"), 0, "")
-		}
-		out, err := tx.OutboxByID(id)
-		if errors.Is(err, ErrNotFound) {
-			return alert(review(VerdictUnauthenticated, res.Reason+"; the bounce token names no outbound message — needs a person, nothing marked failed"), 0, "")
-		} else if err != nil {
-			return res, nil, err
-		}
-		why := fmt.Sprintf("bounced: %s %s %s", msg.BounceRecipient, msg.BounceStatus, msg.BounceDiagnostic)
-		changed, err := tx.FailOutbox(out.ID, CleanText(strings.TrimSpace(why), maxReasonText))
-		if err != nil {
-			return res, nil, err
-		}
-		res.Order = out.OrderNumber
-		res.Reason += fmt.Sprintf("; outbound message %d (%s) marked failed", out.ID, out.Kind)
-		if !changed {
-			return res, nil, nil
-		}
-		return alert(res, out.OrderID, out.OrderNumber)
-	case reply.KindAutoReply:
+	d := &decision{in: in, tx: tx, rec: rec, msg: msg}
+	switch {
+	case fm.TooLarge || fm.Raw == nil:
+		return d.alert(review(VerdictTooLarge, fmt.Sprintf("message of %d bytes exceeds the size limit; not downloaded", fm.Size)), nil)
+	case msg == nil:
+		return d.alert(review(VerdictMalformed, "no message header could be read"), nil)
+	case msg.Kind == reply.KindBounce:
+		return d.bounce()
+	case msg.Kind == reply.KindAutoReply:
 		return Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}, nil, nil
 	}
+	o, party, how, refused, err := d.match()
+	if err != nil {
+		return Result{}, nil, err
+	}
+	if refused != nil {
+		return d.alert(*refused, o)
+	}
+	rec.OrderID = o.ID
+	if res, ok := d.authenticate(o, party); !ok {
+		return d.alert(res, o)
+	}
+	return d.apply(o, party, how)
+}
 
-	// Match: token in a recipient, else in In-Reply-To/References (our
-	// Message-IDs carry it), else the subject tag, which carries no secret
-	// and decides only for a DMARC-authenticated sender.
-	var o *Order
-	var party, how string
+// alert records that the coordinator is told about res (o may be nil).
+// Anyone can send junk, so alerts about it are throttled to one per sender
+// and hour; the message still goes to review and the digest counts the
+// alerts held back.
+func (d *decision) alert(res Result, o *Order) (Result, []*OutboxMessage, error) {
+	if d.in.Alerter == nil {
+		return res, nil, nil
+	}
+	if junk[res.Verdict] {
+		ok, err := d.tx.AllowAnswer(d.rec.From, "coordinator alert: junk", d.rec.ReceivedAt.UTC().Format("2006-01-02T15"))
+		if err != nil {
+			return res, nil, err
+		}
+		if !ok {
+			d.rec.AlertSuppressed = true
+			res.Reason += "; coordinator alert held back (one per sender and hour)"
+			return res, nil, nil
+		}
+	}
+	var orderID int64
+	var number string
+	if o != nil {
+		orderID, number = o.ID, o.Number
+	}
+	body := fmt.Sprintf("Eine eingegangene Nachricht braucht eine Entscheidung.\n\nUrteil: %s\nGrund: %s\nAbsender: %s\nBetreff: %s\nMessage-ID: %s\n",
+		res.Verdict, res.Reason, d.rec.From, d.rec.Subject, d.rec.MessageID)
+	a, err := d.in.Alerter.Alert("Nachricht zur Prüfung: "+res.Verdict, body, orderID, number)
+	if err != nil {
+		return res, nil, err
+	}
+	return res, []*OutboxMessage{a}, nil
+}
+
+// bounce handles a delivery status notification (RFC 3464). Only the
+// secret VERP token of the address it came back to names our message: a
+// Message-ID quoted in a bounce is no proof, anyone can quote one.
+func (d *decision) bounce() (Result, []*OutboxMessage, error) {
+	msg := d.msg
+	res := Result{Verdict: VerdictBounce, Reason: msg.KindReason, Dest: FolderProcessed}
+	if msg.BounceAction != "" && msg.BounceAction != "failed" {
+		res.Reason += "; DSN action " + msg.BounceAction + ", nothing failed"
+		return res, nil, nil
+	}
+	id, ok, shaped := d.in.Tokens.FindBounceToken(msg.Recipients...)
+	if !ok {
+		why := "not sent to a bounce address of ours (no VERP token)"
+		if shaped {
+			why = "the bounce address's token does not verify (forged or altered)"
+		}
+		return d.alert(review(VerdictUnauthenticated, res.Reason+"; "+why+" — needs a person, nothing marked failed"), nil)
+	}
+	out, err := d.tx.OutboxByID(id)
+	if errors.Is(err, ErrNotFound) {
+		return d.alert(review(VerdictUnauthenticated, res.Reason+"; the bounce token names no outbound message — needs a person, nothing marked failed"), nil)
+	} else if err != nil {
+		return res, nil, err
+	}
+	why := fmt.Sprintf("bounced: %s %s %s", msg.BounceRecipient, msg.BounceStatus, msg.BounceDiagnostic)
+	changed, err := d.tx.FailOutbox(out.ID, CleanText(strings.TrimSpace(why), 1000))
+	if err != nil {
+		return res, nil, err
+	}
+	res.Order = out.OrderNumber
+	res.Reason += fmt.Sprintf("; outbound message %d (%s) marked failed", out.ID, out.Kind)
+	if !changed {
+		return res, nil, nil
+	}
+	return d.alert(res, &Order{ID: out.OrderID, Number: out.OrderNumber})
+}
+
+// match finds the order and party a reply answers: the token in a
+// recipient, else in In-Reply-To/References (our Message-IDs carry it),
+// else the subject tag, which carries no secret and decides only for a
+// sender our own MX authenticated by DMARC. A non-nil refused says why the
+// message decides nothing; o is then the order it named, if any.
+func (d *decision) match() (o *Order, party, how string, refused *Result, err error) {
+	msg := d.msg
 	var candidates []string
 	candidates = append(candidates, msg.Recipients...)
 	candidates = append(candidates, msg.InReplyTo...)
 	candidates = append(candidates, msg.References...)
-	if tok, ok := in.Tokens.FindToken(candidates...); ok {
-		var err error
-		o, err = tx.LockOrderByID(tok.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			return alert(review(VerdictUnmatched, "the reply token names an unknown order"), 0, "")
-		} else if err != nil {
-			return Result{}, nil, err
-		}
-		party, how = tok.Party, "reply token"
-	} else {
-		for _, c := range candidates {
-			if tokenShaped.MatchString(strings.ToLower(c)+"@") || tokenShaped.MatchString(strings.ToLower(c)) {
-				return alert(review(VerdictUnauthenticated, "a reply token is present but does not verify (forged or altered)"), 0, "")
-			}
-		}
-		number := reply.SubjectOrderNumber(msg.Subject)
-		if number == "" {
-			return alert(review(VerdictUnmatched, "no reply token, no known In-Reply-To/References and no subject tag"), 0, "")
-		}
-		var err error
-		o, err = tx.LockOrder(number)
-		if errors.Is(err, ErrNotFound) {
-			return alert(review(VerdictUnmatched, "the subject names unknown order "+number), 0, "")
-		} else if err != nil {
-			return Result{}, nil, err
-		}
-		// The subject tag is no secret and a From header is easily
-		// forged: without our own server's DMARC verdict for the sender
-		// such a message decides nothing.
-		if why, ok := authenticated(msg, in.Config.TrustedAuthServID); !ok {
-			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (%s)", number, why)), o.ID, o.Number)
-		}
-		var parties []string
-		for _, p := range o.Parties() {
-			if pt, _ := o.Party(p); pt.MaySend(msg.From) {
-				parties = append(parties, p)
-			}
-		}
-		if len(parties) != 1 {
-			return alert(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (the DMARC-authenticated sender is registered for %d of its parties)", number, len(parties))), o.ID, o.Number)
-		}
-		party, how = parties[0], "subject tag and DMARC-authenticated registered sender"
+	unmatched := func(r Result, o *Order) (*Order, string, string, *Result, error) {
+		return o, "", "", &r, nil
 	}
-	res := Result{Order: o.Number, Party: party}
-	rec.OrderID = o.ID
+	if tok, ok := d.in.Tokens.FindToken(candidates...); ok {
+		o, err = d.tx.LockOrderByID(tok.OrderID)
+		if errors.Is(err, ErrNotFound) {
+			return unmatched(review(VerdictUnmatched, "the reply token names an unknown order"), nil)
+		} else if err != nil {
+			return nil, "", "", nil, err
+		}
+		return o, tok.Party, "reply token", nil, nil
+	}
+	for _, c := range candidates {
+		if tokenShaped.MatchString(strings.ToLower(c)+"@") || tokenShaped.MatchString(strings.ToLower(c)) {
+			return unmatched(review(VerdictUnauthenticated, "a reply token is present but does not verify (forged or altered)"), nil)
+		}
+	}
+	number := reply.SubjectOrderNumber(msg.Subject)
+	if number == "" {
+		return unmatched(review(VerdictUnmatched, "no reply token, no known In-Reply-To/References and no subject tag"), nil)
+	}
+	o, err = d.tx.LockOrder(number)
+	if errors.Is(err, ErrNotFound) {
+		return unmatched(review(VerdictUnmatched, "the subject names unknown order "+number), nil)
+	} else if err != nil {
+		return nil, "", "", nil, err
+	}
+	// The subject tag is no secret and a From header is easily forged:
+	// without our own server's DMARC verdict for the sender such a
+	// message decides nothing.
+	if why, ok := authenticated(msg, d.in.Config.TrustedAuthServID); !ok {
+		return unmatched(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (%s)", number, why)), o)
+	}
+	var parties []string
+	for _, p := range o.Parties() {
+		if pt, _ := o.Party(p); pt.MaySend(msg.From) {
+			parties = append(parties, p)
+		}
+	}
+	if len(parties) != 1 {
+		return unmatched(review(VerdictUnauthenticated, fmt.Sprintf("matched order %s by subject tag only — needs a person (the DMARC-authenticated sender is registered for %d of its parties)", number, len(parties))), o)
+	}
+	return o, parties[0], "subject tag and DMARC-authenticated registered sender", nil, nil
+}
 
-	// Authenticate: the sender must be registered for the matched party.
+// authenticate checks that the sender is registered for the matched party
+// and, when configured, that our MX authenticated it. If not, res says why.
+func (d *decision) authenticate(o *Order, party string) (res Result, ok bool) {
+	msg := d.msg
+	res = review(VerdictUnauthenticated, "")
+	res.Order, res.Party = o.Number, party
 	pt, ok := o.Party(party)
 	if !ok {
-		res.Verdict, res.Reason, res.Dest = VerdictUnauthenticated, "the token's party has no part in this order", FolderReview
-		return alert(res, o.ID, o.Number)
+		res.Reason = "the token's party has no part in this order"
+		return res, false
 	}
 	if !pt.MaySend(msg.From) {
-		res.Verdict, res.Dest = VerdictUnauthenticated, FolderReview
 		res.Reason = fmt.Sprintf("sender is not registered to answer for the %s", party)
 		for _, other := range o.Parties() {
 			if op, _ := o.Party(other); other != party && op.MaySend(msg.From) {
 				res.Reason = fmt.Sprintf("sender is registered for the %s, but the reply answers the %s's notification", other, party)
 			}
 		}
-		return alert(res, o.ID, o.Number)
+		return res, false
 	}
-	if in.Config.RequireAuthenticatedSender {
-		if why, ok := authenticated(msg, in.Config.TrustedAuthServID); !ok {
-			res.Verdict, res.Reason, res.Dest = VerdictUnauthenticated, why, FolderReview
-			return alert(res, o.ID, o.Number)
+	if d.in.Config.RequireAuthenticatedSender {
+		if why, ok := authenticated(msg, d.in.Config.TrustedAuthServID); !ok {
+			res.Reason = why
+			return res, false
 		}
 	}
+	return Result{}, true
+}
 
+// apply reads the intent from the reply's own text and records the
+// decision with the mails it sends.
+func (d *decision) apply(o *Order, party, how string) (Result, []*OutboxMessage, error) {
+	msg, rec, tx := d.msg, d.rec, d.tx
+	res := Result{Order: o.Number, Party: party}
 	intent, reason, ok, explanation := reply.ExtractIntent(msg.Text)
 	if !ok || intent == reply.IntentNone {
 		res.Verdict, res.Reason, res.Dest = VerdictNoIntent, explanation, FolderReview
-		return alert(res, o.ID, o.Number)
+		return d.alert(res, o)
 	}
-	d := Decision{Party: party, Intent: Intent(intent), Reason: reason, Source: SourceEmail, Actor: msg.From, MessageID: msg.MessageID}
+	dec := Decision{Party: party, Intent: Intent(intent), Reason: reason, Source: SourceEmail, Actor: msg.From, MessageID: msg.MessageID}
 	// Answers are throttled and stop when a sender floods us (loop guard).
 	answer := true
 	if n, err := tx.CountInboundFrom(msg.From, rec.ReceivedAt.Add(-time.Hour)); err != nil {
 		return res, nil, err
-	} else if limit := in.Config.LoopLimit; n > limit && limit > 0 || limit == 0 && n > 20 {
+	} else if limit := d.in.Config.LoopLimit; n > limit && limit > 0 || limit == 0 && n > 20 {
 		answer = false
 	}
 	var msgs []*OutboxMessage
-	d, err := in.Flow.applyWith(tx, o, d, func(m *OutboxMessage) (bool, error) {
+	dec, err := d.in.Flow.applyWith(tx, o, dec, func(m *OutboxMessage) (bool, error) {
 		if m.Kind != KindAck {
 			return true, nil
 		}
 		if !answer {
 			return false, nil
 		}
-		return tx.AllowAnswer(msg.From, o.Number+":"+string(d.Intent), rec.ReceivedAt.In(berlin).Format(time.DateOnly))
+		return tx.AllowAnswer(msg.From, o.Number+":"+string(dec.Intent), rec.ReceivedAt.In(berlin).Format(time.DateOnly))
 	}, &msgs)
 	if err != nil {
 		return res, nil, err
 	}
-	res.Intent, res.Status = d.Intent, o.Status
-	res.Reason = fmt.Sprintf("matched by %s; %s; effect %s", how, explanation, d.Effect)
+	res.Intent, res.Status = dec.Intent, o.Status
+	res.Reason = fmt.Sprintf("matched by %s; %s; effect %s", how, explanation, dec.Effect)
 	res.Verdict, res.Dest = VerdictApplied, FolderProcessed
-	if d.Effect == EffectConflict {
+	if dec.Effect == EffectConflict {
 		res.Verdict, res.Dest = VerdictConflict, FolderReview
 	}
 	return res, msgs, nil
