@@ -19,7 +19,7 @@ import (
 
 	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 	"mailflow/templates"

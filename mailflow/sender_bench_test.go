@@ -33,7 +33,7 @@ import (
 	"mailflow/internal/exampletest"
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 )
 
 type benchEnv struct {

@@ -13,7 +13,7 @@ import (
 
 	"mailflow/internal/exampletest"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage/storagetest"
 )
 

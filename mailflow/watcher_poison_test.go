@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )

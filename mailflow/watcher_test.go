@@ -18,7 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage/storagetest"
 )
 

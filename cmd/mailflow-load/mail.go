@@ -17,7 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 )
 
 // order is one order the tool created.

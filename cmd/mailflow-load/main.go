@@ -42,7 +42,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage"
 )
 

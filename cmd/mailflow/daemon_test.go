@@ -19,7 +19,7 @@ import (
 
 	"mailflow/examples"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage/storagetest"
 )
 

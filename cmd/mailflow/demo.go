@@ -25,7 +25,7 @@ import (
 
 	"mailflow/examples"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	mailreply "mailflow/mailflow/reply"
 	"mailflow/templates"
 	"mailflow/web"

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"mailflow/examples"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 )
 
 // keepLog copies a failed test's daemon log out of its temp dir, which

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 )
 
 type imapProxy struct {

@@ -36,7 +36,7 @@ import (
 
 	"mailflow/examples"
 	"mailflow/mailflow"
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage"
 )
 

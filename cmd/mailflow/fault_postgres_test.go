@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 )
 
 type privatePostgres struct {

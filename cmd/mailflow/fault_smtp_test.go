@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"mailflow/mailflow/mailtest"
+	"mailflow/internal/mailtest"
 	"mailflow/storage/storagetest"
 )
 
