@@ -18,8 +18,8 @@ import (
 	gmail "github.com/emersion/go-message/mail"
 
 	"mailflow/internal/exampletest"
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 	"mailflow/templates"

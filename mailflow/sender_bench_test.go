@@ -31,9 +31,9 @@ import (
 	"time"
 
 	"mailflow/internal/exampletest"
+	"mailflow/internal/mailtest"
 	"mailflow/internal/testdb"
 	"mailflow/mailflow"
-	"mailflow/internal/mailtest"
 )
 
 type benchEnv struct {

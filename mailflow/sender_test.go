@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"mailflow/internal/exampletest"
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage/storagetest"
 )
 

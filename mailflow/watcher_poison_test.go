@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )

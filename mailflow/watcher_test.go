@@ -17,8 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage/storagetest"
 )
 

@@ -41,8 +41,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage"
 )
 

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"mailflow/examples"
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage/storagetest"
 )
 

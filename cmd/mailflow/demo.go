@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"mailflow/examples"
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	mailreply "mailflow/mailflow/reply"
 	"mailflow/templates"
 	"mailflow/web"

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 )
 
 type imapProxy struct {

@@ -35,8 +35,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"mailflow/examples"
-	"mailflow/mailflow"
 	"mailflow/internal/mailtest"
+	"mailflow/mailflow"
 	"mailflow/storage"
 )
 
