@@ -11,12 +11,9 @@ import (
 )
 
 // VerdictUnprocessable marks a received message that failed MaxAttempts
-// times for no passing reason (WatcherConfig): it waits in the review
+// times for no passing reason (the IMAP watcher's MaxAttempts): it waits in the review
 // folder for a person, and its row holds the error instead of a decision.
 const VerdictUnprocessable = "unprocessable"
-
-// The watcher hands an Inbox's failures to it (Quarantiner).
-var _ Quarantiner = (*Inbox)(nil)
 
 // Transient says why a failure to process a message may pass by itself:
 // the database refused for a reason of its own state, or does not answer

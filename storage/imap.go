@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"mailflow/mailflow"
 )
-
-var _ mailflow.WatcherState = (*Store)(nil)
 
 // IMAPState returns the UIDVALIDITY and the last processed UID stored for a
 // mailbox, or mailflow.ErrNotFound before the first message was processed.

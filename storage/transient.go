@@ -15,7 +15,7 @@ import (
 // tried again: the connection failed, or the database refused because of
 // the state it is in (a lock, a deadlock, a serialization conflict, a full
 // disk, a shutdown) rather than because of the data. The watcher counts
-// only other failures against a received message (mailflow.Quarantiner).
+// only other failures against a received message (inbound.Quarantiner).
 func (s *Store) Transient(err error) bool { return transient(err) }
 
 func transient(err error) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailflow/mailflow/inbound"
 	"net"
 	"net/http"
 	"sync"
@@ -28,7 +29,7 @@ type daemon struct {
 	flow     *mailflow.Flow
 	sender   *mailflow.Sender
 	inbox    *mailflow.Inbox
-	watcher  *mailflow.Watcher // nil when no IMAP host is configured
+	watcher  *inbound.Watcher // nil when no IMAP host is configured
 	sched    *scheduler.Scheduler
 	http     *http.Server
 	listener net.Listener
@@ -66,7 +67,7 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 			TrustedAuthServID:          cfg.Replies.TrustedAuthservID,
 		}}
 	if cfg.IMAP.Host != "" {
-		d.watcher = mailflow.NewWatcher(mailflow.WatcherConfig{
+		d.watcher = inbound.New(inbound.Config{
 			Host: cfg.IMAP.Host, Port: cfg.IMAP.Port, TLS: cfg.IMAP.TLS, Auth: cfg.IMAP.Auth,
 			Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
 			Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, ReviewMailbox: cfg.IMAP.ReviewMailbox,

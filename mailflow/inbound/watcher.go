@@ -1,4 +1,4 @@
-package mailflow
+package inbound
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailflow/mailflow"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -27,13 +28,13 @@ import (
 // set, TooLarge is true and the message was not downloaded) and must have
 // committed its verdict durably before returning: the watcher moves the
 // message and forgets it afterwards. dest is where to move the message:
-// FolderProcessed, FolderReview, or FolderKeep to leave it in place.
+// mailflow.FolderProcessed, mailflow.FolderReview, or mailflow.FolderKeep to leave it in place.
 //
 // The watcher may hand the same message over again (after a crash between
 // commit and move, or after a UIDVALIDITY change); the processor
 // deduplicates, by Message-ID or a hash of the raw message.
 type Processor interface {
-	Process(ctx context.Context, m FetchedMessage) (dest string, err error)
+	Process(ctx context.Context, m mailflow.FetchedMessage) (dest string, err error)
 }
 
 // Quarantiner is implemented by a Processor that can set aside a message
@@ -54,30 +55,12 @@ type Quarantiner interface {
 	// have caused the failure, that m was not processed after attempts
 	// tries because of cause, and alerts a person. The watcher files the
 	// message for review even when it fails.
-	Quarantine(ctx context.Context, m FetchedMessage, attempts int, cause error) error
+	Quarantine(ctx context.Context, m mailflow.FetchedMessage, attempts int, cause error) error
 }
 
-// FetchedMessage is one message of the watched mailbox.
-type FetchedMessage struct {
-	Mailbox      string
-	UIDValidity  uint32
-	UID          uint32
-	Size         int64  // RFC822.SIZE as the server reports it
-	Raw          []byte // the whole message; nil if TooLarge
-	TooLarge     bool   // Size exceeds MaxSize; the message was not downloaded
-	InternalDate time.Time
-}
-
-// Destinations a Processor returns.
-const (
-	FolderProcessed = "processed" // WatcherConfig.ProcessedMailbox
-	FolderReview    = "review"    // WatcherConfig.ReviewMailbox: a person must look at it
-	FolderKeep      = ""          // leave the message where it is
-)
-
-// WatcherConfig configures a Watcher. Zero values take the defaults named
+// Config configures a Watcher. Zero values take the defaults named
 // on each field.
-type WatcherConfig struct {
+type Config struct {
 	Host string
 	Port int    // default 993 with TLS "tls", else 143
 	TLS  string // "tls" (default, implicit TLS), "starttls" or "none"
@@ -111,9 +94,9 @@ type WatcherConfig struct {
 	Logger      *slog.Logger
 }
 
-// WatcherState persists UIDVALIDITY and the last processed UID per mailbox,
+// State persists UIDVALIDITY and the last processed UID per mailbox,
 // and the time of the last successful pass.
-type WatcherState interface {
+type State interface {
 	// IMAPState returns ErrNotFound when nothing is stored for the mailbox.
 	IMAPState(ctx context.Context, mailbox string) (uidValidity, lastUID uint32, err error)
 	// SaveIMAPState stores the position; a zero syncedAt keeps the stored
@@ -121,12 +104,12 @@ type WatcherState interface {
 	SaveIMAPState(ctx context.Context, mailbox string, uidValidity, lastUID uint32, syncedAt time.Time) error
 }
 
-// WatcherStats counts what a Watcher did since it was created.
-type WatcherStats struct {
+// Stats counts what a Watcher did since it was created.
+type Stats struct {
 	Fetched      uint64 // messages handed to the Processor
 	Processed    uint64 // moved to the processed folder
 	Reviewed     uint64 // moved to the review folder
-	Kept         uint64 // left in place (FolderKeep)
+	Kept         uint64 // left in place (mailflow.FolderKeep)
 	Reconnects   uint64 // connections opened after the first
 	IdleRestarts uint64 // IDLE re-issued by the refresh timer
 	Errors       uint64 // failed connections and passes, processor errors, panics
@@ -142,8 +125,8 @@ type WatcherStats struct {
 // Watcher watches one IMAP mailbox and hands every new message to a
 // Processor, then files it away (DESIGN §4, "IMAP").
 type Watcher struct {
-	cfg   WatcherConfig
-	state WatcherState
+	cfg   Config
+	state State
 	proc  Processor
 	log   *slog.Logger
 
@@ -183,7 +166,7 @@ type msgKey struct {
 	uid         uint32
 }
 
-// Defaults of WatcherConfig.
+// Defaults of Config.
 const (
 	defaultPollInterval   = 2 * time.Minute
 	defaultIdleRefresh    = 9 * time.Minute
@@ -195,8 +178,8 @@ const (
 	fetchBatch            = 200 // UIDs per metadata FETCH
 )
 
-// NewWatcher returns a watcher; Run starts it.
-func NewWatcher(cfg WatcherConfig, state WatcherState, p Processor) *Watcher {
+// New returns a watcher; Run starts it.
+func New(cfg Config, state State, p Processor) *Watcher {
 	if cfg.TLS == "" {
 		cfg.TLS = "tls"
 	}
@@ -261,8 +244,8 @@ func (w *Watcher) LastSync() time.Time {
 }
 
 // Stats returns the counters.
-func (w *Watcher) Stats() WatcherStats {
-	return WatcherStats{
+func (w *Watcher) Stats() Stats {
+	return Stats{
 		Fetched:      w.fetched.Load(),
 		Processed:    w.processed.Load(),
 		Reviewed:     w.reviewed.Load(),
@@ -587,7 +570,7 @@ func (w *Watcher) selectMailbox(ctx context.Context, c *imapclient.Client) error
 	}
 	uv, last, err := w.state.IMAPState(ctx, w.cfg.Mailbox)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, mailflow.ErrNotFound):
 		uv, last = data.UIDValidity, 0
 	case err != nil:
 		return fmt.Errorf("mailflow: imap: load state: %w", err)
@@ -747,9 +730,9 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 				return err
 			}
 		}
-		w.processed.Add(uint64(count[FolderProcessed]))
-		w.reviewed.Add(uint64(count[FolderReview]))
-		w.kept.Add(uint64(count[FolderKeep]))
+		w.processed.Add(uint64(count[mailflow.FolderProcessed]))
+		w.reviewed.Add(uint64(count[mailflow.FolderReview]))
+		w.kept.Add(uint64(count[mailflow.FolderKeep]))
 		if done == 0 {
 			return nil
 		}
@@ -766,7 +749,7 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 			return ctx.Err()
 		}
 		md := meta[uid]
-		m := FetchedMessage{
+		m := mailflow.FetchedMessage{
 			Mailbox:      w.cfg.Mailbox,
 			UIDValidity:  w.uidValidity,
 			UID:          uint32(uid),
@@ -794,7 +777,7 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 		w.fetched.Add(1)
 		dest, err := w.process(ctx, m)
 		if err != nil && w.giveUp(ctx, m, err) {
-			dest, err = FolderReview, nil
+			dest, err = mailflow.FolderReview, nil
 		} else if err == nil && len(w.failures) > 0 {
 			delete(w.failures, msgKey{m.Mailbox, m.UIDValidity, m.UID})
 		}
@@ -815,14 +798,14 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 		}
 		folder := ""
 		switch dest {
-		case FolderKeep:
-		case FolderProcessed:
+		case mailflow.FolderKeep:
+		case mailflow.FolderProcessed:
 			folder = w.cfg.ProcessedMailbox
-		case FolderReview:
+		case mailflow.FolderReview:
 			folder = w.cfg.ReviewMailbox
 		default:
 			w.log.Error("imap: processor returned an unknown destination, filing for review", "uid", uid, "dest", dest)
-			dest, folder = FolderReview, w.cfg.ReviewMailbox
+			dest, folder = mailflow.FolderReview, w.cfg.ReviewMailbox
 		}
 		if folder != "" {
 			if dests[folder] == nil {
@@ -839,7 +822,7 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 }
 
 // process calls the processor, turning a panic into an error.
-func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, err error) {
+func (w *Watcher) process(ctx context.Context, m mailflow.FetchedMessage) (dest string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			w.panics.Add(1)
@@ -855,7 +838,7 @@ func (w *Watcher) process(ctx context.Context, m FetchedMessage) (dest string, e
 // processor records the message as unprocessable; if even that fails the
 // message is still filed, so the inbox keeps flowing, and the loss is
 // logged and counted.
-func (w *Watcher) giveUp(ctx context.Context, m FetchedMessage, cause error) bool {
+func (w *Watcher) giveUp(ctx context.Context, m mailflow.FetchedMessage, cause error) bool {
 	q, ok := w.proc.(Quarantiner)
 	if !ok || ctx.Err() != nil {
 		return false
@@ -896,7 +879,7 @@ func (w *Watcher) transient(ctx context.Context, q Quarantiner, cause error) (wh
 	return q.Transient(ctx, cause)
 }
 
-func (w *Watcher) quarantine(ctx context.Context, q Quarantiner, m FetchedMessage, attempts int, cause error) (err error) {
+func (w *Watcher) quarantine(ctx context.Context, q Quarantiner, m mailflow.FetchedMessage, attempts int, cause error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			w.panics.Add(1)

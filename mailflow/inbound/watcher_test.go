@@ -1,4 +1,4 @@
-package mailflow_test
+package inbound_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailflow/mailflow/inbound"
 	"net"
 	"slices"
 	"strings"
@@ -105,8 +106,8 @@ func testMessage(n int, dest string) []byte {
 	return []byte(b.String())
 }
 
-func watcherConfig(t *testing.T, srv imapTestServer, user, pass string) mailflow.WatcherConfig {
-	cfg := mailflow.WatcherConfig{
+func watcherConfig(t *testing.T, srv imapTestServer, user, pass string) inbound.Config {
+	cfg := inbound.Config{
 		TLS:      "none",
 		Username: user, Password: pass,
 		Idle:           true,
@@ -122,7 +123,7 @@ func watcherConfig(t *testing.T, srv imapTestServer, user, pass string) mailflow
 
 // runWatcher runs w until the returned stop is called or the test ends.
 // stop checks that Run returned nil.
-func runWatcher(t *testing.T, w *mailflow.Watcher) (stop func()) {
+func runWatcher(t *testing.T, w *inbound.Watcher) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -146,7 +147,7 @@ func runWatcher(t *testing.T, w *mailflow.Watcher) (stop func()) {
 }
 
 // forcePass pokes w and waits until a pass completed after the poke.
-func forcePass(t *testing.T, w *mailflow.Watcher) {
+func forcePass(t *testing.T, w *inbound.Watcher) {
 	t.Helper()
 	before := w.LastSync()
 	w.Poke()
@@ -197,7 +198,7 @@ func newIMAPServer(t *testing.T, caps ...imap.Cap) *mailtest.IMAPServer {
 // start is processed in UID order and filed; mail arriving during IDLE is
 // picked up without waiting for the poll; \Seen is never set; a restarted
 // watcher resumes after the stored UID and processes nothing twice.
-func testCoreFlow(t *testing.T, store mailflow.WatcherState, srv imapTestServer, user, pass string, idling func() bool) {
+func testCoreFlow(t *testing.T, store inbound.State, srv imapTestServer, user, pass string, idling func() bool) {
 	raws := [][]byte{testMessage(1, ""), testMessage(2, "review"), testMessage(3, "keep")}
 	for _, raw := range raws {
 		mustAppend(t, srv, "INBOX", raw)
@@ -209,7 +210,7 @@ func testCoreFlow(t *testing.T, store mailflow.WatcherState, srv imapTestServer,
 
 	rec := &recorder{}
 	cfg := watcherConfig(t, srv, user, pass)
-	w := mailflow.NewWatcher(cfg, store, rec)
+	w := inbound.New(cfg, store, rec)
 	stop := runWatcher(t, w)
 
 	eventually(t, "three messages processed", func() bool { return len(rec.doneUIDs()) == 3 })
@@ -269,7 +270,7 @@ func testCoreFlow(t *testing.T, store mailflow.WatcherState, srv imapTestServer,
 	// UID and must not come again; only the new one does.
 	mustAppend(t, srv, "INBOX", testMessage(5, ""))
 	rec2 := &recorder{}
-	w2 := mailflow.NewWatcher(cfg, store, rec2)
+	w2 := inbound.New(cfg, store, rec2)
 	runWatcher(t, w2)
 	eventually(t, "message appended while stopped processed", func() bool { return len(rec2.doneUIDs()) >= 1 })
 	eventually(t, "fifth message filed", func() bool { return count(t, srv, "Processed") == 3 })
@@ -321,7 +322,7 @@ func TestWatcherDovecot(t *testing.T) {
 }
 
 // forEachDriver runs f with a fresh state store of every configured driver.
-func forEachDriver(t *testing.T, f func(t *testing.T, store mailflow.WatcherState)) {
+func forEachDriver(t *testing.T, f func(t *testing.T, store inbound.State)) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) { f(t, storagetest.Open(t, driver)) })
 	}
@@ -333,7 +334,7 @@ const testUser, testPass = "bestellungen@example.org", "geheim"
 // stops the pass so later messages wait their turn, and gets the message
 // again; after success it is processed exactly once.
 func TestWatcherProcessorFailureRetries(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
 		mustAppend(t, srv, "INBOX", testMessage(2, ""))
@@ -351,7 +352,7 @@ func TestWatcherProcessorFailureRetries(t *testing.T) {
 			}
 			return errors.New("database unavailable")
 		}}
-		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		w := inbound.New(watcherConfig(t, srv, testUser, testPass), store, rec)
 		runWatcher(t, w)
 
 		eventually(t, "an error and a panic", func() bool { return len(rec.attemptUIDs()) >= 2 })
@@ -391,7 +392,7 @@ func TestWatcherProcessorFailureRetries(t *testing.T) {
 // middle of a group still files the messages before it and stores the
 // position just before the failed one, which stays with those after it.
 func TestWatcherFailureInsideGroup(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		for n := 1; n <= 5; n++ {
 			dest := ""
@@ -407,7 +408,7 @@ func TestWatcherFailureInsideGroup(t *testing.T) {
 			}
 			return nil
 		}}
-		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		w := inbound.New(watcherConfig(t, srv, testUser, testPass), store, rec)
 		runWatcher(t, w)
 
 		eventually(t, "message 4 refused", func() bool { return slices.Contains(rec.attemptUIDs(), 4) })
@@ -433,7 +434,7 @@ func TestWatcherFailureInsideGroup(t *testing.T) {
 // A message over MaxSize is not downloaded: the processor gets its size
 // and TooLarge, and the message is filed whole where the processor says.
 func TestWatcherTooLarge(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		big := append(testMessage(2, ""), bytes.Repeat([]byte("Anhang Anhang Anhang Anhang Anhang\r\n"), 100)...)
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
@@ -442,7 +443,7 @@ func TestWatcherTooLarge(t *testing.T) {
 		rec := &recorder{}
 		cfg := watcherConfig(t, srv, testUser, testPass)
 		cfg.MaxSize = 1024
-		w := mailflow.NewWatcher(cfg, store, rec)
+		w := inbound.New(cfg, store, rec)
 		runWatcher(t, w)
 
 		eventually(t, "three processed", func() bool { return len(rec.doneUIDs()) == 3 })
@@ -473,12 +474,12 @@ func TestWatcherTooLarge(t *testing.T) {
 // nothing: the watcher starts from the beginning and the new message with
 // a UID below the stored one is processed.
 func TestWatcherUIDValidityChange(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
 		mustAppend(t, srv, "INBOX", testMessage(2, ""))
 		rec := &recorder{}
-		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		w := inbound.New(watcherConfig(t, srv, testUser, testPass), store, rec)
 		runWatcher(t, w)
 		eventually(t, "two processed", func() bool { return len(rec.doneUIDs()) == 2 })
 		old, _ := srv.UIDValidity("INBOX")
@@ -504,12 +505,12 @@ func TestWatcherUIDValidityChange(t *testing.T) {
 // EXPUNGE runs only when no other message is marked \Deleted: a message
 // another client marked must survive.
 func TestWatcherWithoutMoveAndUIDPlus(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t, imap.CapIMAP4rev1) // IDLE, but no MOVE, no UIDPLUS
 		mustAppend(t, srv, "INBOX", testMessage(1, "keep"))
 		mustAppend(t, srv, "INBOX", testMessage(2, ""))
 		rec := &recorder{}
-		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		w := inbound.New(watcherConfig(t, srv, testUser, testPass), store, rec)
 		runWatcher(t, w)
 		eventually(t, "two processed", func() bool { return len(rec.doneUIDs()) == 2 })
 		eventually(t, "message 2 moved", func() bool {
@@ -549,11 +550,11 @@ func TestWatcherWithoutMoveAndUIDPlus(t *testing.T) {
 // A connection dropped during IDLE, and a server away for a while, cost
 // nothing: the watcher reconnects and processes what arrived meanwhile.
 func TestWatcherReconnects(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
 		rec := &recorder{}
-		w := mailflow.NewWatcher(watcherConfig(t, srv, testUser, testPass), store, rec)
+		w := inbound.New(watcherConfig(t, srv, testUser, testPass), store, rec)
 		runWatcher(t, w)
 		eventually(t, "first processed and idling", func() bool { return len(rec.doneUIDs()) == 1 && srv.Idling() == 1 })
 
@@ -584,13 +585,13 @@ func TestWatcherReconnects(t *testing.T) {
 
 // Without IDLE the watcher polls.
 func TestWatcherPolls(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		rec := &recorder{}
 		cfg := watcherConfig(t, srv, testUser, testPass)
 		cfg.Idle = false
 		cfg.PollInterval = 200 * time.Millisecond
-		w := mailflow.NewWatcher(cfg, store, rec)
+		w := inbound.New(cfg, store, rec)
 		runWatcher(t, w)
 		eventually(t, "first pass", func() bool { return !w.LastSync().IsZero() })
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
@@ -603,12 +604,12 @@ func TestWatcherPolls(t *testing.T) {
 
 // IDLE is re-issued on the refresh timer and keeps working.
 func TestWatcherIdleRefresh(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		rec := &recorder{}
 		cfg := watcherConfig(t, srv, testUser, testPass)
 		cfg.IdleRefresh = 50 * time.Millisecond
-		w := mailflow.NewWatcher(cfg, store, rec)
+		w := inbound.New(cfg, store, rec)
 		runWatcher(t, w)
 		eventually(t, "IDLE re-issued", func() bool { return w.Stats().IdleRestarts >= 3 })
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
@@ -622,7 +623,7 @@ func TestWatcherIdleRefresh(t *testing.T) {
 // XOAUTH2 login with a token from OAuth2Token; a wrong token is retried,
 // not fatal.
 func TestWatcherXOAUTH2(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
+	forEachDriver(t, func(t *testing.T, store inbound.State) {
 		srv := newIMAPServer(t)
 		mustAppend(t, srv, "INBOX", testMessage(1, ""))
 
@@ -630,7 +631,7 @@ func TestWatcherXOAUTH2(t *testing.T) {
 		bad.Auth = "xoauth2"
 		bad.Password = "expired-token"
 		badRec := &recorder{}
-		wb := mailflow.NewWatcher(bad, store, badRec)
+		wb := inbound.New(bad, store, badRec)
 		stopBad := runWatcher(t, wb)
 		eventually(t, "login refused", func() bool { return wb.Stats().Errors >= 1 })
 		stopBad()
@@ -642,7 +643,7 @@ func TestWatcherXOAUTH2(t *testing.T) {
 		cfg.Auth = "xoauth2"
 		cfg.OAuth2Token = func(ctx context.Context) (string, error) { return testPass, nil }
 		rec := &recorder{}
-		runWatcher(t, mailflow.NewWatcher(cfg, store, rec))
+		runWatcher(t, inbound.New(cfg, store, rec))
 		eventually(t, "processed", func() bool { return len(rec.doneUIDs()) == 1 })
 	})
 }
@@ -681,7 +682,7 @@ func TestWatcherSilentServer(t *testing.T) {
 	cfg := watcherConfig(t, nil, testUser, testPass)
 	cfg.Host, cfg.Port = addr.IP.String(), addr.Port
 	cfg.CommandTimeout = 200 * time.Millisecond
-	w := mailflow.NewWatcher(cfg, storagetest.Open(t, "sqlite"), &recorder{})
+	w := inbound.New(cfg, storagetest.Open(t, "sqlite"), &recorder{})
 	runWatcher(t, w)
 	eventually(t, "reconnects after timeouts", func() bool { return w.Stats().Reconnects >= 2 })
 	mu.Lock()
@@ -708,7 +709,7 @@ func TestWatcherTLS(t *testing.T) {
 			untrusted := watcherConfig(t, srv, testUser, testPass)
 			untrusted.TLS = mode
 			badRec := &recorder{}
-			wb := mailflow.NewWatcher(untrusted, store, badRec)
+			wb := inbound.New(untrusted, store, badRec)
 			stopBad := runWatcher(t, wb)
 			eventually(t, "untrusted certificate refused", func() bool { return wb.Stats().Errors >= 1 })
 			stopBad()
@@ -720,7 +721,7 @@ func TestWatcherTLS(t *testing.T) {
 			cfg.TLS = mode
 			cfg.TLSConfig = srv.ClientTLSConfig()
 			rec := &recorder{}
-			runWatcher(t, mailflow.NewWatcher(cfg, store, rec))
+			runWatcher(t, inbound.New(cfg, store, rec))
 			eventually(t, "processed over TLS", func() bool { return len(rec.doneUIDs()) == 1 })
 		})
 	}

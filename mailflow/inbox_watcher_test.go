@@ -1,21 +1,71 @@
 package mailflow_test
 
+// The Inbox behind a real IMAP watcher: a message the database refuses
+// every time is set aside and never holds up the replies behind it.
+
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"mailflow/internal/mailtest"
 	"mailflow/mailflow"
+	"mailflow/mailflow/inbound"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
+
+// imapServer is what these tests need from the in-process server and from
+// Dovecot.
+type imapServer interface {
+	Host() string
+	Port() int
+	Append(mailbox string, raw []byte) error
+	UIDs(mailbox string) ([]uint32, error)
+	Messages(mailbox string) ([]mailtest.IMAPMessage, error)
+}
+
+// startWatcher runs a watcher of srv's INBOX for p until the test ends.
+func startWatcher(t *testing.T, srv imapServer, user, pass string, st inbound.State, p inbound.Processor) *inbound.Watcher {
+	t.Helper()
+	w := inbound.New(inbound.Config{
+		Host: srv.Host(), Port: srv.Port(), TLS: "none",
+		Username: user, Password: pass,
+		Idle: true, PollInterval: time.Hour, CommandTimeout: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}, st, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	})
+	return w
+}
+
+func mailboxUIDs(t *testing.T, srv imapServer, mailbox string) []uint32 {
+	t.Helper()
+	u, err := srv.UIDs(mailbox)
+	if err != nil {
+		t.Fatalf("list %s: %v", mailbox, err)
+	}
+	return u
+}
 
 // poisonMarker in a subject makes the database refuse the message.
 const poisonMarker = "POISON-7f3a"
@@ -51,7 +101,7 @@ func poisonInbound(t *testing.T, st *storage.Store) {
 // tried MaxAttempts times, then filed for review with a row naming the
 // error and an alert to the coordinator; the watcher's passes complete, so
 // /readyz (which looks at the last sync) stays healthy.
-func testPoisonedMessage(t *testing.T, driver string, srv imapTestServer, user, pass string) {
+func testPoisonedMessage(t *testing.T, driver string, srv imapServer, user, pass string) {
 	ctx := context.Background()
 	e := newInboxEnv(t, driver)
 	e.inbox.Alerter = newComposer(t, nil)
@@ -62,19 +112,21 @@ func testPoisonedMessage(t *testing.T, driver string, srv imapTestServer, user, 
 		subject: "AW: " + poisonMarker + " [Bestellung " + e.uv.Number + "]", body: "CONFIRMED\n"}
 	good := rmail{from: "bestellungen@dataport.example", to: e.replyAddr(e.dv, "provider"),
 		subject: "AW: [Bestellung " + e.dv.Number + "] Neue Bestellung", body: "BESTÄTIGT\n"}
-	mustAppend(t, srv, "INBOX", poisoned.raw())
-	mustAppend(t, srv, "INBOX", good.raw())
-	first := uids(t, srv, "INBOX")
+	for _, raw := range [][]byte{poisoned.raw(), good.raw()} {
+		if err := srv.Append("INBOX", raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := mailboxUIDs(t, srv, "INBOX")
 
-	w := mailflow.NewWatcher(watcherConfig(t, srv, user, pass), e.st, e.inbox)
-	runWatcher(t, w)
+	w := startWatcher(t, srv, user, pass, e.st, e.inbox)
 
 	waitFor(t, "the good reply behind the poisoned one applied", func() bool {
 		o, err := e.st.Order(ctx, e.dv.Number)
 		return err == nil && o.Status == mailflow.StatusOrdered
 	})
 	waitFor(t, "both messages filed", func() bool {
-		return count(t, srv, "Review") == 1 && count(t, srv, "Processed") == 1 && count(t, srv, "INBOX") == 0
+		return len(mailboxUIDs(t, srv, "Review")) == 1 && len(mailboxUIDs(t, srv, "Processed")) == 1 && len(mailboxUIDs(t, srv, "INBOX")) == 0
 	})
 	review, err := srv.Messages("Review")
 	if err != nil {
@@ -122,7 +174,9 @@ func testPoisonedMessage(t *testing.T, driver string, srv imapTestServer, user, 
 
 	// Ready: passes complete (the daemon's /readyz compares LastSync with
 	// the poll interval), and nothing waits.
-	forcePass(t, w)
+	before := w.LastSync()
+	w.Poke()
+	waitFor(t, "a pass after Poke", func() bool { return w.LastSync().After(before) })
 	st := w.Stats()
 	if st.Unprocessable != 1 || st.Unrecorded != 0 || st.Reviewed != 1 || st.Processed != 1 {
 		t.Errorf("stats %+v, want one unprocessable message reviewed and one processed", st)
@@ -135,7 +189,12 @@ func testPoisonedMessage(t *testing.T, driver string, srv imapTestServer, user, 
 func TestWatcherPoisonedMessage(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			testPoisonedMessage(t, driver, newIMAPServer(t), testUser, testPass)
+			srv, err := mailtest.NewIMAPServer("bestellungen@example.org", "geheim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			testPoisonedMessage(t, driver, srv, "bestellungen@example.org", "geheim")
 		})
 	}
 }
@@ -159,118 +218,4 @@ func TestWatcherPoisonedMessageDovecot(t *testing.T) {
 			testPoisonedMessage(t, driver, d, d.User, d.Password)
 		})
 	}
-}
-
-// quarantiner is a recorder that is also a Quarantiner, with a database
-// that can be down and a record that can fail.
-type quarantiner struct {
-	*recorder
-	down atomic.Bool
-	qerr error
-
-	mu          sync.Mutex
-	quarantined []uint32
-}
-
-func (q *quarantiner) Transient(ctx context.Context, cause error) string {
-	if q.down.Load() {
-		return "connection refused"
-	}
-	return ""
-}
-
-func (q *quarantiner) Quarantine(ctx context.Context, m mailflow.FetchedMessage, attempts int, cause error) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.quarantined = append(q.quarantined, m.UID)
-	return q.qerr
-}
-
-func (q *quarantiner) quarantinedUIDs() []uint32 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return slices.Clone(q.quarantined)
-}
-
-// While the database does not answer, failures are the connection's: the
-// message is retried beyond MaxAttempts and never filed for review; once
-// the database is back it is processed.
-func TestWatcherDatabaseDownIsNotPoison(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
-		srv := newIMAPServer(t)
-		mustAppend(t, srv, "INBOX", testMessage(1, ""))
-		mustAppend(t, srv, "INBOX", testMessage(2, ""))
-		q := &quarantiner{}
-		q.recorder = &recorder{fail: func(m mailflow.FetchedMessage) error {
-			if q.down.Load() {
-				return errors.New("database unavailable")
-			}
-			return nil
-		}}
-		q.down.Store(true)
-		cfg := watcherConfig(t, srv, testUser, testPass)
-		cfg.MaxAttempts = 2
-		w := mailflow.NewWatcher(cfg, store, q)
-		runWatcher(t, w)
-
-		waitFor(t, "more than MaxAttempts attempts while the database is down", func() bool { return len(q.attemptUIDs()) > 2 })
-		if got := q.quarantinedUIDs(); len(got) != 0 {
-			t.Errorf("quarantined %v while the database was down", got)
-		}
-		if n := count(t, srv, "Review"); n != 0 {
-			t.Errorf("Review has %d messages while the database was down", n)
-		}
-		if got := uids(t, srv, "INBOX"); !slices.Equal(got, []uint32{1, 2}) {
-			t.Errorf("INBOX has %v, want both messages waiting", got)
-		}
-		q.down.Store(false)
-		w.Poke()
-		eventually(t, "both processed", func() bool { return count(t, srv, "Processed") == 2 })
-		if st := w.Stats(); st.Unprocessable != 0 || st.Reviewed != 0 {
-			t.Errorf("stats %+v, want nothing unprocessable", st)
-		}
-	})
-}
-
-// A message that fails (an error, then panics) while the database answers
-// is filed for review after MaxAttempts tries, even when recording it
-// fails too; the message behind it is processed.
-func TestWatcherQuarantineFails(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, store mailflow.WatcherState) {
-		srv := newIMAPServer(t)
-		mustAppend(t, srv, "INBOX", testMessage(1, ""))
-		mustAppend(t, srv, "INBOX", testMessage(2, ""))
-		var tries atomic.Int32
-		q := &quarantiner{qerr: errors.New("database refused the record")}
-		q.recorder = &recorder{fail: func(m mailflow.FetchedMessage) error {
-			if m.UID != 1 {
-				return nil
-			}
-			if tries.Add(1) > 1 {
-				panic("parser bug")
-			}
-			return errors.New("no good")
-		}}
-		cfg := watcherConfig(t, srv, testUser, testPass)
-		cfg.MaxAttempts = 4
-		w := mailflow.NewWatcher(cfg, store, q)
-		runWatcher(t, w)
-
-		eventually(t, "a first attempt", func() bool { return len(q.attemptUIDs()) > 0 }) // the folders exist
-		waitFor(t, "message 1 in Review, 2 processed", func() bool {
-			return count(t, srv, "Review") == 1 && count(t, srv, "Processed") == 1
-		})
-		if got := q.attemptUIDs(); !slices.Equal(got, []uint32{1, 1, 1, 1, 2}) {
-			t.Errorf("attempts %v, want message 1 four times, then 2", got)
-		}
-		if got := q.quarantinedUIDs(); !slices.Equal(got, []uint32{1}) {
-			t.Errorf("quarantined %v, want message 1", got)
-		}
-		if st := w.Stats(); st.Unprocessable != 1 || st.Unrecorded != 1 || st.Panics != 3 {
-			t.Errorf("stats %+v, want one unprocessable, unrecorded message and three panics", st)
-		}
-		if got := uids(t, srv, "INBOX"); len(got) != 0 {
-			t.Errorf("INBOX still has %v", got)
-		}
-	})
 }

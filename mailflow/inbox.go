@@ -12,6 +12,24 @@ import (
 	"mailflow/mailflow/reply"
 )
 
+// FetchedMessage is one message of the watched mailbox.
+type FetchedMessage struct {
+	Mailbox      string
+	UIDValidity  uint32
+	UID          uint32
+	Size         int64  // RFC822.SIZE as the server reports it
+	Raw          []byte // the whole message; nil if TooLarge
+	TooLarge     bool   // Size exceeds MaxSize; the message was not downloaded
+	InternalDate time.Time
+}
+
+// Destinations a Processor returns.
+const (
+	FolderProcessed = "processed" // WatcherConfig.ProcessedMailbox
+	FolderReview    = "review"    // WatcherConfig.ReviewMailbox: a person must look at it
+	FolderKeep      = ""          // leave the message where it is
+)
+
 // Verdicts of inbound messages.
 const (
 	VerdictApplied         = "applied"
