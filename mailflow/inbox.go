@@ -58,7 +58,7 @@ type InboxConfig struct {
 	LoopLimit int
 }
 
-// Inbox decides what each received email means: DESIGN §4 "Inbound".
+// Inbox decides what each received email means: docs/design.md §4 "Inbound".
 type Inbox struct {
 	Flow    *Flow
 	Store   InboxStore

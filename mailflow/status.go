@@ -17,7 +17,7 @@ const (
 // Intent is what a party's reply declares.
 type Intent string
 
-// The intents of DESIGN §3.
+// The intents of docs/design.md §3.
 const (
 	IntentWorking Intent = "working"
 	IntentReview  Intent = "review"
@@ -51,7 +51,7 @@ func (i Intent) rank() int {
 // Status is an order's status code.
 type Status string
 
-// The eleven statuses of DESIGN §3.
+// The eleven statuses of docs/design.md §3.
 const (
 	StatusOpen                 Status = "open"
 	StatusWorkingProviderDV    Status = "working_provider_dv"

@@ -109,7 +109,7 @@ type decisionStep struct {
 	intent mailflow.Intent
 }
 
-// statusRecipes reaches each of the eleven statuses of DESIGN §3.
+// statusRecipes reaches each of the eleven statuses of docs/design.md §3.
 var statusRecipes = map[mailflow.Status]struct {
 	file  string
 	steps []decisionStep

@@ -19,8 +19,9 @@ import (
 	"mailflow/templates"
 )
 
-// Config is mailflow's TOML configuration; shared/INTERFACES.md fixes the
-// key names.
+// Config is mailflow's TOML configuration. Its key names are a contract
+// with operators: config.example.toml documents each one, and a key is
+// never renamed or removed without a note in the README.
 type Config struct {
 	Database struct {
 		Driver string `toml:"driver"`

@@ -240,7 +240,7 @@ func reply(n *mail.Message, from, text string) []byte {
 }
 
 // lifecycle drives a DV order to Bestellt and a UV order to a rejection
-// by the intermediary, all by email, and checks the mails of DESIGN §3.
+// by the intermediary, all by email, and checks the mails of docs/design.md §3.
 func (e *e2e) lifecycle() {
 	t := e.t
 	dvReq, uvReq := examples.OrderDV(), examples.OrderUV()

@@ -68,7 +68,7 @@ func TestDemoOnce(t *testing.T) {
 	}
 	// The lifecycle as it happened, in this order: the out-of-office is
 	// read and ignored, then each reply moves its order on, and the mails
-	// of DESIGN §3 go out.
+	// of docs/design.md §3 go out.
 	steps := []string{
 		"2026-000001  neue Bestellung",
 		"2026-000002  neue Bestellung",

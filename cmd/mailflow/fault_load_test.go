@@ -701,7 +701,7 @@ func (l *load) verify(db *sqlx.DB) faultFigures {
 		}
 	}
 
-	// The mails each outcome sends (DESIGN §3) are all there.
+	// The mails each outcome sends (docs/design.md §3) are all there.
 	for id, i := range index {
 		sc := l.script(i)
 		parties := 1

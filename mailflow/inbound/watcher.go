@@ -39,7 +39,7 @@ type Processor interface {
 
 // Quarantiner is implemented by a Processor that can set aside a message
 // it keeps failing on, so that one bad message never holds up the messages
-// behind it (DESIGN §4, "Authenticate"). After MaxAttempts failures of the
+// behind it (docs/design.md §4, "Authenticate"). After MaxAttempts failures of the
 // same message that Transient blamed on the message, the watcher calls
 // Quarantine and files the message for review. A transient failure (the
 // database is down, a lock) is not counted: such messages wait.
@@ -123,7 +123,7 @@ type Stats struct {
 }
 
 // Watcher watches one IMAP mailbox and hands every new message to a
-// Processor, then files it away (DESIGN §4, "IMAP").
+// Processor, then files it away (docs/design.md §4, "IMAP").
 type Watcher struct {
 	cfg   Config
 	state State

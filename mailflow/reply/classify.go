@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Classify decides whether m is a bounce, an auto-reply or a reply (DESIGN
+// Classify decides whether m is a bounce, an auto-reply or a reply (docs/design.md
 // §4 "Inbound" step 2) and says why. Parse calls it; it is exported so a
 // caller can classify a Message it built or adjusted itself. It reads
 // m.Header, m.NullSender, m.From and m.Subject.

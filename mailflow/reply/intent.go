@@ -14,13 +14,13 @@ import (
 // customer and stored; a whole pasted document is not a reason.
 const maxReason = 2000
 
-// keyword is one DESIGN §3 keyword, upper case and NFC, as it is reported.
+// keyword is one docs/design.md §3 keyword, upper case and NFC, as it is reported.
 type keyword struct {
 	word   string
 	intent Intent
 }
 
-// keywords lists DESIGN §3 longest first within each shared prefix, so
+// keywords lists docs/design.md §3 longest first within each shared prefix, so
 // "CONFIRMED" is reported as such and not as "CONFIRM".
 var keywords = []keyword{
 	{"IN BEARBEITUNG", IntentWorking},
@@ -45,7 +45,7 @@ var keywords = []keyword{
 }
 
 var (
-	// A salutation that precedes the declaration; DESIGN §3 looks at the
+	// A salutation that precedes the declaration; docs/design.md §3 looks at the
 	// first meaningful line, and "Hallo," is not meaningful.
 	greetingRe = regexp.MustCompile(`(?i)^(hallo|hello|hi|hey|dear|moin|servus|grüß gott|grüss gott|grüezi|guten (tag|morgen|abend)|good (morning|afternoon|evening|day)|sehr geehrte[rs]?|liebe[rs]?|greetings|to whom it may concern)\b`)
 	// A closing line ends a reason taken from the following lines.
@@ -53,7 +53,7 @@ var (
 )
 
 // ExtractIntent finds the intent declared on the first meaningful line of
-// the sender's own text (DESIGN §3, §4 "Inbound" step 5): quotes and
+// the sender's own text (docs/design.md §3, §4 "Inbound" step 5): quotes and
 // signatures are removed with StripQuoted, greeting lines ("Hallo,", "Sehr
 // geehrte Damen und Herren,", "Dear …,") are skipped, and a keyword must
 // start that line as a whole word, in any case and Unicode normalisation
@@ -61,7 +61,7 @@ var (
 // used: it is quoted from our own notification.
 //
 // ok is true only when the caller may act on the intent without a person:
-// it is false for IntentNone, for a reject without reason (DESIGN §3 demands
+// it is false for IntentNone, for a reject without reason (docs/design.md §3 demands
 // one; explanation "reject without reason"), and for a non-reject keyword on
 // a line that asks a question ("Angenommen, wir liefern im Januar – geht
 // das?"), which is no declaration. For a reject, reason is the text after
@@ -227,7 +227,7 @@ func preview(s string) string {
 var orderTagRe = regexp.MustCompile(`(?i)\[\s*(?:bestellung|order)(?:\s*(?:nr\.?|no\.?|#))?\s*(\d{4}-\d{3,9})\s*\]`)
 
 // SubjectOrderNumber returns the order number from the subject tag, or "" if
-// there is none. It is the last resort of matching (DESIGN §4 step 3), after
+// there is none. It is the last resort of matching (docs/design.md §4 step 3), after
 // the token and the message references.
 func SubjectOrderNumber(subject string) string {
 	subject = strings.Map(func(r rune) rune {

@@ -6,7 +6,7 @@ import (
 )
 
 // StripQuoted returns only the sender's own text: the part a keyword may be
-// taken from (DESIGN §3: never from quoted text). It removes
+// taken from (docs/design.md §3: never from quoted text). It removes
 //
 //   - lines starting with ">" (wherever they are, so interleaved and
 //     bottom-posted replies keep their own text below the quote),

@@ -1,7 +1,7 @@
 // Package reply turns one raw inbound email into the facts the order flow
 // decides on: which message it answers, who sent it, whether it is a reply at
 // all (or a bounce or an auto-reply), and which intent the sender's own text
-// declares (DESIGN §3, §4 "Inbound" steps 2 and 5).
+// declares (docs/design.md §3, §4 "Inbound" steps 2 and 5).
 //
 // The package is pure: no I/O, no clock, no package-level state. Everything
 // it decides comes with a human-readable reason, because a coordinator has to
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Intent is what a party's reply declares (DESIGN §3). The string values are
+// Intent is what a party's reply declares (docs/design.md §3). The string values are
 // the ones the order flow, the API and the database use.
 type Intent string
 

@@ -142,7 +142,7 @@ func TestFixtures(t *testing.T) {
 				t.Errorf("SubjectOrderNumber(%q) = %q, want %q", m.Subject, got, tt.order)
 			}
 			if m.Kind != KindReply {
-				return // DESIGN §4: bounces and auto-replies carry no intent
+				return // docs/design.md §4: bounces and auto-replies carry no intent
 			}
 			intent, reason, ok, expl := ExtractIntent(m.Text)
 			if intent != tt.intent || ok != tt.ok {
