@@ -718,61 +718,17 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 			return err
 		}
 	}
-	var (
-		dests = map[string]*imap.UIDSet{} // folder → UIDs processed for it
-		order []string                    // folders in first-use order
-		count = map[string]int{}          // per destination, for the stats
-		done  uint32                      // highest UID handed over successfully
-	)
-	file := func() error {
-		for _, folder := range order {
-			if err := w.move(c, *dests[folder], folder); err != nil {
-				return err
-			}
-		}
-		w.processed.Add(uint64(count[mailflow.FolderProcessed]))
-		w.reviewed.Add(uint64(count[mailflow.FolderReview]))
-		w.kept.Add(uint64(count[mailflow.FolderKeep]))
-		if done == 0 {
-			return nil
-		}
-		w.lastUID = done
-		if err := w.state.SaveIMAPState(ctx, w.cfg.Mailbox, w.uidValidity, w.lastUID, time.Time{}); err != nil {
-			// Filed but not recorded: next time the messages are either
-			// gone from the mailbox or deduplicated by the processor.
-			return &retryError{fmt.Errorf("mailflow: imap: save state: %w", err)}
-		}
-		return nil
-	}
+	f := &filing{dests: map[string]*imap.UIDSet{}, count: map[string]int{}}
 	for _, uid := range group {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		md := meta[uid]
-		m := mailflow.FetchedMessage{
-			Mailbox:      w.cfg.Mailbox,
-			UIDValidity:  w.uidValidity,
-			UID:          uint32(uid),
-			Size:         md.size,
-			InternalDate: md.date,
-			TooLarge:     md.size > w.cfg.MaxSize,
-		}
-		if !m.TooLarge {
-			raw, found := bodies[uid]
-			if !found {
-				if err := file(); err != nil {
-					return err
-				}
-				return &retryError{fmt.Errorf("uid %d: no body in the FETCH response", uid)}
+		m, ok := w.message(uid, meta[uid], bodies)
+		if !ok {
+			if err := w.file(ctx, c, f); err != nil {
+				return err
 			}
-			delete(bodies, uid) // let the collector have it once processed
-			if raw == nil {
-				m.TooLarge = true // RFC822.SIZE understated it
-			}
-			m.Raw = raw
-		}
-		if m.TooLarge {
-			w.log.Warn("imap: message too large, not downloaded", "uid", uid, "size", m.Size, "max", w.cfg.MaxSize)
+			return &retryError{fmt.Errorf("uid %d: no body in the FETCH response", uid)}
 		}
 		w.fetched.Add(1)
 		dest, err := w.process(ctx, m)
@@ -784,41 +740,110 @@ func (w *Watcher) handleGroup(ctx context.Context, c *imapclient.Client, group [
 		if len(m.Raw) > groupBytes {
 			// Collect a large message now rather than when the heap has
 			// doubled, which may be after the next large message is
-			// downloaded: two of them in the heap at once raised the peak
-			// RSS by a third (docs/benchmarks.md, memory run). Rare, and
-			// cheap beside storing the message.
+			// downloaded (docs/benchmarks.md, memory run).
 			m.Raw = nil
 			runtime.GC()
 		}
 		if err != nil {
-			if ferr := file(); ferr != nil {
+			if ferr := w.file(ctx, c, f); ferr != nil {
 				return ferr
 			}
 			return &retryError{fmt.Errorf("uid %d: %w", uid, err)}
 		}
-		folder := ""
-		switch dest {
-		case mailflow.FolderKeep:
-		case mailflow.FolderProcessed:
-			folder = w.cfg.ProcessedMailbox
-		case mailflow.FolderReview:
-			folder = w.cfg.ReviewMailbox
-		default:
-			w.log.Error("imap: processor returned an unknown destination, filing for review", "uid", uid, "dest", dest)
-			dest, folder = mailflow.FolderReview, w.cfg.ReviewMailbox
-		}
-		if folder != "" {
-			if dests[folder] == nil {
-				dests[folder] = &imap.UIDSet{}
-				order = append(order, folder)
-			}
-			dests[folder].AddNum(uid)
-		}
-		count[dest]++
-		w.log.Debug("imap: message processed", "uid", uid, "folder", folder)
-		done = uint32(uid)
+		f.add(uid, dest, w.folder(uid, &dest))
+		w.log.Debug("imap: message processed", "uid", uid, "dest", dest)
 	}
-	return file()
+	return w.file(ctx, c, f)
+}
+
+// message is the fetched message of uid; ok is false when its body is
+// missing from the FETCH response. bodies gives up its reference, so the
+// collector may have the bytes once they are processed.
+func (w *Watcher) message(uid imap.UID, md msgMeta, bodies map[imap.UID][]byte) (m mailflow.FetchedMessage, ok bool) {
+	m = mailflow.FetchedMessage{
+		Mailbox:      w.cfg.Mailbox,
+		UIDValidity:  w.uidValidity,
+		UID:          uint32(uid),
+		Size:         md.size,
+		InternalDate: md.date,
+		TooLarge:     md.size > w.cfg.MaxSize,
+	}
+	if !m.TooLarge {
+		raw, found := bodies[uid]
+		if !found {
+			return m, false
+		}
+		delete(bodies, uid)
+		if raw == nil {
+			m.TooLarge = true // RFC822.SIZE understated it
+		}
+		m.Raw = raw
+	}
+	if m.TooLarge {
+		w.log.Warn("imap: message too large, not downloaded", "uid", uid, "size", m.Size, "max", w.cfg.MaxSize)
+	}
+	return m, true
+}
+
+// folder is the mailbox a processed message goes to ("" to leave it); an
+// unknown destination is corrected to review.
+func (w *Watcher) folder(uid imap.UID, dest *string) string {
+	switch *dest {
+	case mailflow.FolderKeep:
+		return ""
+	case mailflow.FolderProcessed:
+		return w.cfg.ProcessedMailbox
+	case mailflow.FolderReview:
+		return w.cfg.ReviewMailbox
+	}
+	w.log.Error("imap: processor returned an unknown destination, filing for review", "uid", uid, "dest", *dest)
+	*dest = mailflow.FolderReview
+	return w.cfg.ReviewMailbox
+}
+
+// filing collects where the processed messages of a group go, so that
+// each folder takes one MOVE.
+type filing struct {
+	dests map[string]*imap.UIDSet // folder → UIDs
+	order []string                // folders in first-use order
+	count map[string]int          // per destination, for the stats
+	done  uint32                  // highest UID handed over successfully
+}
+
+func (f *filing) add(uid imap.UID, dest, folder string) {
+	if folder != "" {
+		if f.dests[folder] == nil {
+			f.dests[folder] = &imap.UIDSet{}
+			f.order = append(f.order, folder)
+		}
+		f.dests[folder].AddNum(uid)
+	}
+	f.count[dest]++
+	f.done = uint32(uid)
+}
+
+// file moves what f collected and stores the last UID handed over.
+func (w *Watcher) file(ctx context.Context, c *imapclient.Client, f *filing) error {
+	for _, folder := range f.order {
+		if err := w.move(c, *f.dests[folder], folder); err != nil {
+			return err
+		}
+	}
+	w.processed.Add(uint64(f.count[mailflow.FolderProcessed]))
+	w.reviewed.Add(uint64(f.count[mailflow.FolderReview]))
+	w.kept.Add(uint64(f.count[mailflow.FolderKeep]))
+	f.order, f.count = nil, map[string]int{}
+	clear(f.dests)
+	if f.done == 0 {
+		return nil
+	}
+	w.lastUID = f.done
+	if err := w.state.SaveIMAPState(ctx, w.cfg.Mailbox, w.uidValidity, w.lastUID, time.Time{}); err != nil {
+		// Filed but not recorded: next time the messages are either
+		// gone from the mailbox or deduplicated by the processor.
+		return &retryError{fmt.Errorf("mailflow: imap: save state: %w", err)}
+	}
+	return nil
 }
 
 // process calls the processor, turning a panic into an error.
