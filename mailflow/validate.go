@@ -281,109 +281,115 @@ func validateProperties(schema []Property, given map[string]json.RawMessage, ver
 // of every terms text.
 func ValidateCatalog(cat *Catalog) error {
 	var verr ValidationError
-	ids := map[string]bool{}
-	checkParty := func(field string, p *Party) {
-		if p.ID == "" {
-			verr.add(field+".id", "is required")
-		}
-		if !validEmail(p.Email) {
-			verr.add(field+".email", "is not a valid email address")
-		}
-		if p.Language == "" {
-			p.Language = "de"
-		} else if p.Language != "de" && p.Language != "en" {
-			verr.add(field+".language", "must be de or en")
-		}
-		for j, s := range p.ReplySenders {
-			if strings.HasPrefix(s, "@") {
-				if !strings.Contains(s[1:], ".") {
-					verr.add(fmt.Sprintf("%s.reply_senders[%d]", field, j), "must be an address or @domain")
-				}
-			} else if !validEmail(s) {
-				verr.add(fmt.Sprintf("%s.reply_senders[%d]", field, j), "must be an address or @domain")
-			}
-		}
-	}
+	providers := map[string]bool{}
 	for i := range cat.Providers {
-		checkParty(fmt.Sprintf("providers[%d]", i), &cat.Providers[i])
-		ids[cat.Providers[i].ID] = true
+		validateParty(fmt.Sprintf("providers[%d]", i), &cat.Providers[i], &verr)
+		providers[cat.Providers[i].ID] = true
 	}
 	for i := range cat.Intermediaries {
 		f := fmt.Sprintf("intermediaries[%d]", i)
-		checkParty(f, &cat.Intermediaries[i])
+		validateParty(f, &cat.Intermediaries[i], &verr)
 		if l := cat.Intermediaries[i].LeitwegID; l != "" {
 			if err := ValidLeitwegID(l); err != nil {
 				verr.add(f+".leitweg_id", "%v", err)
 			}
 		}
 	}
-	checkTerms := func(field string, ts []Terms) {
-		for j := range ts {
-			t := &ts[j]
-			f := fmt.Sprintf("%s[%d]", field, j)
-			if t.Version == "" {
-				verr.add(f+".version", "is required")
-			}
-			if t.ValidFrom.IsZero() {
-				verr.add(f+".valid_from", "is required")
-			}
-			if t.ValidUntil != nil && t.ValidUntil.Before(t.ValidFrom) {
-				verr.add(f+".valid_until", "is before valid_from")
-			}
-			if strings.TrimSpace(t.Text) == "" {
-				verr.add(f+".text", "is required")
-			}
-			sum := TextSHA256(t.Text)
-			if t.SHA256 != "" && !strings.EqualFold(t.SHA256, sum) {
-				verr.add(f+".sha256", "does not match the text (computed %s)", sum)
-			}
-			t.SHA256 = sum
-		}
-	}
-	checkTerms("terms", cat.Terms)
+	validateTerms("terms", cat.Terms, &verr)
 	for i := range cat.Services {
-		s := &cat.Services[i]
-		f := fmt.Sprintf("services[%d]", i)
-		if s.ID == "" {
-			verr.add(f+".id", "is required")
-		}
-		if !ids[s.Provider] {
-			verr.add(f+".provider", "unknown provider %q", s.Provider)
-		}
-		if s.ProvisioningDays < 0 {
-			verr.add(f+".provisioning_days", "must not be negative")
-		}
-		checkTerms(f+".conditions", s.Conditions)
-		for j, p := range s.Prices {
-			pf := fmt.Sprintf("%s.prices[%d]", f, j)
-			if p.ID == "" {
-				verr.add(pf+".id", "is required")
-			}
-			if !slices.Contains([]string{IntervalOnce, IntervalMonthly, IntervalQuarterly, IntervalYearly}, p.Interval) {
-				verr.add(pf+".interval", "must be once, monthly, quarterly or yearly")
-			}
-			if p.AmountCents < 0 {
-				verr.add(pf+".amount_cents", "must not be negative")
-			}
-			if p.Currency == "" {
-				s.Prices[j].Currency = "EUR"
-			}
-			if p.VATPercent < 0 || p.VATPercent > 100 {
-				verr.add(pf+".vat_percent", "must be between 0 and 100")
-			}
-		}
-		for j, p := range s.Properties {
-			pf := fmt.Sprintf("%s.properties[%d]", f, j)
-			if p.Name == "" {
-				verr.add(pf+".name", "is required")
-			}
-			if !slices.Contains([]string{"string", "integer", "boolean", "enum"}, p.Type) {
-				verr.add(pf+".type", "must be string, integer, boolean or enum")
-			}
-			if p.Type == "enum" && len(p.Values) == 0 {
-				verr.add(pf+".values", "is required for enum")
-			}
-		}
+		validateService(fmt.Sprintf("services[%d]", i), &cat.Services[i], providers, &verr)
 	}
 	return verr.orNil()
+}
+
+// validateParty checks a provider or intermediary and sets its default
+// language.
+func validateParty(field string, p *Party, verr *ValidationError) {
+	if p.ID == "" {
+		verr.add(field+".id", "is required")
+	}
+	if !validEmail(p.Email) {
+		verr.add(field+".email", "is not a valid email address")
+	}
+	if p.Language == "" {
+		p.Language = "de"
+	} else if p.Language != "de" && p.Language != "en" {
+		verr.add(field+".language", "must be de or en")
+	}
+	for j, s := range p.ReplySenders {
+		domain, isDomain := strings.CutPrefix(s, "@")
+		if isDomain && !strings.Contains(domain, ".") || !isDomain && !validEmail(s) {
+			verr.add(fmt.Sprintf("%s.reply_senders[%d]", field, j), "must be an address or @domain")
+		}
+	}
+}
+
+// validateTerms checks versioned terms and fills in each text's SHA-256.
+func validateTerms(field string, ts []Terms, verr *ValidationError) {
+	for j := range ts {
+		t := &ts[j]
+		f := fmt.Sprintf("%s[%d]", field, j)
+		if t.Version == "" {
+			verr.add(f+".version", "is required")
+		}
+		if t.ValidFrom.IsZero() {
+			verr.add(f+".valid_from", "is required")
+		}
+		if t.ValidUntil != nil && t.ValidUntil.Before(t.ValidFrom) {
+			verr.add(f+".valid_until", "is before valid_from")
+		}
+		if strings.TrimSpace(t.Text) == "" {
+			verr.add(f+".text", "is required")
+		}
+		sum := TextSHA256(t.Text)
+		if t.SHA256 != "" && !strings.EqualFold(t.SHA256, sum) {
+			verr.add(f+".sha256", "does not match the text (computed %s)", sum)
+		}
+		t.SHA256 = sum
+	}
+}
+
+// validateService checks a service with its conditions, prices and
+// property schema; a price without currency is in EUR.
+func validateService(f string, s *Service, providers map[string]bool, verr *ValidationError) {
+	if s.ID == "" {
+		verr.add(f+".id", "is required")
+	}
+	if !providers[s.Provider] {
+		verr.add(f+".provider", "unknown provider %q", s.Provider)
+	}
+	if s.ProvisioningDays < 0 {
+		verr.add(f+".provisioning_days", "must not be negative")
+	}
+	validateTerms(f+".conditions", s.Conditions, verr)
+	for j, p := range s.Prices {
+		pf := fmt.Sprintf("%s.prices[%d]", f, j)
+		if p.ID == "" {
+			verr.add(pf+".id", "is required")
+		}
+		if !slices.Contains([]string{IntervalOnce, IntervalMonthly, IntervalQuarterly, IntervalYearly}, p.Interval) {
+			verr.add(pf+".interval", "must be once, monthly, quarterly or yearly")
+		}
+		if p.AmountCents < 0 {
+			verr.add(pf+".amount_cents", "must not be negative")
+		}
+		if p.Currency == "" {
+			s.Prices[j].Currency = "EUR"
+		}
+		if p.VATPercent < 0 || p.VATPercent > 100 {
+			verr.add(pf+".vat_percent", "must be between 0 and 100")
+		}
+	}
+	for j, p := range s.Properties {
+		pf := fmt.Sprintf("%s.properties[%d]", f, j)
+		if p.Name == "" {
+			verr.add(pf+".name", "is required")
+		}
+		if !slices.Contains([]string{"string", "integer", "boolean", "enum"}, p.Type) {
+			verr.add(pf+".type", "must be string, integer, boolean or enum")
+		}
+		if p.Type == "enum" && len(p.Values) == 0 {
+			verr.add(pf+".values", "is required for enum")
+		}
+	}
 }
