@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"mailflow/mailflow"
+	"mailflow/storage"
 	"mailflow/web"
 )
 
@@ -81,24 +82,35 @@ func (a *app) order(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	sub, args := args[0], args[1:]
-	var status, party, intent, reason string
+	// run is the subcommand, once its flags are read and the store is open.
+	var run func(ctx context.Context, s *storage.Store, flow *mailflow.Flow, arg string) error
 	var pos []string
 	var err error
 	switch sub {
 	case "create":
 		pos, err = a.verbFlags("order create", args, nil, 1, "FILE")
+		run = a.orderCreate
 	case "list":
+		var status string
 		pos, err = a.verbFlags("order list", args, func(fs *flag.FlagSet) {
 			fs.StringVar(&status, "status", "", "only orders with this status code")
 		}, 0, "[-status CODE]")
+		run = func(ctx context.Context, s *storage.Store, _ *mailflow.Flow, _ string) error {
+			return a.orderList(ctx, s, status)
+		}
 	case "show":
 		pos, err = a.verbFlags("order show", args, nil, 1, "NUMBER")
+		run = a.orderShow
 	case "decide":
+		var d mailflow.Decision
 		pos, err = a.verbFlags("order decide", args, func(fs *flag.FlagSet) {
-			fs.StringVar(&party, "party", "", "provider or intermediary")
-			fs.StringVar(&intent, "intent", "", "accept, review, working or reject")
-			fs.StringVar(&reason, "reason", "", "reason (required for reject)")
+			fs.StringVar(&d.Party, "party", "", "provider or intermediary")
+			fs.Func("intent", "accept, review, working or reject", func(v string) error { d.Intent = mailflow.Intent(v); return nil })
+			fs.StringVar(&d.Reason, "reason", "", "reason (required for reject)")
 		}, 1, "NUMBER -party P -intent I [-reason R]")
+		run = func(ctx context.Context, _ *storage.Store, flow *mailflow.Flow, number string) error {
+			return a.orderDecide(ctx, flow, number, d)
+		}
 	default:
 		fmt.Fprintf(a.stderr, "mailflow: unknown order verb %q\n", sub)
 		return errUsage
@@ -115,77 +127,86 @@ func (a *app) order(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "create":
-		var req mailflow.OrderRequest
-		if err := readJSONFile(pos[0], &req); err != nil {
-			return err
-		}
-		o, created, err := flow.CreateOrder(ctx, &req)
-		if err != nil {
-			return a.explain(err)
-		}
-		if a.json {
-			return a.printJSON(web.NewOrderResponse(o, nil))
-		}
-		verb := "created"
-		if !created {
-			verb = "exists"
-		}
-		fmt.Fprintf(a.stdout, "%s %s (%s, %s)\n", verb, o.Number, o.ContractModel, o.Status.Label())
-		return nil
-	case "list":
-		if status != "" && !mailflow.Status(status).Valid() {
-			return fmt.Errorf("-status: unknown status code %q", status)
-		}
-		orders, err := s.Orders(ctx, mailflow.OrderFilter{Status: mailflow.Status(status), Limit: 1000})
-		if err != nil {
-			return err
-		}
-		if a.json {
-			out := make([]web.OrderResponse, len(orders))
-			for i := range orders {
-				out[i] = web.NewOrderResponse(&orders[i], nil)
-			}
-			return a.printJSON(out)
-		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NUMBER\tORDERED\tMODEL\tSERVICE\tSTATUS")
-		for _, o := range orders {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Number, o.OrderedAt.In(a.cfg.location).Format("2006-01-02 15:04"),
-				o.ContractModel, o.Snapshot.Service.Name, o.Status.Label())
-		}
-		return tw.Flush()
-	case "show":
-		o, err := s.Order(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		msgs, err := s.OrderMessages(ctx, o.ID)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return a.printJSON(web.NewOrderResponse(o, msgs))
-		}
-		a.printOrder(o, msgs)
-		return nil
-	case "decide":
-		actor := "cli"
-		if u, err := user.Current(); err == nil {
-			actor = "cli:" + u.Username
-		}
-		o, err := flow.Decide(ctx, pos[0], mailflow.Decision{Party: party, Intent: mailflow.Intent(intent),
-			Reason: reason, Source: mailflow.SourceManual, Actor: actor})
-		if err != nil {
-			return a.explain(err)
-		}
-		if a.json {
-			return a.printJSON(web.NewOrderResponse(o, nil))
-		}
-		fmt.Fprintf(a.stdout, "%s: %s\n", o.Number, o.Status.Label())
-		return nil
+	var arg string
+	if len(pos) > 0 {
+		arg = pos[0]
 	}
+	return run(ctx, s, flow, arg)
+}
+
+func (a *app) orderCreate(ctx context.Context, _ *storage.Store, flow *mailflow.Flow, file string) error {
+	var req mailflow.OrderRequest
+	if err := readJSONFile(file, &req); err != nil {
+		return err
+	}
+	o, created, err := flow.CreateOrder(ctx, &req)
+	if err != nil {
+		return a.explain(err)
+	}
+	if a.json {
+		return a.printJSON(web.NewOrderResponse(o, nil))
+	}
+	verb := "created"
+	if !created {
+		verb = "exists"
+	}
+	fmt.Fprintf(a.stdout, "%s %s (%s, %s)\n", verb, o.Number, o.ContractModel, o.Status.Label())
+	return nil
+}
+
+func (a *app) orderList(ctx context.Context, s *storage.Store, status string) error {
+	if status != "" && !mailflow.Status(status).Valid() {
+		return fmt.Errorf("-status: unknown status code %q", status)
+	}
+	orders, err := s.Orders(ctx, mailflow.OrderFilter{Status: mailflow.Status(status), Limit: 1000})
+	if err != nil {
+		return err
+	}
+	if a.json {
+		out := make([]web.OrderResponse, len(orders))
+		for i := range orders {
+			out[i] = web.NewOrderResponse(&orders[i], nil)
+		}
+		return a.printJSON(out)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tORDERED\tMODEL\tSERVICE\tSTATUS")
+	for _, o := range orders {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Number, o.OrderedAt.In(a.cfg.location).Format("2006-01-02 15:04"),
+			o.ContractModel, o.Snapshot.Service.Name, o.Status.Label())
+	}
+	return tw.Flush()
+}
+
+func (a *app) orderShow(ctx context.Context, s *storage.Store, _ *mailflow.Flow, number string) error {
+	o, err := s.Order(ctx, number)
+	if err != nil {
+		return err
+	}
+	msgs, err := s.OrderMessages(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(web.NewOrderResponse(o, msgs))
+	}
+	a.printOrder(o, msgs)
+	return nil
+}
+
+func (a *app) orderDecide(ctx context.Context, flow *mailflow.Flow, number string, d mailflow.Decision) error {
+	d.Source, d.Actor = mailflow.SourceManual, "cli"
+	if u, err := user.Current(); err == nil {
+		d.Actor = "cli:" + u.Username
+	}
+	o, err := flow.Decide(ctx, number, d)
+	if err != nil {
+		return a.explain(err)
+	}
+	if a.json {
+		return a.printJSON(web.NewOrderResponse(o, nil))
+	}
+	fmt.Fprintf(a.stdout, "%s: %s\n", o.Number, o.Status.Label())
 	return nil
 }
 
