@@ -99,25 +99,8 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 
-	d, err := newDaemon(ctx, cfg, log)
+	d, err := startDemoDaemon(ctx, cfg, w, log, o.listen != "")
 	if err != nil {
-		return err
-	}
-	if err := d.listen(); err != nil {
-		if o.listen != "" {
-			d.store.Close()
-			return err
-		}
-		// 8080 is taken: any free port will do.
-		d.cfg.HTTP.Listen = "127.0.0.1:0"
-		if err := d.listen(); err != nil {
-			d.store.Close()
-			return err
-		}
-	}
-	if err := w.freshUIDValidity(ctx, d); err != nil {
-		d.listener.Close()
-		d.store.Close()
 		return err
 	}
 
@@ -168,6 +151,33 @@ func (a *app) demo(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, "Demo beendet.")
 	return failed
+}
+
+// startDemoDaemon builds the daemon and binds its HTTP listener: on
+// 127.0.0.1:8080, or any free port when that is taken and no address was
+// asked for (explicit).
+func startDemoDaemon(ctx context.Context, cfg *Config, w *demoWorld, log *slog.Logger, explicit bool) (*daemon, error) {
+	d, err := newDaemon(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.listen(); err != nil {
+		if explicit {
+			d.store.Close()
+			return nil, err
+		}
+		d.cfg.HTTP.Listen = "127.0.0.1:0"
+		if err := d.listen(); err != nil {
+			d.store.Close()
+			return nil, err
+		}
+	}
+	if err := w.freshUIDValidity(ctx, d); err != nil {
+		d.listener.Close()
+		d.store.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // demoConfig is defaultConfig with the demo's database, the mail servers
