@@ -78,23 +78,6 @@ func (t *Tx) registerBilling(orderID int64) error {
 	return nil
 }
 
-// registerBindingOrders registers the binding orders that order_billing
-// lacks: those that were binding before migration 2 added it. It runs with
-// migration 4, the schema registerBilling writes.
-func registerBindingOrders(t *Tx) error {
-	var ids []int64
-	if err := t.sel(&ids, `SELECT id FROM orders WHERE binding_at IS NOT NULL
-		AND NOT EXISTS (SELECT 1 FROM order_billing b WHERE b.order_id = orders.id) ORDER BY id`); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := t.registerBilling(id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // BillingCandidates lists the orders whose next billing period has ended
 // by now (order_billing_due) and the binding orders no billing run has
 // seen yet (order_billing_new, a partial index): both sets stay small
@@ -513,29 +496,6 @@ func (s *Store) scanLines(ctx context.Context, role, party string, lines []pendi
 		}
 	}
 	return nil
-}
-
-// movePendingLines moves the lines of billing_queue (one row per line,
-// migrations 2 to 4) into billing_pending, a row per party, and drops it.
-func movePendingLines(t *Tx) error {
-	var keys []scheduler.LineKey
-	var rows []struct {
-		Role    string `db:"role"`
-		PartyID string `db:"party_id"`
-		OrderID int64  `db:"order_id"`
-		Period  string `db:"period_key"`
-	}
-	if err := t.sel(&rows, `SELECT role, party_id, order_id, period_key FROM billing_queue ORDER BY role, party_id, order_id, period_key`); err != nil {
-		return err
-	}
-	for _, r := range rows {
-		keys = append(keys, scheduler.LineKey{Role: r.Role, PartyID: r.PartyID, OrderID: r.OrderID, PeriodKey: r.Period})
-	}
-	if err := t.QueueBillingLines(keys); err != nil {
-		return err
-	}
-	_, err := t.exec(`DROP TABLE billing_queue`)
-	return err
 }
 
 // AdvanceBilling stores each order's billing progress where it is still

@@ -124,7 +124,7 @@ func (d dialect) markSentManySQL() string {
 }
 
 // Enqueue adds messages to the outbox in the caller's transaction: the
-// row, and the raw bytes in outbox_raw (migration 6), which are never
+// row, and the raw bytes in outbox_raw, which are never
 // changed afterwards.
 func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 	for _, m := range msgs {
