@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +105,19 @@ func (d dialect) idsArg(ids []int64) any {
 		return pq.Array(ids)
 	}
 	return jsonInts(ids)
+}
+
+// jsonInts is a JSON array of integers, for SQLite's json_each.
+func jsonInts(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
 }
 
 // The statements of claiming, reading and marking a batch of rows.

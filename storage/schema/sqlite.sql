@@ -178,34 +178,27 @@ CREATE TABLE digest_runs (
 	sent_at DATETIME NOT NULL
 );
 
--- One row per binding order: what billing needs of its snapshot and how
--- far it is billed.
-CREATE TABLE order_billing (
+-- One row per binding order: when a billing run must look at it next,
+-- and what it needs of the order and its snapshot, copied here: a run then
+-- never reads the large orders rows (docs/benchmarks.md).
+CREATE TABLE billing_orders (
 	order_id INTEGER PRIMARY KEY REFERENCES orders(id),
 	number TEXT NOT NULL,
 	contract_model TEXT NOT NULL,
 	provider_id TEXT NOT NULL,
 	intermediary_id TEXT NOT NULL DEFAULT '',
 	binding_at DATETIME NOT NULL,
-	price_interval TEXT NOT NULL,
-	amount_cents BIGINT NOT NULL,
+	due_at DATETIME,            -- End of the next unbilled period, the binding time until a run has seen the order; NULL once all is billed
+	price_interval TEXT NOT NULL,       -- once, monthly, quarterly or yearly
+	amount_cents BIGINT NOT NULL,       -- per full period
 	vat_percent DOUBLE PRECISION NOT NULL,
-	billed_until DATETIME,              -- End of the last billed period
-	due_at DATETIME,                    -- End of the next period; NULL until a run has seen the order, and once done
-	done BOOLEAN NOT NULL DEFAULT FALSE -- everything billed (a once price)
+	doc TEXT NOT NULL                   -- JSON of scheduler.BillingDoc: whom the reminders go to, whom they invoice
 );
-CREATE INDEX order_billing_due ON order_billing (due_at);
-CREATE INDEX order_billing_new ON order_billing (order_id) WHERE due_at IS NULL AND done = FALSE;
+CREATE INDEX billing_orders_due ON billing_orders (due_at);
 
--- Whom an order's billing reminders go to and whom they invoice.
-CREATE TABLE order_billing_doc (
-	order_id INTEGER PRIMARY KEY REFERENCES orders(id),
-	doc TEXT NOT NULL
-);
-
--- Billed periods: the key (order, period) makes each billed once.
-CREATE TABLE billing_reminders (
-	order_id BIGINT NOT NULL,
+-- Billed periods: the key (order, period) bills each once.
+CREATE TABLE billing_periods (
+	order_id BIGINT NOT NULL,           -- of billing_orders; no foreign key (docs/benchmarks.md)
 	period_key TEXT NOT NULL,           -- 2026-11, 2026-Q4, 2026 or once
 	period_start DATETIME NOT NULL,
 	period_end DATETIME NOT NULL,       -- exclusive
@@ -214,16 +207,8 @@ CREATE TABLE billing_reminders (
 	net_cents BIGINT NOT NULL,
 	vat_cents BIGINT NOT NULL,
 	gross_cents BIGINT NOT NULL,
-	created_at DATETIME NOT NULL,
+	billed_at DATETIME NOT NULL,
+	reminded_at DATETIME,        -- when its reminders were enqueued; NULL: still to be mailed
 	PRIMARY KEY (order_id, period_key)
 ) WITHOUT ROWID;
-
--- Reminder lines still to be mailed, a row per reminded party and batch.
-CREATE TABLE billing_pending (
-	id INTEGER PRIMARY KEY AUTOINCREMENT,
-	role TEXT NOT NULL,                 -- who is reminded: provider or intermediary
-	party_id TEXT NOT NULL,
-	n INTEGER NOT NULL,                 -- lines in lines
-	lines TEXT NOT NULL                 -- JSON array of [order_id, period_key]
-);
-CREATE INDEX billing_pending_party ON billing_pending (role, party_id);
+CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
