@@ -76,15 +76,17 @@ func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
 
 // BillingOrder is a binding order as a billing run sees it.
 type BillingOrder struct {
-	OrderID     int64
-	Number      string
-	Model       string // DV or UV
-	BindingAt   time.Time
-	DueAt       time.Time // End of the next unbilled period; the binding time until a run has seen the order
-	Interval    string
-	AmountCents int64
-	VATPercent  float64
-	Doc         string // JSON of the order's BillingDoc
+	OrderID        int64
+	Number         string
+	Model          string // DV or UV
+	ProviderID     string
+	IntermediaryID string // "" in DV
+	BindingAt      time.Time
+	DueAt          time.Time // End of the next unbilled period; the binding time until a run has seen the order
+	Interval       string
+	AmountCents    int64
+	VATPercent     float64
+	Doc            string // JSON of the order's BillingDoc
 }
 
 // Bill is what a run records for one order: the periods it bills and
@@ -95,18 +97,10 @@ type Bill struct {
 	DueAt   *time.Time
 }
 
-// BilledPeriod is a recorded period of an order, with what its reminders
-// show.
+// BilledPeriod is a recorded period of an order.
 type BilledPeriod struct {
-	OrderID        int64
-	Number         string
-	Model          string
-	ProviderID     string
-	IntermediaryID string // "" in DV
-	Interval       string
-	VATPercent     float64
-	Doc            string // JSON of the order's BillingDoc
-	Period         Period
+	*BillingOrder
+	Period Period
 }
 
 // PeriodRef names a billed period: its order and key.
@@ -214,10 +208,10 @@ func (s *Scheduler) RunBilling(ctx context.Context, at time.Time, dryRun bool) (
 		}
 		defer release()
 	}
-	err := s.billDue(ctx, at, &rep)
+	recorded, err := s.billDue(ctx, at, &rep)
 	billed := time.Now()
 	if err == nil {
-		err = s.mailReminders(ctx, at, &rep)
+		err = s.mailReminders(ctx, at, &rep, recorded)
 	}
 	slices.SortFunc(rep.Lines, func(a, b BillingReportLine) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), a.Period.Start.Compare(b.Period.Start), cmp.Compare(b.Role, a.Role))
@@ -235,7 +229,7 @@ func (s *Scheduler) resumeBilling(ctx context.Context, at time.Time) error {
 	defer release()
 	start := time.Now()
 	rep := BillingReport{At: at}
-	err = s.mailReminders(ctx, at, &rep)
+	err = s.mailReminders(ctx, at, &rep, nil)
 	if err != nil || rep.Mails > 0 {
 		return s.billingDone(rep, start, start, err)
 	}
@@ -259,34 +253,36 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 }
 
 // billDue is the first phase. Batches are ranges of the due orders' ids,
-// so that the rows a batch writes lie together.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) error {
+// so that the rows a batch writes lie together. It returns the periods it
+// recorded.
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) (recorded []BilledPeriod, err error) {
 	ids, err := s.store.DueBilling(ctx, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := s.cfg.batchSize()
 	for i := 0; i < len(ids); i += n {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		lo, hi := ids[i], ids[min(i+n, len(ids))-1]
 		if rep.DryRun {
 			orders, err := s.store.DueBillingOrders(ctx, lo, hi, at)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			s.planDry(orders, at, rep)
 			continue
 		}
-		var orders, periods int
+		var orders int
+		var batch []BilledPeriod
 		var errs []BillingError
 		err := s.store.JobTx(ctx, func(tx Tx) error {
 			due, err := tx.LockDueBillingOrders(lo, hi, at)
 			if err != nil {
 				return err
 			}
-			orders, periods, errs = len(due), 0, nil
+			orders, batch, errs = len(due), nil, nil
 			bills := make([]Bill, 0, len(due))
 			for i := range due {
 				b, err := s.plan(&due[i], at)
@@ -295,18 +291,21 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 					continue
 				}
 				bills = append(bills, b)
-				periods += len(b.Periods)
+				for _, p := range b.Periods {
+					batch = append(batch, BilledPeriod{&due[i], p})
+				}
 			}
 			return tx.RecordBilling(bills, s.now())
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.Orders += orders
-		rep.Periods += periods
+		rep.Periods += len(batch)
 		rep.Errors = append(rep.Errors, errs...)
+		recorded = append(recorded, batch...)
 	}
-	return nil
+	return recorded, nil
 }
 
 // planDry is the first phase of a dry run: it reports the lines of the
@@ -326,7 +325,7 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 		}
 		rep.Periods += len(b.Periods)
 		for _, p := range b.Periods {
-			bp := BilledPeriod{OrderID: o.OrderID, Number: o.Number, Model: o.Model, Interval: o.Interval, VATPercent: o.VATPercent, Period: p}
+			bp := BilledPeriod{o, p}
 			for _, role := range remindedRoles(o.Model) {
 				to, line := reminderLine(role, &bp, &doc)
 				rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
@@ -435,12 +434,22 @@ var errStaleReminders = errors.New("billing reminders changed")
 // mailReminders is the second phase: it mails the unreminded periods, or
 // in a dry run reports them. If a concurrent run mailed some of them
 // meanwhile, nothing is written and the periods are read again.
-func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport) error {
+//
+// recorded are the periods the first phase recorded. When they are all
+// the unreminded ones, the rule, the mails are made from them, without
+// reading them back.
+func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport, recorded []BilledPeriod) error {
+	if len(recorded) > 0 {
+		if n, err := s.store.CountUnreminded(ctx); err != nil || n != len(recorded) {
+			recorded = nil
+		}
+	}
 	for range 3 {
-		stale, err := s.mailPass(ctx, at, rep)
+		stale, err := s.mailPass(ctx, at, rep, recorded)
 		if err != nil || !stale {
 			return err
 		}
+		recorded = nil
 	}
 	return nil
 }
@@ -455,10 +464,11 @@ type billingChunk struct {
 	err         error
 }
 
-func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingReport) (stale bool, err error) {
-	periods, err := s.store.UnremindedPeriods(ctx)
-	if err != nil || len(periods) == 0 {
-		return false, err
+func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingReport, periods []BilledPeriod) (stale bool, err error) {
+	if periods == nil {
+		if periods, err = s.store.UnremindedPeriods(ctx); err != nil || len(periods) == 0 {
+			return false, err
+		}
 	}
 	for i := range periods {
 		p := &periods[i].Period // the store's times are UTC; dates are Berlin's

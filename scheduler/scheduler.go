@@ -106,6 +106,9 @@ type Store interface {
 	// UnremindedPeriods lists the recorded periods whose reminders are
 	// still to be mailed, by order and period.
 	UnremindedPeriods(ctx context.Context) ([]BilledPeriod, error)
+	// CountUnreminded counts the recorded periods whose reminders are
+	// still to be mailed.
+	CountUnreminded(ctx context.Context) (int, error)
 
 	// UndecidedOrders lists orders that are not final, created at or
 	// before createdBefore, with id > afterID, by id, with their history.

@@ -87,10 +87,10 @@ func (s *Store) DueBilling(ctx context.Context, now time.Time) ([]int64, error) 
 	return ids, nil
 }
 
-// dueOrdersSQL selects the orders due by now with ids from lo to hi:
-// a batch of a billing run.
-const dueOrdersSQL = `SELECT order_id, number, contract_model, binding_at, due_at, price_interval, amount_cents, vat_percent, doc
-	FROM billing_orders WHERE order_id BETWEEN ? AND ? AND due_at <= ? ORDER BY order_id`
+// dueOrdersSQL selects the orders due by now with ids from lo to hi: a
+// batch of a billing run.
+const dueOrdersSQL = `SELECT order_id, number, contract_model, provider_id, intermediary_id, binding_at, due_at, price_interval,
+	amount_cents, vat_percent, doc FROM billing_orders WHERE order_id BETWEEN ? AND ? AND due_at <= ? ORDER BY order_id`
 
 func scanBillingOrders(rows *sql.Rows, err error) ([]scheduler.BillingOrder, error) {
 	if err != nil {
@@ -100,8 +100,8 @@ func scanBillingOrders(rows *sql.Rows, err error) ([]scheduler.BillingOrder, err
 	var out []scheduler.BillingOrder
 	for rows.Next() {
 		var o scheduler.BillingOrder
-		if err := rows.Scan(&o.OrderID, &o.Number, &o.Model, &o.BindingAt, &o.DueAt, &o.Interval, &o.AmountCents,
-			&o.VATPercent, &o.Doc); err != nil {
+		if err := rows.Scan(&o.OrderID, &o.Number, &o.Model, &o.ProviderID, &o.IntermediaryID, &o.BindingAt, &o.DueAt, &o.Interval,
+			&o.AmountCents, &o.VATPercent, &o.Doc); err != nil {
 			return nil, err
 		}
 		o.BindingAt, o.DueAt = o.BindingAt.UTC(), o.DueAt.UTC()
@@ -214,7 +214,7 @@ func pgTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // to be mailed, by order and period, with what the reminders show.
 func (s *Store) UnremindedPeriods(ctx context.Context) ([]scheduler.BilledPeriod, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT p.order_id, b.number, b.contract_model, b.provider_id, b.intermediary_id,
-		b.price_interval, b.vat_percent, b.doc, p.period_key, p.period_start, p.period_end,
+		b.binding_at, b.price_interval, b.amount_cents, b.vat_percent, b.doc, p.period_key, p.period_start, p.period_end,
 		p.days, p.full_days, p.net_cents, p.vat_cents, p.gross_cents
 		FROM billing_periods p JOIN billing_orders b ON b.order_id = p.order_id
 		WHERE p.reminded_at IS NULL ORDER BY p.order_id, p.period_key`)
@@ -224,10 +224,11 @@ func (s *Store) UnremindedPeriods(ctx context.Context) ([]scheduler.BilledPeriod
 	defer rows.Close()
 	var out []scheduler.BilledPeriod
 	for rows.Next() {
-		var b scheduler.BilledPeriod
+		b := scheduler.BilledPeriod{BillingOrder: new(scheduler.BillingOrder)}
 		p := &b.Period
-		if err := rows.Scan(&b.OrderID, &b.Number, &b.Model, &b.ProviderID, &b.IntermediaryID, &b.Interval, &b.VATPercent,
-			&b.Doc, &p.Key, &p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents, &p.GrossCents); err != nil {
+		if err := rows.Scan(&b.OrderID, &b.Number, &b.Model, &b.ProviderID, &b.IntermediaryID, &b.BindingAt, &b.Interval,
+			&b.AmountCents, &b.VATPercent, &b.Doc, &p.Key, &p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents,
+			&p.GrossCents); err != nil {
 			return nil, fmt.Errorf("storage: unreminded periods: %w", err)
 		}
 		out = append(out, b)
@@ -236,6 +237,16 @@ func (s *Store) UnremindedPeriods(ctx context.Context) ([]scheduler.BilledPeriod
 		return nil, fmt.Errorf("storage: unreminded periods: %w", err)
 	}
 	return out, nil
+}
+
+// CountUnreminded counts the billed periods whose reminders are still
+// to be mailed.
+func (s *Store) CountUnreminded(ctx context.Context) (int, error) {
+	var n int
+	if err := s.get(ctx, &n, `SELECT COUNT(*) FROM billing_periods WHERE reminded_at IS NULL`); err != nil {
+		return 0, fmt.Errorf("storage: count unreminded: %w", err)
+	}
+	return n, nil
 }
 
 // MarkReminded records that the reminders of the periods were enqueued,
