@@ -122,7 +122,7 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 			if err != nil {
 				b.Fatal(err)
 			}
-			doc, err := json.Marshal(scheduler.NewBillingDoc(&sn))
+			doc, err := json.Marshal(mailflow.NewBillingDoc(&sn))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -15,112 +15,29 @@ import (
 	"mailflow/mailflow"
 )
 
+// The billing domain's types are the mailflow package's, shared with
+// storage.
+type (
+	BillingDoc   = mailflow.BillingDoc
+	BillingParty = mailflow.BillingParty
+	Invoicee     = mailflow.Invoicee
+	BillingOrder = mailflow.BillingOrder
+	Bill         = mailflow.Bill
+	BilledPeriod = mailflow.BilledPeriod
+	PeriodRef    = mailflow.PeriodRef
+)
+
+// recipient is a reminded party as the mail's recipient.
+func recipient(p *BillingParty) mailflow.Party {
+	return mailflow.Party{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language}
+}
+
 // RoleCustomer is the invoice recipient role of the ordering body.
 const RoleCustomer = "customer"
 
 // MaxBillingLines is how many lines one billing reminder lists at most; a
 // party with more gets several mails, numbered "Teil k von n".
 const MaxBillingLines = 500
-
-// BillingDoc is what billing reminders need of an order's frozen
-// snapshot: whom to remind and whom they invoice. Storage keeps it as JSON
-// beside the order's price when the order becomes binding, so that a
-// billing run never reads the snapshot with its terms texts. Its JSON keys
-// are the snapshot's.
-type BillingDoc struct {
-	Customer     Invoicee      `json:"customer"`
-	Provider     BillingParty  `json:"provider"`
-	Intermediary *BillingParty `json:"intermediary,omitempty"`
-	Service      string        `json:"service"`
-	PriceName    string        `json:"price_name"`
-	Currency     string        `json:"currency"`
-}
-
-// BillingParty is a reminded party: where its reminders go and, for the
-// intermediary, the invoice address the provider bills in UV.
-type BillingParty struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Email      string `json:"email"`
-	Language   string `json:"language,omitempty"`
-	Street     string `json:"street,omitempty"`
-	PostalCode string `json:"postal_code,omitempty"`
-	City       string `json:"city,omitempty"`
-	LeitwegID  string `json:"leitweg_id,omitempty"`
-}
-
-func billingParty(p *mailflow.Party) BillingParty {
-	return BillingParty{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language, Street: p.Street,
-		PostalCode: p.PostalCode, City: p.City, LeitwegID: p.LeitwegID}
-}
-
-// party is the mail recipient.
-func (p *BillingParty) party() mailflow.Party {
-	return mailflow.Party{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language}
-}
-
-// NewBillingDoc extracts the BillingDoc of a snapshot.
-func NewBillingDoc(sn *mailflow.Snapshot) BillingDoc {
-	c := &sn.Customer
-	d := BillingDoc{
-		Customer: Invoicee{Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City, Country: c.Country,
-			CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID},
-		Provider: billingParty(&sn.Provider), Service: sn.Service.Name, PriceName: sn.Price.Name, Currency: sn.Price.Currency,
-	}
-	if sn.Intermediary != nil {
-		im := billingParty(sn.Intermediary)
-		d.Intermediary = &im
-	}
-	return d
-}
-
-// BillingOrder is a binding order as a billing run sees it.
-type BillingOrder struct {
-	OrderID        int64
-	Number         string
-	Model          string // DV or UV
-	ProviderID     string
-	IntermediaryID string // "" in DV
-	BindingAt      time.Time
-	DueAt          time.Time // End of the next unbilled period; the binding time until a run has seen the order
-	Interval       string
-	AmountCents    int64
-	VATPercent     float64
-	Doc            string // JSON of the order's BillingDoc
-}
-
-// Bill is what a run records for one order: the periods it bills and
-// when the order is due next (nil: nothing more to bill).
-type Bill struct {
-	OrderID int64
-	Periods []Period
-	DueAt   *time.Time
-}
-
-// BilledPeriod is a recorded period of an order.
-type BilledPeriod struct {
-	*BillingOrder
-	Period Period
-}
-
-// PeriodRef names a billed period: its order and key.
-type PeriodRef struct {
-	OrderID int64
-	Key     string
-}
-
-// Invoicee is whom a reminded party is to invoice: the customer, or in UV
-// for the provider the intermediary.
-type Invoicee struct {
-	Role           string `json:"role,omitempty"` // RoleCustomer or mailflow.PartyIntermediary; not stored in a BillingDoc
-	Name           string `json:"name"`
-	Street         string `json:"street"`
-	PostalCode     string `json:"postal_code"`
-	City           string `json:"city"`
-	Country        string `json:"country,omitempty"`
-	CustomerNumber string `json:"customer_number,omitempty"` // "" for the intermediary
-	LeitwegID      string `json:"leitweg_id"`                // routing id of the e-invoice (XRechnung)
-}
 
 // BillingLine is one period of one order that a party is to invoice.
 type BillingLine struct {
@@ -292,7 +209,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 				}
 				bills = append(bills, b)
 				for _, p := range b.Periods {
-					batch = append(batch, BilledPeriod{&due[i], p})
+					batch = append(batch, BilledPeriod{BillingOrder: &due[i], Period: p})
 				}
 			}
 			return tx.RecordBilling(bills, s.now())
@@ -325,7 +242,7 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 		}
 		rep.Periods += len(b.Periods)
 		for _, p := range b.Periods {
-			bp := BilledPeriod{o, p}
+			bp := BilledPeriod{BillingOrder: o, Period: p}
 			for _, role := range remindedRoles(o.Model) {
 				to, line := reminderLine(role, &bp, &doc)
 				rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
@@ -419,13 +336,13 @@ func reminderLine(role string, b *BilledPeriod, doc *BillingDoc) (mailflow.Party
 		im = &BillingParty{}
 	}
 	if role == mailflow.PartyIntermediary {
-		return im.party(), line
+		return recipient(im), line
 	}
 	if b.Model == mailflow.ModelUV {
 		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
 			City: im.City, LeitwegID: im.LeitwegID}
 	}
-	return doc.Provider.party(), line
+	return recipient(&doc.Provider), line
 }
 
 // errStaleReminders: a concurrent run mailed some of the periods.
@@ -486,7 +403,7 @@ func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingRepo
 	if !rep.DryRun {
 		refs := make([]PeriodRef, len(periods))
 		for i, p := range periods {
-			refs[i] = PeriodRef{p.OrderID, p.Period.Key}
+			refs[i] = PeriodRef{OrderID: p.OrderID, Key: p.Period.Key}
 		}
 		err := s.store.JobTx(ctx, func(tx Tx) error {
 			n, err := tx.MarkReminded(refs, s.now())
@@ -603,9 +520,3 @@ func (s *Scheduler) composeChunk(c *billingChunk, at time.Time, dry bool) {
 	}
 	c.msg = msg
 }
-
-// LastDay is the last billed day of the period (End is exclusive).
-func (p Period) LastDay() time.Time { return p.End.AddDate(0, 0, -1) }
-
-// Prorated reports whether the period is billed for part of its days.
-func (p Period) Prorated() bool { return p.Days != p.FullDays }

@@ -125,33 +125,8 @@ type Store interface {
 	OutboxList(ctx context.Context, status string, limit int) ([]*mailflow.OutboxMessage, error)
 }
 
-// Tx is what a job does inside one transaction.
-type Tx interface {
-	// Enqueue adds messages to the outbox; they are sent after commit.
-	Enqueue(msgs ...*mailflow.OutboxMessage) error
-
-	// LockDueBillingOrders is Store.DueBillingOrders, locking the
-	// orders against concurrent runs until the transaction ends.
-	LockDueBillingOrders(lo, hi int64, now time.Time) ([]BillingOrder, error)
-	// RecordBilling records the periods of each bill, unreminded, under
-	// the unique key (order, period), and when its order is due next.
-	RecordBilling(bills []Bill, at time.Time) error
-	// MarkReminded marks periods reminded and returns how many of them
-	// were not: fewer than given means a concurrent run mailed some.
-	MarkReminded(periods []PeriodRef, at time.Time) (int, error)
-
-	// LockUndecidedOrders is UndecidedOrders, locking the orders against
-	// concurrent decisions until the transaction ends.
-	LockUndecidedOrders(createdBefore time.Time, afterID int64, limit int) ([]mailflow.Order, error)
-	// RecordReminder records a confirmation reminder or escalation under
-	// its unique key (order, party, kind, slot) and reports false if it
-	// was recorded before.
-	RecordReminder(r ReminderRecord) (bool, error)
-
-	// ClaimDigest records the digest of a cron tick and reports false if
-	// it was sent before.
-	ClaimDigest(slot, at time.Time) (bool, error)
-}
+// Tx is what a job does inside one transaction (mailflow.JobTx).
+type Tx = mailflow.JobTx
 
 // Mailer composes the scheduler's mails. The real one is NewMailer over
 // the mailflow.Composer.

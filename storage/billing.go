@@ -11,17 +11,15 @@ import (
 	"github.com/lib/pq"
 
 	"mailflow/mailflow"
-	"mailflow/scheduler"
 )
 
-var _ scheduler.Store = (*Store)(nil)
-var _ scheduler.Tx = (*Tx)(nil)
+var _ mailflow.JobTx = (*Tx)(nil)
 
 // JobTx runs fn in one transaction with the scheduler's methods. A panic
 // in fn (a template bug in a job, say) rolls the transaction back before it
 // goes on up to the job's recover: an abandoned SQLite transaction would
 // keep the database locked.
-func (s *Store) JobTx(ctx context.Context, fn func(scheduler.Tx) error) error {
+func (s *Store) JobTx(ctx context.Context, fn func(mailflow.JobTx) error) error {
 	var panicked any
 	err := s.inTx(ctx, func(tx *Tx) (err error) {
 		defer func() {
@@ -61,7 +59,7 @@ func (t *Tx) registerBilling(orderID int64) error {
 	if err := json.Unmarshal([]byte(r.Snapshot), &sn); err != nil {
 		return fmt.Errorf("storage: register billing of order %d: snapshot: %w", orderID, err)
 	}
-	doc, err := json.Marshal(scheduler.NewBillingDoc(&sn))
+	doc, err := json.Marshal(mailflow.NewBillingDoc(&sn))
 	if err != nil {
 		return fmt.Errorf("storage: register billing of order %d: %w", orderID, err)
 	}
@@ -92,14 +90,14 @@ func (s *Store) DueBilling(ctx context.Context, now time.Time) ([]int64, error) 
 const dueOrdersSQL = `SELECT order_id, number, contract_model, provider_id, intermediary_id, binding_at, due_at, price_interval,
 	amount_cents, vat_percent, doc FROM billing_orders WHERE order_id BETWEEN ? AND ? AND due_at <= ? ORDER BY order_id`
 
-func scanBillingOrders(rows *sql.Rows, err error) ([]scheduler.BillingOrder, error) {
+func scanBillingOrders(rows *sql.Rows, err error) ([]mailflow.BillingOrder, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []scheduler.BillingOrder
+	var out []mailflow.BillingOrder
 	for rows.Next() {
-		var o scheduler.BillingOrder
+		var o mailflow.BillingOrder
 		if err := rows.Scan(&o.OrderID, &o.Number, &o.Model, &o.ProviderID, &o.IntermediaryID, &o.BindingAt, &o.DueAt, &o.Interval,
 			&o.AmountCents, &o.VATPercent, &o.Doc); err != nil {
 			return nil, err
@@ -112,7 +110,7 @@ func scanBillingOrders(rows *sql.Rows, err error) ([]scheduler.BillingOrder, err
 
 // DueBillingOrders reads the orders due by now with ids from lo to hi,
 // for a dry run.
-func (s *Store) DueBillingOrders(ctx context.Context, lo, hi int64, now time.Time) ([]scheduler.BillingOrder, error) {
+func (s *Store) DueBillingOrders(ctx context.Context, lo, hi int64, now time.Time) ([]mailflow.BillingOrder, error) {
 	out, err := scanBillingOrders(s.db.QueryContext(ctx, s.db.Rebind(dueOrdersSQL), lo, hi, utc(now)))
 	if err != nil {
 		return nil, fmt.Errorf("storage: due billing orders: %w", err)
@@ -123,7 +121,7 @@ func (s *Store) DueBillingOrders(ctx context.Context, lo, hi int64, now time.Tim
 // LockDueBillingOrders is DueBillingOrders in the transaction, locking
 // the orders until it ends: a concurrent run waits and then finds them
 // no longer due. (SQLite's transactions lock the whole database.)
-func (t *Tx) LockDueBillingOrders(lo, hi int64, now time.Time) ([]scheduler.BillingOrder, error) {
+func (t *Tx) LockDueBillingOrders(lo, hi int64, now time.Time) ([]mailflow.BillingOrder, error) {
 	q := dueOrdersSQL
 	if t.s.d.name == "postgres" {
 		q += ` FOR UPDATE`
@@ -140,7 +138,7 @@ func (t *Tx) LockDueBillingOrders(lo, hi int64, now time.Time) ([]scheduler.Bill
 // as arrays, a statement each (a statement per row would cost a round
 // trip per row); SQLite, which has no round trips, runs a prepared
 // statement per row.
-func (t *Tx) RecordBilling(bills []scheduler.Bill, at time.Time) error {
+func (t *Tx) RecordBilling(bills []mailflow.Bill, at time.Time) error {
 	if len(bills) == 0 {
 		return nil
 	}
@@ -172,7 +170,7 @@ func (t *Tx) RecordBilling(bills []scheduler.Bill, at time.Time) error {
 	return nil
 }
 
-func (t *Tx) recordBillingPG(bills []scheduler.Bill, at time.Time) error {
+func (t *Tx) recordBillingPG(bills []mailflow.Bill, at time.Time) error {
 	var orders, days, full, net, vat, gross []int64
 	var keys, starts, ends []string
 	ids, dues := make([]int64, len(bills)), make([]string, len(bills))
@@ -212,7 +210,7 @@ func pgTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // UnremindedPeriods lists the billed periods whose reminders are still
 // to be mailed, by order and period, with what the reminders show.
-func (s *Store) UnremindedPeriods(ctx context.Context) ([]scheduler.BilledPeriod, error) {
+func (s *Store) UnremindedPeriods(ctx context.Context) ([]mailflow.BilledPeriod, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT p.order_id, b.number, b.contract_model, b.provider_id, b.intermediary_id,
 		b.binding_at, b.price_interval, b.amount_cents, b.vat_percent, b.doc, p.period_key, p.period_start, p.period_end,
 		p.days, p.full_days, p.net_cents, p.vat_cents, p.gross_cents
@@ -222,9 +220,9 @@ func (s *Store) UnremindedPeriods(ctx context.Context) ([]scheduler.BilledPeriod
 		return nil, fmt.Errorf("storage: unreminded periods: %w", err)
 	}
 	defer rows.Close()
-	var out []scheduler.BilledPeriod
+	var out []mailflow.BilledPeriod
 	for rows.Next() {
-		b := scheduler.BilledPeriod{BillingOrder: new(scheduler.BillingOrder)}
+		b := mailflow.BilledPeriod{BillingOrder: new(mailflow.BillingOrder)}
 		p := &b.Period
 		if err := rows.Scan(&b.OrderID, &b.Number, &b.Model, &b.ProviderID, &b.IntermediaryID, &b.BindingAt, &b.Interval,
 			&b.AmountCents, &b.VATPercent, &b.Doc, &p.Key, &p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents,
@@ -253,7 +251,7 @@ func (s *Store) CountUnreminded(ctx context.Context) (int, error) {
 // and returns how many of them were still unreminded: fewer than given
 // means a concurrent run mailed some meanwhile, and the caller rolls
 // back.
-func (t *Tx) MarkReminded(periods []scheduler.PeriodRef, at time.Time) (int, error) {
+func (t *Tx) MarkReminded(periods []mailflow.PeriodRef, at time.Time) (int, error) {
 	if len(periods) == 0 {
 		return 0, nil
 	}

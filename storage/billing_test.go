@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"mailflow/mailflow"
-	"mailflow/scheduler"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
@@ -66,7 +65,7 @@ func TestBindingOrderIsDue(t *testing.T) {
 				b.Interval != price.Interval || b.AmountCents != price.AmountCents || b.VATPercent != price.VATPercent {
 				t.Errorf("due order %+v", b)
 			}
-			var doc scheduler.BillingDoc
+			var doc mailflow.BillingDoc
 			if err := json.Unmarshal([]byte(b.Doc), &doc); err != nil {
 				t.Fatal(err)
 			}
@@ -92,13 +91,13 @@ func TestRecordBillingAndMarkReminded(t *testing.T) {
 			oct := time.Date(2026, 9, 30, 22, 0, 0, 0, time.UTC)
 			nov := time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC)
 			dec := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
-			period := func(key string, start, end time.Time) scheduler.Period {
-				return scheduler.Period{Key: key, Start: start, End: end, Days: 30, FullDays: 30, NetCents: 100, VATCents: 19, GrossCents: 119}
+			period := func(key string, start, end time.Time) mailflow.Period {
+				return mailflow.Period{Key: key, Start: start, End: end, Days: 30, FullDays: 30, NetCents: 100, VATCents: 19, GrossCents: 119}
 			}
-			bill := scheduler.Bill{OrderID: o.ID, Periods: []scheduler.Period{period("2026-10", oct, nov), period("2026-11", nov, dec)},
+			bill := mailflow.Bill{OrderID: o.ID, Periods: []mailflow.Period{period("2026-10", oct, nov), period("2026-11", nov, dec)},
 				DueAt: &[]time.Time{dec.AddDate(0, 1, 0)}[0]}
-			record := func(b scheduler.Bill) error {
-				return s.JobTx(ctx, func(tx scheduler.Tx) error { return tx.RecordBilling([]scheduler.Bill{b}, dec) })
+			record := func(b mailflow.Bill) error {
+				return s.JobTx(ctx, func(tx mailflow.JobTx) error { return tx.RecordBilling([]mailflow.Bill{b}, dec) })
 			}
 			if err := record(bill); err != nil {
 				t.Fatal(err)
@@ -109,7 +108,7 @@ func TestRecordBillingAndMarkReminded(t *testing.T) {
 			if ids, err := s.DueBilling(ctx, *bill.DueAt); err != nil || len(ids) != 1 {
 				t.Errorf("due when the next period ends: %v, %v", ids, err)
 			}
-			if err := record(scheduler.Bill{OrderID: o.ID, Periods: bill.Periods[1:], DueAt: bill.DueAt}); !errors.Is(err, mailflow.ErrConflict) {
+			if err := record(mailflow.Bill{OrderID: o.ID, Periods: bill.Periods[1:], DueAt: bill.DueAt}); !errors.Is(err, mailflow.ErrConflict) {
 				t.Errorf("recording November again: %v, want a conflict", err)
 			}
 			un, err := s.UnremindedPeriods(ctx)
@@ -117,19 +116,19 @@ func TestRecordBillingAndMarkReminded(t *testing.T) {
 				un[0].ProviderID != "dataport" || un[0].Model != "DV" || !un[1].Period.Start.Equal(nov) || un[1].Period.GrossCents != 119 {
 				t.Fatalf("unreminded %+v, %v", un, err)
 			}
-			mark := func(refs ...scheduler.PeriodRef) int {
+			mark := func(refs ...mailflow.PeriodRef) int {
 				t.Helper()
 				var n int
-				if err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) { n, err = tx.MarkReminded(refs, dec); return err }); err != nil {
+				if err := s.JobTx(ctx, func(tx mailflow.JobTx) (err error) { n, err = tx.MarkReminded(refs, dec); return err }); err != nil {
 					t.Fatal(err)
 				}
 				return n
 			}
-			oct26, nov26 := scheduler.PeriodRef{OrderID: o.ID, Key: "2026-10"}, scheduler.PeriodRef{OrderID: o.ID, Key: "2026-11"}
+			oct26, nov26 := mailflow.PeriodRef{OrderID: o.ID, Key: "2026-10"}, mailflow.PeriodRef{OrderID: o.ID, Key: "2026-11"}
 			if n := mark(oct26); n != 1 {
 				t.Errorf("marked %d of October, want 1", n)
 			}
-			if n := mark(oct26, nov26, scheduler.PeriodRef{OrderID: o.ID, Key: "2026-12"}); n != 1 {
+			if n := mark(oct26, nov26, mailflow.PeriodRef{OrderID: o.ID, Key: "2026-12"}); n != 1 {
 				t.Errorf("marked %d of October, November and a period never recorded; want 1 (November)", n)
 			}
 			if un, err := s.UnremindedPeriods(ctx); err != nil || len(un) != 0 {
@@ -159,16 +158,19 @@ func TestDueBillingOrdersOfRange(t *testing.T) {
 			now := time.Now().Add(time.Hour)
 			// The middle one is billed and not due.
 			next := now.Add(24 * time.Hour)
-			if err := s.JobTx(ctx, func(tx scheduler.Tx) error {
-				return tx.RecordBilling([]scheduler.Bill{{OrderID: ids[2], DueAt: &next}}, now)
+			if err := s.JobTx(ctx, func(tx mailflow.JobTx) error {
+				return tx.RecordBilling([]mailflow.Bill{{OrderID: ids[2], DueAt: &next}}, now)
 			}); err != nil {
 				t.Fatal(err)
 			}
 			for _, lock := range []bool{false, true} {
-				var due []scheduler.BillingOrder
+				var due []mailflow.BillingOrder
 				var err error
 				if lock {
-					err = s.JobTx(ctx, func(tx scheduler.Tx) (err error) { due, err = tx.LockDueBillingOrders(ids[1], ids[3], now); return err })
+					err = s.JobTx(ctx, func(tx mailflow.JobTx) (err error) {
+						due, err = tx.LockDueBillingOrders(ids[1], ids[3], now)
+						return err
+					})
 				} else {
 					due, err = s.DueBillingOrders(ctx, ids[1], ids[3], now)
 				}

@@ -192,7 +192,7 @@ CREATE TABLE billing_orders (
 	price_interval TEXT NOT NULL,       -- once, monthly, quarterly or yearly
 	amount_cents BIGINT NOT NULL,       -- per full period
 	vat_percent DOUBLE PRECISION NOT NULL,
-	doc TEXT NOT NULL                   -- JSON of scheduler.BillingDoc: whom the reminders go to, whom they invoice
+	doc TEXT NOT NULL                   -- JSON of mailflow.BillingDoc: whom the reminders go to, whom they invoice
 );
 CREATE INDEX billing_orders_due ON billing_orders (due_at);
 
