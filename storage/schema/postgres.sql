@@ -19,18 +19,18 @@ CREATE TABLE intermediaries (
 CREATE TABLE services (
 	id TEXT PRIMARY KEY,
 	provider_id TEXT NOT NULL REFERENCES providers(id),
-	doc TEXT NOT NULL,          -- without its conditions, which are rows of terms
+	doc TEXT NOT NULL,                 -- without its conditions, which are rows of terms
 	updated_at TIMESTAMPTZ NOT NULL
 );
 
 -- Versions of the general terms (AGB) and of the service conditions.
 CREATE TABLE terms (
-	kind TEXT NOT NULL,         -- 'agb' or 'conditions'
-	owner TEXT NOT NULL,        -- terms id for AGB, service id for conditions
+	kind TEXT NOT NULL,                -- 'agb' or 'conditions'
+	owner TEXT NOT NULL,               -- terms id for AGB, service id for conditions
 	version TEXT NOT NULL,
 	title TEXT NOT NULL DEFAULT '',
-	valid_from TEXT NOT NULL,   -- YYYY-MM-DD
-	valid_until TEXT,           -- YYYY-MM-DD, inclusive
+	valid_from TEXT NOT NULL,          -- YYYY-MM-DD
+	valid_until TEXT,                  -- YYYY-MM-DD, inclusive
 	body TEXT NOT NULL,
 	sha256 TEXT NOT NULL,
 	PRIMARY KEY (kind, owner, version)
@@ -53,18 +53,18 @@ CREATE TABLE order_counters (
 -- Orders with the snapshot of everything contract-relevant at order time.
 CREATE TABLE orders (
 	id BIGSERIAL PRIMARY KEY,
-	number TEXT NOT NULL UNIQUE,        -- 2026-000123
-	external_id TEXT NOT NULL UNIQUE,   -- the portal's id: a request sent twice is one order
-	contract_model TEXT NOT NULL,       -- DV or UV
+	number TEXT NOT NULL UNIQUE,       -- 2026-000123
+	external_id TEXT NOT NULL UNIQUE,  -- the portal's id: a request sent twice is one order
+	contract_model TEXT NOT NULL,      -- DV or UV
 	ordered_at TIMESTAMPTZ NOT NULL,
 	created_at TIMESTAMPTZ NOT NULL,
-	status TEXT NOT NULL,               -- derived from decisions (mailflow.Evaluate)
-	binding_at TIMESTAMPTZ,             -- when the order became binding (Bestellt)
+	status TEXT NOT NULL,              -- derived from decisions (mailflow.Evaluate)
+	binding_at TIMESTAMPTZ,            -- when the order became binding (Bestellt)
 	conflict BOOLEAN NOT NULL DEFAULT FALSE, -- a decision arrived after the final one
 	provider_id TEXT NOT NULL,
-	intermediary_id TEXT,               -- UV only
-	search TEXT NOT NULL,               -- lowercased number, customer and provider for the status page search
-	snapshot TEXT NOT NULL              -- JSON of mailflow.Snapshot
+	intermediary_id TEXT,              -- UV only
+	search TEXT NOT NULL,              -- lowercased number, customer and provider for the status page search
+	snapshot TEXT NOT NULL             -- JSON of mailflow.Snapshot
 );
 CREATE INDEX orders_status ON orders (status, id);
 CREATE INDEX orders_binding ON orders (binding_at);
@@ -76,11 +76,11 @@ CREATE TABLE decisions (
 	party TEXT NOT NULL,
 	intent TEXT NOT NULL,
 	reason TEXT NOT NULL DEFAULT '',
-	source TEXT NOT NULL,               -- mail or manual
+	source TEXT NOT NULL,              -- mail or manual
 	actor TEXT NOT NULL DEFAULT '',
 	message_id TEXT NOT NULL DEFAULT '',
-	inbound_id BIGINT,                  -- the received message that carried it
-	effect TEXT NOT NULL DEFAULT '',    -- what it changed: '', conflict or repeat
+	inbound_id BIGINT,                 -- the received message that carried it
+	effect TEXT NOT NULL DEFAULT '',   -- what it changed: '', conflict or repeat
 	at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX decisions_order ON decisions (order_id, id);
@@ -89,17 +89,17 @@ CREATE INDEX decisions_order ON decisions (order_id, id);
 CREATE TABLE outbox (
 	id BIGSERIAL PRIMARY KEY,
 	order_id BIGINT REFERENCES orders(id),
-	ref BIGINT NOT NULL UNIQUE,         -- the caller's key of the message
+	ref BIGINT NOT NULL UNIQUE,        -- the caller's key of the message
 	kind TEXT NOT NULL,
 	party TEXT NOT NULL DEFAULT '',
 	sender TEXT NOT NULL,
-	recipients TEXT NOT NULL,           -- JSON array of addresses
+	recipients TEXT NOT NULL,          -- JSON array of addresses
 	message_id TEXT NOT NULL UNIQUE,
 	subject TEXT NOT NULL,
-	status TEXT NOT NULL,               -- pending, sent or failed
+	status TEXT NOT NULL,              -- pending, sent or failed
 	attempts INTEGER NOT NULL DEFAULT 0,
 	next_attempt_at TIMESTAMPTZ NOT NULL,
-	claimed_until TIMESTAMPTZ,          -- a sender's lease on the row
+	claimed_until TIMESTAMPTZ,         -- a sender's lease on the row
 	last_error TEXT NOT NULL DEFAULT '',
 	created_at TIMESTAMPTZ NOT NULL,
 	sent_at TIMESTAMPTZ
@@ -117,7 +117,7 @@ CREATE TABLE outbox_raw (
 -- Received mail with its verdict.
 CREATE TABLE inbound (
 	id BIGSERIAL PRIMARY KEY,
-	message_id TEXT NOT NULL UNIQUE,    -- Message-ID, or sha256:<hex> of the raw message
+	message_id TEXT NOT NULL UNIQUE,   -- Message-ID, or sha256:<hex> of the raw message
 	sha256 TEXT NOT NULL,
 	received_at TIMESTAMPTZ NOT NULL,
 	mailbox TEXT NOT NULL DEFAULT '',
@@ -132,7 +132,7 @@ CREATE TABLE inbound (
 	intent TEXT NOT NULL DEFAULT '',
 	needs_review BOOLEAN NOT NULL DEFAULT FALSE,
 	size BIGINT NOT NULL DEFAULT 0,
-	raw BYTEA                         -- NULL when the message is in inbound_raw
+	raw BYTEA                          -- NULL when the message is in inbound_raw
 );
 CREATE INDEX inbound_order ON inbound (order_id);
 CREATE INDEX inbound_review ON inbound (needs_review);
@@ -166,15 +166,15 @@ CREATE TABLE answer_throttle (
 CREATE TABLE confirmation_reminders (
 	order_id BIGINT NOT NULL REFERENCES orders(id),
 	party TEXT NOT NULL,
-	kind TEXT NOT NULL,                 -- 'remind' or 'escalate'
-	slot BIGINT NOT NULL,               -- the reminder interval it answers; 0 for an escalation
+	kind TEXT NOT NULL,                -- 'remind' or 'escalate'
+	slot BIGINT NOT NULL,              -- the reminder interval it answers; 0 for an escalation
 	sent_at TIMESTAMPTZ NOT NULL,
 	PRIMARY KEY (order_id, party, kind, slot)
 );
 
 -- Digests sent: one per cron tick, however many daemons.
 CREATE TABLE digest_runs (
-	slot TIMESTAMPTZ PRIMARY KEY,          -- the cron tick, to the minute
+	slot TIMESTAMPTZ PRIMARY KEY,      -- the cron tick, to the minute
 	sent_at TIMESTAMPTZ NOT NULL
 );
 
@@ -188,27 +188,27 @@ CREATE TABLE billing_orders (
 	provider_id TEXT NOT NULL,
 	intermediary_id TEXT NOT NULL DEFAULT '',
 	binding_at TIMESTAMPTZ NOT NULL,
-	due_at TIMESTAMPTZ,         -- End of the next unbilled period, the binding time until a run has seen the order; NULL once all is billed
-	price_interval TEXT NOT NULL,       -- once, monthly, quarterly or yearly
-	amount_cents BIGINT NOT NULL,       -- per full period
+	due_at TIMESTAMPTZ,                -- End of the next unbilled period, the binding time until a run has seen the order; NULL once all is billed
+	price_interval TEXT NOT NULL,      -- once, monthly, quarterly or yearly
+	amount_cents BIGINT NOT NULL,      -- per full period
 	vat_percent DOUBLE PRECISION NOT NULL,
-	doc TEXT NOT NULL                   -- JSON of mailflow.BillingDoc: whom the reminders go to, whom they invoice
+	doc TEXT NOT NULL                  -- JSON of mailflow.BillingDoc: whom the reminders go to, whom they invoice
 );
 CREATE INDEX billing_orders_due ON billing_orders (due_at);
 
 -- Billed periods: the key (order, period) bills each once.
 CREATE TABLE billing_periods (
-	order_id BIGINT NOT NULL,           -- of billing_orders; no foreign key (docs/benchmarks.md)
-	period_key TEXT NOT NULL,           -- 2026-11, 2026-Q4, 2026 or once
+	order_id BIGINT NOT NULL,          -- of billing_orders; no foreign key (docs/benchmarks.md)
+	period_key TEXT NOT NULL,          -- 2026-11, 2026-Q4, 2026 or once
 	period_start TIMESTAMPTZ NOT NULL,
-	period_end TIMESTAMPTZ NOT NULL,    -- exclusive
+	period_end TIMESTAMPTZ NOT NULL,   -- exclusive
 	days INTEGER NOT NULL,
-	full_days INTEGER NOT NULL,         -- days of the whole calendar period: the proration's denominator
+	full_days INTEGER NOT NULL,        -- days of the whole calendar period: the proration's denominator
 	net_cents BIGINT NOT NULL,
 	vat_cents BIGINT NOT NULL,
 	gross_cents BIGINT NOT NULL,
 	billed_at TIMESTAMPTZ NOT NULL,
-	reminded_at TIMESTAMPTZ,     -- when its reminders were enqueued; NULL: still to be mailed
+	reminded_at TIMESTAMPTZ,           -- when its reminders were enqueued; NULL: still to be mailed
 	PRIMARY KEY (order_id, period_key)
 );
 CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
