@@ -44,26 +44,23 @@ func BenchmarkBillingRun(b *testing.B) {
 			c, _ := newComposer(b, e.now)
 			cfg := testConfig(e.loc)
 			if n, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_BATCH")); err == nil {
-				cfg.BatchSize = n // orders per transaction of phase one
+				cfg.BatchSize = n // orders per transaction of the first phase
 			}
 			e.sched = scheduler.New(cfg, e.store, scheduler.NewMailer(c), slog.New(slog.NewTextHandler(os.Stderr, nil)))
 			e.sched.Now = e.now
 			loc := e.loc
 			seedBindingOrders(b, e.store, loc, benchOrders)
 
-			oct := at(loc, 2026, 10, 1, 0, 0)
 			nov := at(loc, 2026, 11, 1, 0, 0)
 			scenarios := []struct {
-				name        string
-				billedUntil any // nil: never billed
-				dueAt       any
-				binding     string // SQL for binding_at
-				run         time.Time
-				periods     int
+				name    string
+				dueAt   any // the End of October: billed up to September
+				run     time.Time
+				periods int
 			}{
-				{"all-due", oct.UTC(), nov.UTC(), "", at(loc, 2026, 11, 1, 6, 0), benchOrders},
-				{"first-run", nil, nil, "", at(loc, 2026, 11, 1, 6, 0), benchOrders},
-				{"none-due", oct.UTC(), nov.UTC(), "", at(loc, 2026, 10, 15, 6, 0), 0},
+				{"all-due", nov.UTC(), at(loc, 2026, 11, 1, 6, 0), benchOrders},
+				{"first-run", nil, at(loc, 2026, 11, 1, 6, 0), benchOrders},
+				{"none-due", nov.UTC(), at(loc, 2026, 10, 15, 6, 0), 0},
 			}
 			for _, sc := range scenarios {
 				b.Run(sc.name, func(b *testing.B) {
@@ -72,7 +69,7 @@ func BenchmarkBillingRun(b *testing.B) {
 					var cpu, dbCPU time.Duration
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
-						resetBilling(b, e.store, sc.name == "first-run", loc, sc.billedUntil, sc.dueAt)
+						resetBilling(b, e.store, sc.name == "first-run", loc, sc.dueAt)
 						e.setClock(sc.run)
 						before, dbBefore, start := testdb.ProcessCPU(), serverCPU(driver), time.Now()
 						b.StartTimer()
@@ -125,9 +122,12 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 			if err != nil {
 				b.Fatal(err)
 			}
-			doc := scheduler.NewBillingDoc(&sn)
+			doc, err := json.Marshal(mailflow.NewBillingDoc(&sn))
+			if err != nil {
+				b.Fatal(err)
+			}
 			snaps[k] = append(snaps[k], string(snap))
-			docs[k] = append(docs[k], doc.Encode())
+			docs[k] = append(docs[k], string(doc))
 		}
 	}
 	db := s.DB()
@@ -173,40 +173,39 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 			binding.Add(-time.Hour).UTC(), string(mailflow.StatusOrdered), binding.UTC(), fmt.Sprintf("p%02d", i%50), im, "", snaps[k][i%50], false}
 	})
 	// What SaveEvaluation registers when an order becomes binding.
-	insert(`INSERT INTO order_billing (order_id, number, contract_model, provider_id, intermediary_id, binding_at,
-		price_interval, amount_cents, vat_percent) VALUES `, 9, func(i int) []any {
-		m, _, interm := model(i)
-		return []any{i + 1, fmt.Sprintf("B-%07d", i), m, fmt.Sprintf("p%02d", i%50), interm, start.UTC(), "monthly", 120000, 19.0}
-	})
-	insert(`INSERT INTO order_billing_doc (order_id, doc) VALUES `, 2, func(i int) []any {
-		_, k, _ := model(i)
-		return []any{i + 1, docs[k][i%50]}
+	insert(`INSERT INTO billing_orders (order_id, number, contract_model, provider_id, intermediary_id, binding_at, due_at,
+		price_interval, amount_cents, vat_percent, doc) VALUES `, 11, func(i int) []any {
+		m, k, interm := model(i)
+		return []any{i + 1, fmt.Sprintf("B-%07d", i), m, fmt.Sprintf("p%02d", i%50), interm, start.UTC(), start.UTC(),
+			"monthly", 120000, 19.0, docs[k][i%50]}
 	})
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// resetBilling puts every order's billing state back: billed up to
-// billedUntil with the next period due at dueAt, or, for a first run,
-// bound in October and never billed.
-func resetBilling(b *testing.B, s *storage.Store, firstRun bool, loc *time.Location, billedUntil, dueAt any) {
+// resetBilling puts every order's billing state back: billed up to the
+// period before dueAt, or, for a first run, bound in October and never
+// billed.
+func resetBilling(b *testing.B, s *storage.Store, firstRun bool, loc *time.Location, dueAt any) {
 	b.Helper()
 	db := s.DB()
-	for _, q := range []string{`DELETE FROM billing_pending`, `DELETE FROM billing_reminders`, `DELETE FROM outbox`} {
+	for _, q := range []string{`DELETE FROM billing_periods`, `DELETE FROM outbox`} {
 		if _, err := db.Exec(q); err != nil {
 			b.Fatal(err)
 		}
 	}
+	binding := at(loc, 2021, 3, 4, 10, 0).UTC()
 	if firstRun {
 		// Bound on some day of October: one prorated period each.
-		if _, err := db.Exec(db.Rebind(`UPDATE order_billing SET billed_until = NULL, due_at = NULL, done = ?, binding_at = ?`),
-			false, at(loc, 2026, 10, 13, 10, 0).UTC()); err != nil {
-			b.Fatal(err)
+		binding, dueAt = at(loc, 2026, 10, 13, 10, 0).UTC(), at(loc, 2026, 10, 13, 10, 0).UTC()
+	}
+	for _, q := range []string{`UPDATE orders SET binding_at = ?`, `UPDATE billing_orders SET binding_at = ?`, `UPDATE billing_orders SET due_at = ?`} {
+		arg := any(binding)
+		if strings.Contains(q, "due_at") {
+			arg = dueAt
 		}
-	} else {
-		if _, err := db.Exec(db.Rebind(`UPDATE order_billing SET billed_until = ?, due_at = ?, done = ?, binding_at = ?`),
-			billedUntil, dueAt, false, at(loc, 2021, 3, 4, 10, 0).UTC()); err != nil {
+		if _, err := db.Exec(db.Rebind(q), arg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -217,7 +216,7 @@ func resetBilling(b *testing.B, s *storage.Store, firstRun bool, loc *time.Locat
 	}
 	if s.Driver() == "postgres" {
 		// As autovacuum would after such an update.
-		if _, err := db.Exec(`VACUUM ANALYZE order_billing, billing_reminders, billing_pending, outbox`); err != nil {
+		if _, err := db.Exec(`VACUUM ANALYZE orders, billing_orders, billing_periods, outbox`); err != nil {
 			b.Fatal(err)
 		}
 	}

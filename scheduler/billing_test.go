@@ -84,7 +84,7 @@ func TestBillingMonthEndsAndCatchUp(t *testing.T) {
 				keys = append(keys, r.PeriodKey)
 			}
 			if want := []string{"2026-01", "2026-02", "2026-03", "2026-04", "2026-05"}; !slices.Equal(keys, want) {
-				t.Errorf("billing_reminders %v, want %v", keys, want)
+				t.Errorf("billing_periods %v, want %v", keys, want)
 			}
 			mails := e.outbox(mailflow.KindBilling)
 			if len(mails) != 3 {
@@ -126,7 +126,7 @@ func TestBillingLeapYear(t *testing.T) {
 
 // Orders bound on the days clocks change in Berlin: periods end at local
 // midnight (23 or 25 hours after the previous midnight on those days), and
-// order_billing.due_at, stored in UTC, makes the next run wait for exactly that.
+// billing_orders.due_at, stored in UTC, makes the next run wait for exactly that.
 func TestBillingDST(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -234,14 +234,13 @@ func TestBillingOnce(t *testing.T) {
 					t.Errorf("run at %v looked at %d orders, billed %+v", when, rep.Orders, reportLines(rep))
 				}
 			}
-			var done bool
 			var due *time.Time
 			db := e.store.DB()
-			if err := db.QueryRow(db.Rebind(`SELECT done, due_at FROM order_billing WHERE order_id = ?`), o.ID).Scan(&done, &due); err != nil {
+			if err := db.QueryRow(db.Rebind(`SELECT due_at FROM billing_orders WHERE order_id = ?`), o.ID).Scan(&due); err != nil {
 				t.Fatal(err)
 			}
-			if !done || due != nil {
-				t.Errorf("done %v, due_at %v; want done and no due date", done, due)
+			if due != nil {
+				t.Errorf("due_at %v; want no due date: all is billed", due)
 			}
 		})
 	}
@@ -262,9 +261,9 @@ func TestBillingDryRun(t *testing.T) {
 				t.Errorf("dry run: %d lines, %d mails", len(dry.Lines), dry.Mails)
 			}
 			var initialised int
-			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM order_billing WHERE due_at IS NOT NULL OR billed_until IS NOT NULL OR done`)
-			if n, q := e.count("billing_reminders"), e.queued(); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
-				t.Errorf("dry run wrote: %d billing_reminders, %d queued lines, %d new outbox rows, %d orders changed", n, q, e.count("outbox")-outbox, initialised)
+			e.store.DB().Get(&initialised, `SELECT COUNT(*) FROM billing_orders WHERE due_at IS NULL OR due_at <> binding_at`)
+			if n, q := e.count("billing_periods"), e.queued(); n != 0 || q != 0 || e.count("outbox") != outbox || initialised != 0 {
+				t.Errorf("dry run wrote: %d billing_periods, %d queued lines, %d new outbox rows, %d orders changed", n, q, e.count("outbox")-outbox, initialised)
 			}
 			var buf bytes.Buffer
 			if err := dry.WriteTable(&buf); err != nil {
@@ -335,8 +334,8 @@ func TestBillingBatchesAndMailParts(t *testing.T) {
 	if rep.Orders != 5 || rep.Periods != 10 || rep.Mails != 1 || len(rep.Lines) != 10 {
 		t.Errorf("%d orders, %d periods, %d mails, %d lines; want 5, 10, 1, 10", rep.Orders, rep.Periods, rep.Mails, len(rep.Lines))
 	}
-	if n := e.count("billing_reminders"); n != 10 {
-		t.Errorf("%d billing_reminders, want 10", n)
+	if n := e.count("billing_periods"); n != 10 {
+		t.Errorf("%d billing_periods, want 10", n)
 	}
 
 	// Six orders 42 years unbilled: 6 × 504 months, 7 mails of at most 500.
@@ -428,8 +427,8 @@ func TestBillingResumesQueuedLines(t *testing.T) {
 			if _, err := e.sched.RunBilling(e.ctx, when, false); err == nil {
 				t.Fatal("the failing run reported no error")
 			}
-			if n, q := e.count("billing_reminders"), e.queued(); n != 3+1 || q != 3+2 {
-				t.Fatalf("after the failed run: %d billing_reminders, %d queued lines; want 4 and 5", n, q)
+			if n, q := e.count("billing_periods"), e.queued(); n != 3+1 || q != 3+2 {
+				t.Fatalf("after the failed run: %d billing_periods, %d queued lines; want 4 and 5", n, q)
 			}
 			if n := len(e.outbox(mailflow.KindBilling)); n != 0 {
 				t.Fatalf("%d billing mails from the failed run", n)

@@ -151,7 +151,7 @@ func TestTwoSchedulersBillEachPeriodOnce(t *testing.T) {
 				sort.Strings(recs)
 				sort.Strings(wantRecs)
 				if fmt.Sprint(recs) != fmt.Sprint(wantRecs) {
-					t.Errorf("billing_reminders:\n got  %v\n want %v", recs, wantRecs)
+					t.Errorf("billing_periods:\n got  %v\n want %v", recs, wantRecs)
 				}
 				// Every line sent is in exactly one mail.
 				inMails := map[string]int{}

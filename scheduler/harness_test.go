@@ -180,11 +180,13 @@ func (e *env) records() []storage.BillingRecord {
 	return recs
 }
 
-// queued counts the reminder lines waiting in the billing queue.
+// queued counts the reminder lines still to be mailed: a line per
+// unreminded period and reminded party.
 func (e *env) queued() int {
 	e.t.Helper()
 	var n int
-	if err := e.store.DB().Get(&n, `SELECT COALESCE(SUM(n), 0) FROM billing_pending`); err != nil {
+	if err := e.store.DB().Get(&n, `SELECT COALESCE(SUM(CASE WHEN o.contract_model = 'UV' THEN 2 ELSE 1 END), 0)
+		FROM billing_periods p JOIN orders o ON o.id = p.order_id WHERE p.reminded_at IS NULL`); err != nil {
 		e.t.Fatal(err)
 	}
 	return n

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// nextPeriodEnd, which sets order_billing.due_at, names exactly the End of the
+// nextPeriodEnd, which sets billing_orders.due_at, names exactly the End of the
 // period DuePeriods bills next: a run at that instant bills it, a run a
 // second earlier does not.
 func TestNextPeriodEnd(t *testing.T) {
@@ -39,5 +39,49 @@ func TestNextPeriodEnd(t *testing.T) {
 	}
 	if _, _, err := nextPeriodEnd(at(loc, 2026, 1, 1, 0, 0), "weekly", loc, time.Time{}); err == nil {
 		t.Error("unknown interval accepted")
+	}
+}
+
+// plan, run after run at irregular times (a daemon down for weeks or
+// months included), bills exactly the periods DuePeriods returns for the
+// whole time, each once, from nothing but the order's due date.
+func TestPlanBillsEachPeriodOnce(t *testing.T) {
+	loc := berlin(t)
+	s := &Scheduler{cfg: Config{Location: loc}}
+	for _, interval := range []string{"monthly", "quarterly", "yearly", "once"} {
+		for b := at(loc, 2025, 12, 20, 0, 0); b.Before(at(loc, 2027, 3, 1, 0, 0)); b = b.AddDate(0, 0, 11) {
+			binding := b.Add(9*time.Hour + 41*time.Minute)
+			o := BillingOrder{BindingAt: binding, DueAt: binding, Interval: interval, AmountCents: 1000, VATPercent: 19}
+			var got []Period
+			run := binding.Add(-time.Hour)
+			end := at(loc, 2030, 1, 1, 0, 0)
+			for step := 0; run.Before(end); step++ {
+				run = run.Add(time.Duration(1+step%5*17) * 24 * time.Hour)
+				if o.DueAt.After(run) {
+					continue // not due: a run would not look at it
+				}
+				bill, err := s.plan(&o, run)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, bill.Periods...)
+				if bill.DueAt == nil {
+					break
+				}
+				o.DueAt = *bill.DueAt
+			}
+			want, err := DuePeriods(binding, interval, 1000, 19, loc, time.Time{}, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s bound %v: %d periods billed, want %d", interval, binding, len(got), len(want))
+			}
+			for i := range want {
+				if got[i].Key != want[i].Key || !got[i].Start.Equal(want[i].Start) || got[i].NetCents != want[i].NetCents {
+					t.Errorf("%s bound %v: period %d %+v, want %+v", interval, binding, i, got[i], want[i])
+				}
+			}
+		}
 	}
 }

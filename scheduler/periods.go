@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"strconv"
 	"time"
+
+	"mailflow/mailflow"
 )
 
 // Billing intervals as the catalog spells them (INTERFACES.md, price
@@ -23,32 +25,8 @@ const (
 // instead of guessing a period length for it.
 var ErrUnknownInterval = errors.New("scheduler: unknown billing interval")
 
-// Period is one billing period of an order: [Start, End) in the billing time
-// zone, both at local midnight. Key together with the order is the unique key
-// of the reminder sent for it, which is what makes a billing run idempotent:
-// periods are recomputed from the binding date on every run, and a period
-// whose key already has a reminder is not billed again.
-type Period struct {
-	// Key is stable for the order's lifetime: "2026-11" (monthly), "2026-Q4"
-	// (quarterly), "2026" (yearly) or "once". The prorated first period has
-	// the key of the calendar period it lies in.
-	Key string `json:"key"`
-	// Start is local midnight of the first billed day: the binding date for
-	// the first period, the start of the calendar period otherwise. End is
-	// local midnight after the last billed day (exclusive).
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	// Days is the number of calendar days in [Start, End); it is less than
-	// FullDays only in a prorated first period.
-	Days int `json:"days"`
-	// FullDays is the number of calendar days of the whole calendar period,
-	// the denominator of the proration.
-	FullDays int `json:"full_days"`
-	// NetCents, VATCents and GrossCents are the line amounts, see Amounts.
-	NetCents   int64 `json:"net_cents"`
-	VATCents   int64 `json:"vat_cents"`
-	GrossCents int64 `json:"gross_cents"`
-}
+// Period is a billing period of an order (mailflow.Period).
+type Period = mailflow.Period
 
 // DuePeriods returns, in chronological order, every billing period of an
 // order bound at binding whose End is not after now, for a price of

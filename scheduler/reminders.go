@@ -14,18 +14,9 @@ const (
 	KindEscalate = "escalate"
 )
 
-// ReminderRecord is a row of confirmation_reminders. Slot is the number of
-// whole RemindAfter intervals the party had been undecided when the
-// reminder was sent (1 for the first), 0 for the escalation: (order,
-// party, kind, slot) is unique, so each interval is reminded once and the
-// coordinator alerted once, however many runs or daemons look.
-type ReminderRecord struct {
-	OrderID int64
-	Party   string
-	Kind    string
-	Slot    int64
-	SentAt  time.Time
-}
+// ReminderRecord is a confirmation reminder or escalation sent
+// (mailflow.ReminderRecord).
+type ReminderRecord = mailflow.ReminderRecord
 
 // ReminderEntry is one reminder or escalation a run sent.
 type ReminderEntry struct {

@@ -6,8 +6,8 @@
 // a daemon that was down catches up on its next run, and two daemons on one
 // PostgreSQL database never send the same thing twice:
 //
-//   - billing: billing_reminders (order, period), billing_pending and
-//     order_billing.due_at;
+//   - billing: billing_periods (order, period) with reminded_at, and
+//     billing_orders.due_at;
 //   - reminders: confirmation_reminders (order, party, kind, interval);
 //   - digest: digest_runs (cron tick).
 //
@@ -56,7 +56,8 @@ type Config struct {
 	// EscalateAfter is how long a party may stay undecided before the
 	// coordinator is alerted (once per order and party).
 	EscalateAfter time.Duration
-	// BatchSize is how many orders one transaction handles; default 500.
+	// BatchSize is how many orders one billing transaction handles;
+	// default 2000.
 	BatchSize int
 }
 
@@ -96,23 +97,18 @@ type Store interface {
 	// job is done.
 	TryLeader(ctx context.Context, job string) (release func(), ok bool, err error)
 
-	// BillingCandidates lists the ids of the orders a billing run at now
-	// must look at: billing due at or before now, or binding but not yet
-	// seen by a billing run.
-	BillingCandidates(ctx context.Context, now time.Time) ([]int64, error)
-	// BillingStates loads the billing states of the binding orders among
-	// ids, by id, with their BillingDoc if withDoc.
-	BillingStates(ctx context.Context, ids []int64, withDoc bool) ([]BillingState, error)
-	// Writers is how many transactions a billing run lets write at once
-	// (the batches' orders are disjoint): 1 where the database has one
-	// writer anyway.
-	Writers() int
-	// BillingQueue lists the parties with reminder lines waiting to be
-	// mailed, by role and party.
-	BillingQueue(ctx context.Context) ([]QueuedParty, error)
-	// ScanBillingQueue calls fn for every queued line, ordered by role,
-	// party, order and period; fn may keep the line.
-	ScanBillingQueue(ctx context.Context, fn func(*QueuedLine) error) error
+	// DueBilling lists the ids of the orders whose billing is due by
+	// now (billing_orders.due_at), in id order.
+	DueBilling(ctx context.Context, now time.Time) ([]int64, error)
+	// DueBillingOrders reads the orders due by now with ids from lo to
+	// hi, by id.
+	DueBillingOrders(ctx context.Context, lo, hi int64, now time.Time) ([]BillingOrder, error)
+	// UnremindedPeriods lists the recorded periods whose reminders are
+	// still to be mailed, by order and period.
+	UnremindedPeriods(ctx context.Context) ([]BilledPeriod, error)
+	// CountUnreminded counts the recorded periods whose reminders are
+	// still to be mailed.
+	CountUnreminded(ctx context.Context) (int, error)
 
 	// UndecidedOrders lists orders that are not final, created at or
 	// before createdBefore, with id > afterID, by id, with their history.
@@ -132,39 +128,8 @@ type Store interface {
 	OutboxList(ctx context.Context, status string, limit int) ([]*mailflow.OutboxMessage, error)
 }
 
-// Tx is what a job does inside one transaction.
-type Tx interface {
-	// Enqueue adds messages to the outbox; they are sent after commit.
-	Enqueue(msgs ...*mailflow.OutboxMessage) error
-
-	// InsertBillingRecords records billed periods under the unique key
-	// (order, period). inserted[i] is false when recs[i] was recorded
-	// before (by a concurrent run): that period must not be queued again.
-	InsertBillingRecords(recs []BillingRecord, at time.Time) (inserted []bool, err error)
-	// QueueBillingLines adds reminder lines to the billing queue.
-	QueueBillingLines(keys []LineKey) error
-	// DequeueBillingLines removes the queued lines of one party, keys,
-	// and returns how many of them were there. Any result but len(keys)
-	// means the queue changed meanwhile, and the transaction must roll
-	// back: it has removed every line of the party.
-	DequeueBillingLines(keys []LineKey) (int, error)
-	// AdvanceBilling stores where each order's billing continues, for
-	// each order whose progress is still ps[i].Was, and reports which
-	// were: a false means a concurrent run billed the order meanwhile.
-	AdvanceBilling(ps []BillingProgress) (advanced []bool, err error)
-
-	// LockUndecidedOrders is UndecidedOrders, locking the orders against
-	// concurrent decisions until the transaction ends.
-	LockUndecidedOrders(createdBefore time.Time, afterID int64, limit int) ([]mailflow.Order, error)
-	// RecordReminder records a confirmation reminder or escalation under
-	// its unique key (order, party, kind, slot) and reports false if it
-	// was recorded before.
-	RecordReminder(r ReminderRecord) (bool, error)
-
-	// ClaimDigest records the digest of a cron tick and reports false if
-	// it was sent before.
-	ClaimDigest(slot, at time.Time) (bool, error)
-}
+// Tx is what a job does inside one transaction (mailflow.JobTx).
+type Tx = mailflow.JobTx
 
 // Mailer composes the scheduler's mails. The real one is NewMailer over
 // the mailflow.Composer.

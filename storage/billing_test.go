@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"mailflow/mailflow"
-	"mailflow/scheduler"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
 )
@@ -30,164 +30,121 @@ func bindOrder(t *testing.T, s *storage.Store, req *mailflow.OrderRequest) *mail
 	return o
 }
 
-// AdvanceBilling is a compare-and-set: a run that planned from a state
-// another run has moved on advances nothing, so it bills nothing.
-func TestAdvanceBillingCompareAndSet(t *testing.T) {
+// An order that becomes binding is due for billing at its binding time,
+// with its price and, as JSON, whom its reminders go to and whom they
+// invoice; an order that is not binding is never due.
+func TestBindingOrderIsDue(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			if _, _, err := (&mailflow.Flow{Store: s}).CreateOrder(ctx, loadOrder(t, "order-uv.json")); err != nil {
+				t.Fatal(err)
+			}
+			req := loadOrder(t, "order-dv.json")
+			o := bindOrder(t, s, req)
+			bound, err := s.Order(ctx, o.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := bound.BindingAt.Add(time.Hour)
+			if ids, err := s.DueBilling(ctx, bound.BindingAt.Add(-time.Second)); err != nil || len(ids) != 0 {
+				t.Errorf("due before binding: %v, %v", ids, err)
+			}
+			ids, err := s.DueBilling(ctx, later)
+			if err != nil || !reflect.DeepEqual(ids, []int64{o.ID}) {
+				t.Fatalf("due: %v, %v; want the binding order %d", ids, err, o.ID)
+			}
+			due, err := s.DueBillingOrders(ctx, 0, o.ID+10, later)
+			if err != nil || len(due) != 1 {
+				t.Fatalf("due orders %+v, %v", due, err)
+			}
+			b := due[0]
+			price := bound.Snapshot.Price
+			if b.OrderID != o.ID || b.Number != o.Number || b.Model != "DV" || !b.BindingAt.Equal(*bound.BindingAt) || !b.DueAt.Equal(*bound.BindingAt) ||
+				b.Interval != price.Interval || b.AmountCents != price.AmountCents || b.VATPercent != price.VATPercent {
+				t.Errorf("due order %+v", b)
+			}
+			var doc mailflow.BillingDoc
+			if err := json.Unmarshal([]byte(b.Doc), &doc); err != nil {
+				t.Fatal(err)
+			}
+			sn := bound.Snapshot
+			if doc.Customer.LeitwegID != sn.Customer.LeitwegID || doc.Customer.CustomerNumber != sn.Customer.CustomerNumber ||
+				doc.Provider.Email != sn.Provider.Email || doc.Intermediary != nil || doc.Service != sn.Service.Name ||
+				doc.PriceName != sn.Price.Name || doc.Currency != sn.Price.Currency {
+				t.Errorf("billing doc %+v", doc)
+			}
+		})
+	}
+}
+
+// A recorded period is unreminded until marked, and marked once: a second
+// mark (a concurrent run's) counts nothing. The order is due again when
+// its next period ends. A period is recorded once.
+func TestRecordBillingAndMarkReminded(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			s := openWithCatalog(t, driver)
 			o := bindOrder(t, s, loadOrder(t, "order-dv.json"))
-			states, err := s.BillingStates(ctx, []int64{o.ID}, false)
-			if err != nil || len(states) != 1 {
-				t.Fatalf("states %v, %v", states, err)
+			oct := time.Date(2026, 9, 30, 22, 0, 0, 0, time.UTC)
+			nov := time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC)
+			dec := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+			period := func(key string, start, end time.Time) mailflow.Period {
+				return mailflow.Period{Key: key, Start: start, End: end, Days: 30, FullDays: 30, NetCents: 100, VATCents: 19, GrossCents: 119}
 			}
-			was := states[0]
-			until := time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC)
-			due := time.Date(2027, 1, 31, 23, 0, 0, 0, time.UTC)
-			advance := func() bool {
-				var ok []bool
-				err := s.JobTx(ctx, func(tx scheduler.Tx) error {
-					var err error
-					ok, err = tx.AdvanceBilling([]scheduler.BillingProgress{{OrderID: o.ID, BilledUntil: &until, DueAt: &due, Was: &was}})
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ok[0]
+			bill := mailflow.Bill{OrderID: o.ID, Periods: []mailflow.Period{period("2026-10", oct, nov), period("2026-11", nov, dec)},
+				DueAt: &[]time.Time{dec.AddDate(0, 1, 0)}[0]}
+			record := func(b mailflow.Bill) error {
+				return s.JobTx(ctx, func(tx mailflow.JobTx) error { return tx.RecordBilling([]mailflow.Bill{b}, dec) })
 			}
-			if !advance() {
-				t.Fatal("the first advance failed")
+			if err := record(bill); err != nil {
+				t.Fatal(err)
 			}
-			if advance() {
-				t.Error("a second advance from the same state succeeded")
+			if ids, err := s.DueBilling(ctx, dec); err != nil || len(ids) != 0 {
+				t.Errorf("due before the next period ends: %v, %v", ids, err)
 			}
-			again, err := s.BillingStates(ctx, []int64{o.ID}, false)
-			if err != nil || again[0].BilledUntil == nil || !again[0].BilledUntil.Equal(until) || !again[0].DueAt.Equal(due) {
-				t.Fatalf("after advance: %+v, %v", again, err)
+			if ids, err := s.DueBilling(ctx, *bill.DueAt); err != nil || len(ids) != 1 {
+				t.Errorf("due when the next period ends: %v, %v", ids, err)
 			}
-			was = again[0]
-			if !advance() {
-				t.Error("an advance from the stored state failed")
+			if err := record(mailflow.Bill{OrderID: o.ID, Periods: bill.Periods[1:], DueAt: bill.DueAt}); !errors.Is(err, mailflow.ErrConflict) {
+				t.Errorf("recording November again: %v, want a conflict", err)
 			}
-		})
-	}
-}
-
-// DequeueBillingLines removes a party's queued lines and counts those it
-// was given; a line missing, or another one queued, makes the count differ
-// from the number of keys, and the caller's transaction rolls back.
-func TestDequeueBillingLines(t *testing.T) {
-	for _, driver := range storagetest.Drivers() {
-		t.Run(driver, func(t *testing.T) {
-			ctx := context.Background()
-			s := storagetest.Open(t, driver)
-			line := func(party string, order int64, period string) scheduler.LineKey {
-				return scheduler.LineKey{Role: mailflow.PartyProvider, PartyID: party, OrderID: order, PeriodKey: period}
+			un, err := s.UnremindedPeriods(ctx)
+			if err != nil || len(un) != 2 || un[0].Period.Key != "2026-10" || un[1].Period.Key != "2026-11" || un[0].Number != o.Number ||
+				un[0].ProviderID != "dataport" || un[0].Model != "DV" || !un[1].Period.Start.Equal(nov) || un[1].Period.GrossCents != 119 {
+				t.Fatalf("unreminded %+v, %v", un, err)
 			}
-			a, b, c := line("p1", 1, "2026-10"), line("p1", 1, "2026-11"), line("p1", 2, "2026-10")
-			other := line("p2", 1, "2026-10")
-			queue := func(keys ...scheduler.LineKey) {
-				t.Helper()
-				if err := s.JobTx(ctx, func(tx scheduler.Tx) error { return tx.QueueBillingLines(keys) }); err != nil {
-					t.Fatal(err)
-				}
-			}
-			errRollback := errors.New("roll back")
-			dequeue := func(commit bool, keys ...scheduler.LineKey) int {
+			mark := func(refs ...mailflow.PeriodRef) int {
 				t.Helper()
 				var n int
-				err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) {
-					if n, err = tx.DequeueBillingLines(keys); err == nil && !commit {
-						err = errRollback
-					}
-					return err
-				})
-				if err != nil && err != errRollback {
+				if err := s.JobTx(ctx, func(tx mailflow.JobTx) (err error) { n, err = tx.MarkReminded(refs, dec); return err }); err != nil {
 					t.Fatal(err)
 				}
 				return n
 			}
-			queue(a, other)
-			queue(c, b) // a second batch
-			parties, err := s.BillingQueue(ctx)
-			if err != nil || len(parties) != 2 || parties[0].PartyID != "p1" || parties[0].Lines != 3 || parties[1].Lines != 1 {
-				t.Fatalf("queue %+v, %v", parties, err)
+			oct26, nov26 := mailflow.PeriodRef{OrderID: o.ID, Key: "2026-10"}, mailflow.PeriodRef{OrderID: o.ID, Key: "2026-11"}
+			if n := mark(oct26); n != 1 {
+				t.Errorf("marked %d of October, want 1", n)
 			}
-			if n := dequeue(false, a, b); n != 3 {
-				t.Errorf("dequeue a, b with c queued too: %d, want 3 (more than given)", n)
+			if n := mark(oct26, nov26, mailflow.PeriodRef{OrderID: o.ID, Key: "2026-12"}); n != 1 {
+				t.Errorf("marked %d of October, November and a period never recorded; want 1 (November)", n)
 			}
-			if n := dequeue(false, a, b, c, line("p1", 3, "2026-10")); n != 3 {
-				t.Errorf("dequeue with a line not queued: %d, want 3", n)
+			if un, err := s.UnremindedPeriods(ctx); err != nil || len(un) != 0 {
+				t.Errorf("unreminded after marking: %+v, %v", un, err)
 			}
-			if n := dequeue(true, c, a, b); n != 3 {
-				t.Errorf("dequeue a, b, c: %d", n)
-			}
-			if n := dequeue(true, a); n != 0 {
-				t.Errorf("dequeue a again: %d", n)
-			}
-			if err := s.JobTx(ctx, func(tx scheduler.Tx) error {
-				_, err := tx.DequeueBillingLines([]scheduler.LineKey{a, other})
-				return err
-			}); err == nil {
-				t.Error("lines of two parties dequeued at once")
-			}
-			if parties, err := s.BillingQueue(ctx); err != nil || len(parties) != 1 || parties[0].PartyID != "p2" {
-				t.Errorf("left in the queue: %+v, %v", parties, err)
+			recs, err := s.BillingRecords(ctx)
+			if err != nil || len(recs) != 2 || recs[0].RemindedAt == nil || !recs[0].RemindedAt.Equal(dec) {
+				t.Errorf("records %+v, %v", recs, err)
 			}
 		})
 	}
 }
 
-// InsertBillingRecords records each (order, period) once: a period
-// recorded before is reported as not inserted and the others are recorded
-// in the same call (PostgreSQL retries the batch behind a savepoint).
-func TestInsertBillingRecordsOnce(t *testing.T) {
-	for _, driver := range storagetest.Drivers() {
-		t.Run(driver, func(t *testing.T) {
-			ctx := context.Background()
-			s := openWithCatalog(t, driver)
-			flow := &mailflow.Flow{Store: s}
-			var ids []int64
-			for _, f := range []string{"order-dv.json", "order-uv.json"} {
-				o, _, err := flow.CreateOrder(ctx, loadOrder(t, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, o.ID)
-			}
-			start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-			rec := func(order int64, key string) scheduler.BillingRecord {
-				return scheduler.BillingRecord{OrderID: order, Period: scheduler.Period{Key: key, Start: start, End: start.AddDate(0, 1, 0),
-					Days: 31, FullDays: 31, NetCents: 100, VATCents: 19, GrossCents: 119}}
-			}
-			insert := func(recs ...scheduler.BillingRecord) []bool {
-				t.Helper()
-				var got []bool
-				if err := s.JobTx(ctx, func(tx scheduler.Tx) (err error) { got, err = tx.InsertBillingRecords(recs, start); return err }); err != nil {
-					t.Fatal(err)
-				}
-				return got
-			}
-			if got := insert(rec(ids[0], "2026-10")); !reflect.DeepEqual(got, []bool{true}) {
-				t.Errorf("first insert: %v", got)
-			}
-			if got := insert(rec(ids[1], "2026-10"), rec(ids[0], "2026-10"), rec(ids[0], "2026-11")); !reflect.DeepEqual(got, []bool{true, false, true}) {
-				t.Errorf("insert with one recorded before: %v, want [true false true]", got)
-			}
-			var n int
-			if err := s.DB().Get(&n, `SELECT COUNT(*) FROM billing_reminders`); err != nil || n != 3 {
-				t.Errorf("%d records (%v), want 3", n, err)
-			}
-		})
-	}
-}
-
-// BillingStates returns the states of exactly the ids asked for, in id
-// order, whatever their order and the gaps between them (it also bounds
-// the query by their range).
-func TestBillingStatesOfIDs(t *testing.T) {
+// DueBillingOrders returns exactly the due orders within the range of ids
+// asked for, in id order.
+func TestDueBillingOrdersOfRange(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
@@ -198,21 +155,34 @@ func TestBillingStatesOfIDs(t *testing.T) {
 				req.ExternalID = fmt.Sprintf("%s-%d", req.ExternalID, i)
 				ids = append(ids, bindOrder(t, s, req).ID)
 			}
-			ask := []int64{ids[4], ids[0], ids[2], ids[0] + ids[4] + 1000} // unsorted, with gaps and an id without a state
-			for _, withDoc := range []bool{false, true} {
-				states, err := s.BillingStates(ctx, ask, withDoc)
+			now := time.Now().Add(time.Hour)
+			// The middle one is billed and not due.
+			next := now.Add(24 * time.Hour)
+			if err := s.JobTx(ctx, func(tx mailflow.JobTx) error {
+				return tx.RecordBilling([]mailflow.Bill{{OrderID: ids[2], DueAt: &next}}, now)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, lock := range []bool{false, true} {
+				var due []mailflow.BillingOrder
+				var err error
+				if lock {
+					err = s.JobTx(ctx, func(tx mailflow.JobTx) (err error) {
+						due, err = tx.LockDueBillingOrders(ids[1], ids[3], now)
+						return err
+					})
+				} else {
+					due, err = s.DueBillingOrders(ctx, ids[1], ids[3], now)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				var got []int64
-				for _, st := range states {
-					got = append(got, st.OrderID)
-					if (st.Doc != "") != withDoc {
-						t.Errorf("order %d: doc %q with withDoc %v", st.OrderID, st.Doc, withDoc)
-					}
+				for _, o := range due {
+					got = append(got, o.OrderID)
 				}
-				if want := []int64{ids[0], ids[2], ids[4]}; !reflect.DeepEqual(got, want) {
-					t.Errorf("withDoc %v: states of %v, want %v", withDoc, got, want)
+				if want := []int64{ids[1], ids[3]}; !reflect.DeepEqual(got, want) {
+					t.Errorf("lock %v: due orders %v, want %v", lock, got, want)
 				}
 			}
 		})

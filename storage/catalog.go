@@ -49,10 +49,8 @@ func (s *Store) ImportCatalog(ctx context.Context, cat *mailflow.Catalog) error 
 	}
 	err := s.inTx(ctx, func(tx *Tx) error {
 		// First, so that concurrent imports on PostgreSQL queue on this row.
-		if s.version >= catalogRevisionSchema {
-			if _, err := tx.exec(`UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
-				return err
-			}
+		if _, err := tx.exec(`UPDATE catalog_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+			return err
 		}
 		for _, p := range cat.Providers {
 			if err := upsertDoc(tx, "providers", p.ID, p); err != nil {
@@ -127,9 +125,6 @@ func (r termsRow) terms() (mailflow.Terms, error) {
 // catalogRevisionSQL reads the catalog's revision; prepared at start-up.
 const catalogRevisionSQL = `SELECT revision FROM catalog_revision WHERE id = 1`
 
-// catalogRevisionSchema is the migration that added catalog_revision.
-const catalogRevisionSchema = 6
-
 // catalogCache is the catalog as of one revision of catalog_revision.
 type catalogCache struct {
 	mu  sync.Mutex
@@ -153,9 +148,6 @@ func (c *catalogCache) forget(rev int64) {
 // statement it runs anyway): no query per order for it. The result is
 // shared between callers and must not be modified.
 func (s *Store) Catalog(ctx context.Context) (*mailflow.Catalog, error) {
-	if s.version < catalogRevisionSchema {
-		return s.loadCatalog(ctx)
-	}
 	c := &s.catalog
 	c.mu.Lock()
 	cat := c.cat

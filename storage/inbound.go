@@ -39,7 +39,7 @@ func (t *Tx) ClaimInbound(m *mailflow.InboundMessage) (bool, error) {
 }
 
 // rawChunk is the size above which a received message is stored in
-// pieces of this size in inbound_raw (migration 3 says why).
+// pieces of this size in inbound_raw (docs/benchmarks.md says why).
 const rawChunk = 1 << 20
 
 // FinishInbound stores the verdict and the raw message of a claimed

@@ -113,16 +113,6 @@ const (
 	orderByExternalIDSQL = `SELECT ` + orderColumns + ` FROM orders WHERE external_id = ?`
 )
 
-// createdBySchema is the migration that added orders.created_by. The
-// upgrade tests create orders in older schemas, which get the insert
-// statements without the column (their last parameter).
-const createdBySchema = 8
-
-var (
-	insertOrderNoCreatorSQL = strings.NewReplacer(", created_by)", ")", ", ?) RETURNING", ") RETURNING").Replace(insertOrderSQL)
-	createOrderNoCreatorSQL = strings.NewReplacer(", created_by)", ")", ", ?::text FROM numbered", " FROM numbered").Replace(createOrderSQL)
-)
-
 // orderNumber formats the number'th order number of a year; the order
 // counter's row lock, held until the transaction ends, makes numbers
 // unique and, since a rolled-back creation returns its number, without
@@ -153,16 +143,12 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 	if o.CreatedBy != "" {
 		createdBy = &o.CreatedBy
 	}
-	insertSQL, createSQL, creatorArg := insertOrderSQL, createOrderSQL, []any{createdBy}
-	if t.s.version < createdBySchema {
-		insertSQL, createSQL, creatorArg = insertOrderNoCreatorSQL, createOrderNoCreatorSQL, nil
-	}
 	if t.s.d.inOne && catalog != 0 {
 		var r struct {
 			ID     int64  `db:"id"`
 			Number string `db:"number"`
 		}
-		err := t.getPrepared(&r, createSQL, append(append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap)), creatorArg...)...)
+		err := t.getPrepared(&r, createOrderSQL, append(append(append([]any{o.ExternalID, catalog, year}, args...), search, string(snap)), createdBy)...)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The external id exists, or the catalog changed.
 			return false, t.CheckCatalog(catalog)
@@ -188,7 +174,7 @@ func (t *Tx) CreateOrder(o *mailflow.Order, year int, catalog int64) (bool, erro
 		return false, fmt.Errorf("storage: next order number: %w", mapErr(err))
 	}
 	number := orderNumber(year, last)
-	err = t.getPrepared(&o.ID, insertSQL, append(append(append([]any{number}, args...), number+search, string(snap)), creatorArg...)...)
+	err = t.getPrepared(&o.ID, insertOrderSQL, append(append(append([]any{number}, args...), number+search, string(snap)), createdBy)...)
 	if err != nil {
 		return false, fmt.Errorf("storage: insert order: %w", mapErr(err))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,6 +107,19 @@ func (d dialect) idsArg(ids []int64) any {
 	return jsonInts(ids)
 }
 
+// jsonInts is a JSON array of integers, for SQLite's json_each.
+func jsonInts(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
 // The statements of claiming, reading and marking a batch of rows.
 func (d dialect) claimMarkSQL() string {
 	return `UPDATE outbox SET claimed_until = ? WHERE ` + d.idIn("id")
@@ -124,7 +138,7 @@ func (d dialect) markSentManySQL() string {
 }
 
 // Enqueue adds messages to the outbox in the caller's transaction: the
-// row, and the raw bytes in outbox_raw (migration 6), which are never
+// row, and the raw bytes in outbox_raw, which are never
 // changed afterwards.
 func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 	for _, m := range msgs {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"mailflow/mailflow"
-	"mailflow/scheduler"
 )
 
 // openStatuses is the SQL list of the statuses that are not final, and
@@ -80,7 +79,7 @@ func ordersWithHistory(ctx context.Context, q querier, rows []orderRow) ([]mailf
 
 // RecordReminder records a confirmation reminder or escalation unless its
 // key (order, party, kind, slot) exists.
-func (t *Tx) RecordReminder(r scheduler.ReminderRecord) (bool, error) {
+func (t *Tx) RecordReminder(r mailflow.ReminderRecord) (bool, error) {
 	res, err := t.exec(`INSERT INTO confirmation_reminders (order_id, party, kind, slot, sent_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, r.OrderID, r.Party, r.Kind, r.Slot, utc(r.SentAt))
 	if err != nil {
@@ -92,7 +91,7 @@ func (t *Tx) RecordReminder(r scheduler.ReminderRecord) (bool, error) {
 
 // ReminderRecords lists the confirmation reminders of an order, oldest
 // first.
-func (s *Store) ReminderRecords(ctx context.Context, orderID int64) ([]scheduler.ReminderRecord, error) {
+func (s *Store) ReminderRecords(ctx context.Context, orderID int64) ([]mailflow.ReminderRecord, error) {
 	var rows []struct {
 		OrderID int64     `db:"order_id"`
 		Party   string    `db:"party"`
@@ -104,9 +103,9 @@ func (s *Store) ReminderRecords(ctx context.Context, orderID int64) ([]scheduler
 		ORDER BY sent_at, kind, party`, orderID); err != nil {
 		return nil, fmt.Errorf("storage: reminder records: %w", err)
 	}
-	out := make([]scheduler.ReminderRecord, len(rows))
+	out := make([]mailflow.ReminderRecord, len(rows))
 	for i, r := range rows {
-		out[i] = scheduler.ReminderRecord{OrderID: r.OrderID, Party: r.Party, Kind: r.Kind, Slot: r.Slot, SentAt: r.SentAt.UTC()}
+		out[i] = mailflow.ReminderRecord{OrderID: r.OrderID, Party: r.Party, Kind: r.Kind, Slot: r.Slot, SentAt: r.SentAt.UTC()}
 	}
 	return out, nil
 }

@@ -25,15 +25,11 @@ func init() {
 	sqlx.BindDriver("sqlite", sqlx.QUESTION)
 }
 
-// dialect holds what differs between SQLite and PostgreSQL.
+// dialect holds what differs between SQLite and PostgreSQL in the code;
+// the schema's differences are in schema/.
 type dialect struct {
-	name         string
-	id           string // auto-increment primary key
-	blob         string
-	ts           string
-	forUpdate    string // row lock suffix; SQLite's immediate transactions already lock the database
-	refPK        string // a primary key that is another table's id (SQLite: the rowid itself)
-	withoutRowID string // table option: store rows in primary key order (SQLite)
+	name      string
+	forUpdate string // row lock suffix; SQLite's immediate transactions already lock the database
 	// inOne: CreateOrder and Enqueue write with one statement each
 	// (createOrderSQL, enqueueOneSQL), using data-modifying WITH queries,
 	// which SQLite lacks.
@@ -41,10 +37,8 @@ type dialect struct {
 }
 
 var (
-	sqliteDialect = dialect{name: "sqlite", id: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", ts: "DATETIME",
-		refPK: "INTEGER PRIMARY KEY", withoutRowID: " WITHOUT ROWID"}
-	postgresDialect = dialect{name: "postgres", id: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", ts: "TIMESTAMPTZ",
-		forUpdate: " FOR UPDATE", refPK: "BIGINT PRIMARY KEY", inOne: true}
+	sqliteDialect   = dialect{name: "sqlite"}
+	postgresDialect = dialect{name: "postgres", forUpdate: " FOR UPDATE", inOne: true}
 )
 
 // Store is the database behind mailflow.
@@ -67,10 +61,6 @@ type Store struct {
 	// stmts are the prepared hot statements (prepareHot); read-only
 	// once Open returns.
 	stmts map[stmtKey]*sqlx.Stmt
-	// version is the schema version Migrate found or made. It is below
-	// SchemaVersion only where a test opened an old schema on purpose, to
-	// upgrade it; code that needs a later migration's tables checks it.
-	version int
 }
 
 // busyTimeout is how long a SQLite writer waits for the lock.
@@ -142,11 +132,9 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("storage: current schema: %w", err)
 		}
 	}
-	if s.version == SchemaVersion {
-		if err := s.prepareHot(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
+	if err := s.prepareHot(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -285,7 +273,7 @@ type stmtKey struct {
 }
 
 // getPrepared is get with query's prepared statement, or without one
-// where there is none (a test's old schema).
+// where none was prepared.
 func (t *Tx) getPrepared(dest any, query string, args ...any) error {
 	st := t.s.stmts[stmtKey{true, query}]
 	if st == nil {

@@ -1,0 +1,216 @@
+-- mailflow's schema for PostgreSQL, version 1: the baseline. Tables come in
+-- dependency order. Later versions are migrations beside this file
+-- (storage/migrations.go); this file is never edited once released.
+-- Times are TIMESTAMPTZ; amounts are integer cents.
+
+-- The catalog: each entry is kept as the JSON the import gave (doc).
+CREATE TABLE providers (
+	id TEXT PRIMARY KEY,
+	doc TEXT NOT NULL,
+	updated_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE intermediaries (
+	id TEXT PRIMARY KEY,
+	doc TEXT NOT NULL,
+	updated_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE services (
+	id TEXT PRIMARY KEY,
+	provider_id TEXT NOT NULL REFERENCES providers(id),
+	doc TEXT NOT NULL,                 -- without its conditions, which are rows of terms
+	updated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Versions of the general terms (AGB) and of the service conditions.
+CREATE TABLE terms (
+	kind TEXT NOT NULL,                -- 'agb' or 'conditions'
+	owner TEXT NOT NULL,               -- terms id for AGB, service id for conditions
+	version TEXT NOT NULL,
+	title TEXT NOT NULL DEFAULT '',
+	valid_from TEXT NOT NULL,          -- YYYY-MM-DD
+	valid_until TEXT,                  -- YYYY-MM-DD, inclusive
+	body TEXT NOT NULL,
+	sha256 TEXT NOT NULL,
+	PRIMARY KEY (kind, owner, version)
+);
+
+-- One row, counted up by every catalog import: a daemon keeps the catalog
+-- in memory and learns from this number that another one imported.
+CREATE TABLE catalog_revision (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	revision BIGINT NOT NULL
+);
+INSERT INTO catalog_revision (id, revision) VALUES (1, 1);
+
+-- The last order number given out per year: numbers are gapless.
+CREATE TABLE order_counters (
+	year INTEGER PRIMARY KEY,
+	last INTEGER NOT NULL
+);
+
+-- Orders with the snapshot of everything contract-relevant at order time.
+CREATE TABLE orders (
+	id BIGSERIAL PRIMARY KEY,
+	number TEXT NOT NULL UNIQUE,       -- 2026-000123
+	external_id TEXT NOT NULL UNIQUE,  -- the portal's id: a request sent twice is one order
+	contract_model TEXT NOT NULL,      -- DV or UV
+	ordered_at TIMESTAMPTZ NOT NULL,
+	created_at TIMESTAMPTZ NOT NULL,
+	status TEXT NOT NULL,              -- derived from decisions (mailflow.Evaluate)
+	binding_at TIMESTAMPTZ,            -- when the order became binding (Bestellt)
+	conflict BOOLEAN NOT NULL DEFAULT FALSE, -- a decision arrived after the final one
+	provider_id TEXT NOT NULL,
+	intermediary_id TEXT,              -- UV only
+	search TEXT NOT NULL,              -- lowercased number, customer and provider for the status page search
+	snapshot TEXT NOT NULL,             -- JSON of mailflow.Snapshot
+	created_by TEXT                     -- name of the API token that created it (portal scoping); NULL: the CLI
+);
+CREATE INDEX orders_status ON orders (status, id);
+CREATE INDEX orders_binding ON orders (binding_at);
+
+-- Every decision recorded on an order, by mail or by hand.
+CREATE TABLE decisions (
+	id BIGSERIAL PRIMARY KEY,
+	order_id BIGINT NOT NULL REFERENCES orders(id),
+	party TEXT NOT NULL,
+	intent TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	source TEXT NOT NULL,              -- mail or manual
+	actor TEXT NOT NULL DEFAULT '',
+	message_id TEXT NOT NULL DEFAULT '',
+	inbound_id BIGINT,                 -- the received message that carried it
+	effect TEXT NOT NULL DEFAULT '',   -- what it changed: '', conflict or repeat
+	at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX decisions_order ON decisions (order_id, id);
+
+-- Outbound mail, sent after the transaction that enqueued it commits.
+CREATE TABLE outbox (
+	id BIGSERIAL PRIMARY KEY,
+	order_id BIGINT REFERENCES orders(id),
+	ref BIGINT NOT NULL UNIQUE,        -- the caller's key of the message
+	kind TEXT NOT NULL,
+	party TEXT NOT NULL DEFAULT '',
+	sender TEXT NOT NULL,
+	recipients TEXT NOT NULL,          -- JSON array of addresses
+	message_id TEXT NOT NULL UNIQUE,
+	subject TEXT NOT NULL,
+	status TEXT NOT NULL,              -- pending, sent or failed
+	attempts INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at TIMESTAMPTZ NOT NULL,
+	claimed_until TIMESTAMPTZ,         -- a sender's lease on the row
+	last_error TEXT NOT NULL DEFAULT '',
+	created_at TIMESTAMPTZ NOT NULL,
+	sent_at TIMESTAMPTZ
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_order ON outbox (order_id);
+
+-- The bytes of each outbound message, written once: claims and marks
+-- change only the small outbox row (docs/benchmarks.md).
+CREATE TABLE outbox_raw (
+	outbox_id BIGINT PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+	raw BYTEA COMPRESSION lz4 NOT NULL -- lz4 rather than pglz: docs/benchmarks.md
+);
+
+-- Received mail with its verdict.
+CREATE TABLE inbound (
+	id BIGSERIAL PRIMARY KEY,
+	message_id TEXT NOT NULL UNIQUE,   -- Message-ID, or sha256:<hex> of the raw message
+	sha256 TEXT NOT NULL,
+	received_at TIMESTAMPTZ NOT NULL,
+	mailbox TEXT NOT NULL DEFAULT '',
+	uidvalidity BIGINT NOT NULL DEFAULT 0,
+	uid BIGINT NOT NULL DEFAULT 0,
+	from_addr TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	verdict TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	order_id BIGINT REFERENCES orders(id),
+	party TEXT NOT NULL DEFAULT '',
+	intent TEXT NOT NULL DEFAULT '',
+	needs_review BOOLEAN NOT NULL DEFAULT FALSE,
+	alert_suppressed BOOLEAN NOT NULL DEFAULT FALSE, -- its coordinator alert was held back (one per sender and hour); the digest counts them
+	size BIGINT NOT NULL DEFAULT 0,
+	raw BYTEA                          -- NULL when the message is in inbound_raw
+);
+CREATE INDEX inbound_order ON inbound (order_id);
+CREATE INDEX inbound_review ON inbound (needs_review);
+CREATE INDEX inbound_from ON inbound (from_addr, received_at); -- the loop guard counts a sender's recent mail
+
+-- Received messages larger than 1 MiB, in pieces (docs/benchmarks.md).
+CREATE TABLE inbound_raw (
+	inbound_id BIGINT NOT NULL REFERENCES inbound(id),
+	seq INTEGER NOT NULL,
+	chunk BYTEA NOT NULL,
+	PRIMARY KEY (inbound_id, seq)
+);
+
+-- How far the IMAP watcher has read each mailbox.
+CREATE TABLE imap_state (
+	mailbox TEXT PRIMARY KEY,
+	uidvalidity BIGINT NOT NULL,
+	last_uid BIGINT NOT NULL,
+	last_sync TIMESTAMPTZ
+);
+
+-- Automatic answers sent per sender, reason and day: at most one each.
+CREATE TABLE answer_throttle (
+	sender TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	day TEXT NOT NULL,
+	PRIMARY KEY (sender, reason, day)
+);
+
+-- Confirmation reminders and escalations sent: one per key.
+CREATE TABLE confirmation_reminders (
+	order_id BIGINT NOT NULL REFERENCES orders(id),
+	party TEXT NOT NULL,
+	kind TEXT NOT NULL,                -- 'remind' or 'escalate'
+	slot BIGINT NOT NULL,              -- the reminder interval it answers; 0 for an escalation
+	sent_at TIMESTAMPTZ NOT NULL,
+	PRIMARY KEY (order_id, party, kind, slot)
+);
+
+-- Digests sent: one per cron tick, however many daemons.
+CREATE TABLE digest_runs (
+	slot TIMESTAMPTZ PRIMARY KEY,      -- the cron tick, to the minute
+	sent_at TIMESTAMPTZ NOT NULL
+);
+
+-- One row per binding order: when a billing run must look at it next,
+-- and what it needs of the order and its snapshot, copied here: a run then
+-- never reads the large orders rows (docs/benchmarks.md).
+CREATE TABLE billing_orders (
+	order_id BIGINT PRIMARY KEY REFERENCES orders(id),
+	number TEXT NOT NULL,
+	contract_model TEXT NOT NULL,
+	provider_id TEXT NOT NULL,
+	intermediary_id TEXT NOT NULL DEFAULT '',
+	binding_at TIMESTAMPTZ NOT NULL,
+	due_at TIMESTAMPTZ,                -- End of the next unbilled period, the binding time until a run has seen the order; NULL once all is billed
+	price_interval TEXT NOT NULL,      -- once, monthly, quarterly or yearly
+	amount_cents BIGINT NOT NULL,      -- per full period
+	vat_percent DOUBLE PRECISION NOT NULL,
+	doc TEXT NOT NULL                  -- JSON of mailflow.BillingDoc: whom the reminders go to, whom they invoice
+);
+CREATE INDEX billing_orders_due ON billing_orders (due_at);
+
+-- Billed periods: the key (order, period) bills each once.
+CREATE TABLE billing_periods (
+	order_id BIGINT NOT NULL,          -- of billing_orders; no foreign key (docs/benchmarks.md)
+	period_key TEXT NOT NULL,          -- 2026-11, 2026-Q4, 2026 or once
+	period_start TIMESTAMPTZ NOT NULL,
+	period_end TIMESTAMPTZ NOT NULL,   -- exclusive
+	days INTEGER NOT NULL,
+	full_days INTEGER NOT NULL,        -- days of the whole calendar period: the proration's denominator
+	net_cents BIGINT NOT NULL,
+	vat_cents BIGINT NOT NULL,
+	gross_cents BIGINT NOT NULL,
+	billed_at TIMESTAMPTZ NOT NULL,
+	reminded_at TIMESTAMPTZ,           -- when its reminders were enqueued; NULL: still to be mailed
+	PRIMARY KEY (order_id, period_key)
+);
+CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
