@@ -226,12 +226,25 @@ func pathErr(err error) string {
 	return err.Error()
 }
 
-// validate checks every value and names the offending key.
+// validate checks every key and fills in the parsed values; the error
+// names the key ("smtp.port: must be 1–65535").
 func (c *Config) validate() error {
-	var err error
-	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+	for _, check := range []func() error{c.validateDatabase, c.validateHTTP, c.validateSMTP,
+		c.validateIMAP, c.validateAddresses, c.validateSchedule, c.validateLog} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// bad is a refused key with what is wrong with it.
+func bad(key, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// validateDatabase checks [database].
+func (c *Config) validateDatabase() error {
 	if !slices.Contains([]string{"sqlite", "postgres"}, c.Database.Driver) {
 		return bad("database.driver", "must be \"sqlite\" or \"postgres\", not %q", c.Database.Driver)
 	}
@@ -241,6 +254,11 @@ func (c *Config) validate() error {
 	if c.Database.Driver == "postgres" && !strings.Contains(c.Database.DSN, "sslmode") {
 		return bad("database.dsn", "must set sslmode (e.g. ?sslmode=disable or sslmode=verify-full)")
 	}
+	return nil
+}
+
+// validateHTTP checks [http] and its tokens.
+func (c *Config) validateHTTP() error {
 	if _, _, e := net.SplitHostPort(c.HTTP.Listen); e != nil {
 		return bad("http.listen", "must be host:port such as \"127.0.0.1:8080\"")
 	}
@@ -273,6 +291,12 @@ func (c *Config) validate() error {
 		}
 		names[c.HTTP.Tokens[i].Name] = true
 	}
+	return nil
+}
+
+// validateSMTP checks [smtp] and parses its durations.
+func (c *Config) validateSMTP() error {
+	var err error
 	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
 		return bad("smtp.port", "must be 1–65535")
 	}
@@ -297,6 +321,12 @@ func (c *Config) validate() error {
 	if c.lease, err = time.ParseDuration(c.SMTP.Lease); err != nil || c.lease < time.Second {
 		return bad("smtp.lease", "must be a duration of at least 1s such as \"5m\"")
 	}
+	return nil
+}
+
+// validateIMAP checks [imap].
+func (c *Config) validateIMAP() error {
+	var err error
 	if c.IMAP.Port < 1 || c.IMAP.Port > 65535 {
 		return bad("imap.port", "must be 1–65535")
 	}
@@ -312,6 +342,11 @@ func (c *Config) validate() error {
 	if c.IMAP.MaxMessageSize < 1024 {
 		return bad("imap.max_message_size", "must be at least 1024 bytes")
 	}
+	return nil
+}
+
+// validateAddresses checks [replies] and [coordinator].
+func (c *Config) validateAddresses() error {
 	if a, e := mail.ParseAddress(c.Replies.Address); e != nil || a.Name != "" || strings.Contains(a.Address, "+") {
 		return bad("replies.address", "must be a plain address without +, such as bestellungen@example.org")
 	}
@@ -321,6 +356,12 @@ func (c *Config) validate() error {
 	if _, e := mail.ParseAddress(c.Coordinator.Email); e != nil {
 		return bad("coordinator.email", "is not a valid address")
 	}
+	return nil
+}
+
+// validateSchedule checks [schedule] and parses its time zone and durations.
+func (c *Config) validateSchedule() error {
+	var err error
 	if c.location, err = time.LoadLocation(c.Schedule.Timezone); err != nil {
 		return bad("schedule.timezone", "unknown time zone %q", c.Schedule.Timezone)
 	}
@@ -335,6 +376,11 @@ func (c *Config) validate() error {
 			return bad(s.key, "must be a five-field cron spec such as \"0 6 1 * *\"")
 		}
 	}
+	return nil
+}
+
+// validateLog checks [log].
+func (c *Config) validateLog() error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return bad("log.level", "must be debug, info, warn or error")
 	}
