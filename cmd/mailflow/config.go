@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -38,6 +39,7 @@ type Config struct {
 		TLS         string  `toml:"tls"`
 		Username    string  `toml:"username"`
 		Password    string  `toml:"password"`
+		CA          string  `toml:"ca"`
 		From        string  `toml:"from"`
 		Concurrency int     `toml:"concurrency"`
 		Rate        float64 `toml:"rate"`
@@ -85,6 +87,7 @@ type Config struct {
 	} `toml:"log"`
 
 	// Parsed values.
+	smtpRoots     *x509.CertPool // nil: the system's
 	retryBase     time.Duration
 	retryMax      time.Duration
 	lease         time.Duration
@@ -249,6 +252,12 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains([]string{"starttls", "tls", "none"}, c.SMTP.TLS) {
 		return bad("smtp.tls", "must be \"starttls\", \"tls\" or \"none\"")
+	}
+	if c.SMTP.CA != "" {
+		c.smtpRoots = x509.NewCertPool()
+		if !c.smtpRoots.AppendCertsFromPEM([]byte(c.SMTP.CA)) {
+			return bad("smtp.ca", "holds no PEM certificate")
+		}
 	}
 	if _, e := mail.ParseAddress(c.SMTP.From); e != nil {
 		return bad("smtp.from", "is not an address such as \"DVC Bestellservice <bestellungen@example.org>\"")
