@@ -44,7 +44,7 @@ type MailView struct {
 }
 
 // ReplyView is how a deciding party answers: the tokenised reply address
-// and the two prefilled mailto links of DESIGN §4.
+// and two mailto links that prefill a reply with the keyword.
 type ReplyView struct {
 	Address    string // local+TOKEN@domain
 	ConfirmURL string // mailto: prefilled with the accept keyword
@@ -208,7 +208,7 @@ func (c *Composer) notifications(o *Order) []Mail {
 	return out
 }
 
-// DecisionRecorded returns what a recorded decision sends (DESIGN §3):
+// DecisionRecorded returns what a recorded decision sends:
 //   - the order just became Bestellt: the binding confirmation to the
 //     provider, the customer, the intermediary (UV) and the coordinator;
 //   - a rejection: its reason to the other parties, the customer and the
@@ -397,55 +397,32 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := c.render(m, ref)
-	if err != nil {
-		return nil, err
-	}
-	return c.build(d)
-}
-
-// draft is a mail rendered and not yet built into its raw bytes.
-type draft struct {
-	m       Mail
-	ref     int64
-	number  string
-	orderID int64
-	token   string
-	r       templates.Rendered
-}
-
-// render checks m and renders its templates.
-func (c *Composer) render(m Mail, ref int64) (*draft, error) {
 	if len(m.To) == 0 {
 		return nil, fmt.Errorf("mailflow: compose %s: no recipient", m.Kind)
+	}
+	var number, token string
+	var orderID int64
+	if m.Order != nil {
+		number, orderID = m.Order.Number, m.Order.ID
 	}
 	lang := templates.Lang(m.Lang)
 	view := m.View
 	view.Lang, view.Role, view.Coordinator, view.Order = lang, m.Role, c.coordinator.Address, m.Order
-	d := &draft{m: m, ref: ref}
-	if m.Order != nil {
-		d.number, d.orderID = m.Order.Number, m.Order.ID
-	}
 	if m.Token {
 		if m.Order == nil || (m.Role != PartyProvider && m.Role != PartyIntermediary) {
 			return nil, fmt.Errorf("mailflow: compose %s: a reply token needs an order and a deciding party", m.Kind)
 		}
-		d.token = c.tokens.Sign(Token{OrderID: d.orderID, Party: m.Role, NotificationID: ref})
-		view.Reply = c.replyView(d.token, d.number, lang)
+		token = c.tokens.Sign(Token{OrderID: orderID, Party: m.Role, NotificationID: ref})
+		view.Reply = c.replyView(token, number, lang)
 	}
-	var err error
-	if d.r, err = c.tmpl.Render(m.Template, lang, &view); err != nil {
+	r, err := c.tmpl.Render(m.Template, lang, &view)
+	if err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
-	return d, nil
-}
 
-// build makes the raw message of a rendered mail.
-func (c *Composer) build(d *draft) (*OutboxMessage, error) {
-	m, r, number, token := d.m, d.r, d.number, d.token
-	idLeft := fmt.Sprintf("%s.%d", m.Kind, d.ref)
+	idLeft := fmt.Sprintf("%s.%d", m.Kind, ref)
 	if number != "" {
-		idLeft = fmt.Sprintf("%s.%d", number, d.ref)
+		idLeft = fmt.Sprintf("%s.%d", number, ref)
 	}
 	if token != "" {
 		// The token in the Message-ID lets a reply from a server without
@@ -487,7 +464,9 @@ func (c *Composer) build(d *draft) (*OutboxMessage, error) {
 	if irt := cleanMsgID(m.InReplyTo); irt != "" {
 		auto = "auto-replied"
 		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+irt+">")
-		msg.SetGenHeader(gomail.HeaderReferences, "<"+irt+">")
+		// Preformatted: go-mail joins the values of a header with ", ",
+		// where RFC 5322 §3.6.4 separates message ids by white space.
+		msg.SetGenHeaderPreformatted(gomail.HeaderReferences, "<"+irt+">")
 	}
 	msg.SetGenHeader("Auto-Submitted", auto)
 	msg.SetGenHeader(gomail.HeaderXAutoResponseSuppress, "All")
@@ -509,7 +488,7 @@ func (c *Composer) build(d *draft) (*OutboxMessage, error) {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
 	return &OutboxMessage{
-		OrderID: d.orderID, OrderNumber: number, Ref: d.ref, Kind: m.Kind, Party: m.Role,
+		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
 		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
 	}, nil
 }
