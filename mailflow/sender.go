@@ -288,7 +288,6 @@ func (s *Sender) Run(ctx context.Context) error {
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastFound time.Time // of the latest claim that found rows
 	for {
 		// Refill when half a batch is left: rows are claimed (and, below,
 		// marked sent) in batches, one transaction for many messages,
@@ -327,17 +326,8 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		// Everything due is out: sleep until the next row is due, a
 		// wake-up, or the poll interval (rows enqueued by other processes).
-		// While rows come, more are likely to follow with their
-		// wake-ups: the next due time is asked for only once a claim
-		// finds nothing and none found rows for claimRecheck, rather than
-		// after every claim.
 		d := s.cfg.PollInterval
-		if len(msgs) > 0 {
-			lastFound = time.Now()
-		}
-		if since := time.Since(lastFound); since < claimRecheck {
-			d = min(d, claimRecheck-since)
-		} else if next, ok, err := s.store.NextOutboxDue(ctx); err != nil {
+		if next, ok, err := s.store.NextOutboxDue(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -354,12 +344,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 	}
 }
-
-// claimRecheck is how soon after a claim that found rows the sender
-// claims again without a wake-up. A row waiting for its next attempt that
-// falls due while the sender is busy with others is claimed up to this
-// much late.
-const claimRecheck = 50 * time.Millisecond
 
 // batch is how many rows the sender holds at most: enough to keep every
 // worker busy between claims, and with a rate limit few enough that the
@@ -384,35 +368,24 @@ func (s *Sender) claim(ctx context.Context, limit int) (msgs []*OutboxMessage, e
 	return s.store.ClaimOutbox(ctx, s.cfg.Now(), limit, s.cfg.Lease)
 }
 
-// markDelay is how long the sender collects deliveries before it records
-// them: under load one statement (a write, and a WAL flush on PostgreSQL)
-// then records several. A delivered row is sent again if the process
-// dies before it is recorded, so the delay stays short.
-const markDelay = 5 * time.Millisecond
-
-// markSent records delivered rows, those that arrive within markDelay of
-// the first in one statement, and those that arrive while it runs in the
-// next.
+// markSent records delivered rows: each with those delivered while the
+// previous record was written, in one statement.
 func (s *Sender) markSent(sent <-chan int64) {
 	ids := make([]int64, 0, 256)
-	timer := time.NewTimer(markDelay)
-	timer.Stop()
 	for id := range sent {
 		ids = append(ids[:0], id)
-		timer.Reset(markDelay)
-	collect:
+	waiting:
 		for len(ids) < cap(ids) {
 			select {
 			case id, ok := <-sent:
 				if !ok {
-					break collect
+					break waiting
 				}
 				ids = append(ids, id)
-			case <-timer.C:
-				break collect
+			default:
+				break waiting
 			}
 		}
-		timer.Stop()
 		s.markSentBatch(ids)
 	}
 }
