@@ -44,7 +44,7 @@ type MailView struct {
 }
 
 // ReplyView is how a deciding party answers: the tokenised reply address
-// and the two prefilled mailto links of DESIGN §4.
+// and two mailto links that prefill a reply with the keyword.
 type ReplyView struct {
 	Address    string // local+TOKEN@domain
 	ConfirmURL string // mailto: prefilled with the accept keyword
@@ -208,96 +208,7 @@ func (c *Composer) notifications(o *Order) []Mail {
 	return out
 }
 
-// PrepareOrderCreated renders and builds the notifications of an order
-// that has no number and id yet (Flow.CreateOrder calls it before its
-// transaction); Finish completes them once it has. The result is the same
-// as OrderCreated's, byte for byte, but for the Date header, which is the
-// time of this call.
-func (c *Composer) PrepareOrderCreated(o *Order) (PreparedNotifications, error) {
-	ph, err := newPlaceholders()
-	if err != nil {
-		return nil, err
-	}
-	draftOrder := *o
-	draftOrder.Number, draftOrder.ID = ph.number, 0
-	p := &preparedNotifications{c: c, ph: ph}
-	for _, m := range c.notifications(&draftOrder) {
-		ref, err := c.ref()
-		if err != nil {
-			return nil, err
-		}
-		d, err := c.render(m, ref, ph)
-		if err != nil {
-			return nil, err
-		}
-		built, err := c.build(d)
-		if err != nil {
-			return nil, err
-		}
-		p.drafts = append(p.drafts, d)
-		p.built = append(p.built, ph.locate(d, built))
-	}
-	return p, nil
-}
-
-type preparedNotifications struct {
-	c      *Composer
-	ph     *placeholders
-	drafts []*draft
-	// built are the drafts built with the placeholders and where these
-	// stand in the bytes; nil where that is not known (placeholders.locate).
-	built []*builtDraft
-}
-
-// builtDraft is a draft built with placeholders: for each occurrence of
-// the number and the token in Raw, the offset of each of its characters.
-type builtDraft struct {
-	m             *OutboxMessage
-	number, token [][]int
-}
-
-// Finish puts o's number and the reply tokens for o's id in place of the
-// placeholders: in the bytes built ahead, or, where their places there
-// are not known, in the rendered texts, to build anew. An order number of
-// another length than the placeholder's (a year past order 999999) is
-// composed anew. Finish can be called again.
-func (p *preparedNotifications) Finish(o *Order) ([]*OutboxMessage, error) {
-	if len(o.Number) != len(p.ph.number) {
-		return p.c.OrderCreated(o)
-	}
-	out := make([]*OutboxMessage, 0, len(p.drafts))
-	for i, pd := range p.drafts {
-		if b := p.built[i]; b != nil {
-			token := p.c.tokens.Sign(Token{OrderID: o.ID, Party: pd.m.Role, NotificationID: pd.ref})
-			m := *b.m
-			m.OrderID, m.OrderNumber = o.ID, o.Number
-			m.MessageID = strings.ReplaceAll(strings.ReplaceAll(m.MessageID, p.ph.number, o.Number), p.ph.token, token)
-			m.Subject = strings.ReplaceAll(m.Subject, p.ph.number, o.Number)
-			m.Raw = bytes.Clone(m.Raw)
-			put(m.Raw, b.number, o.Number)
-			put(m.Raw, b.token, token)
-			out = append(out, &m)
-			continue
-		}
-		d := *pd
-		d.m.Order, d.number, d.orderID = o, o.Number, o.ID
-		d.token = p.c.tokens.Sign(Token{OrderID: o.ID, Party: d.m.Role, NotificationID: d.ref})
-		rep := func(s string) string {
-			// Two ReplaceAll (memchr-fast Index) beat a strings.Replacer
-			// (a byte-wise scan) by a factor of ten here.
-			return strings.ReplaceAll(strings.ReplaceAll(s, p.ph.number, o.Number), p.ph.token, d.token)
-		}
-		d.r.Subject, d.r.Text, d.r.HTML = rep(d.r.Subject), rep(d.r.Text), rep(d.r.HTML)
-		m, err := p.c.build(&d)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// DecisionRecorded returns what a recorded decision sends (DESIGN §3):
+// DecisionRecorded returns what a recorded decision sends:
 //   - the order just became Bestellt: the binding confirmation to the
 //     provider, the customer, the intermediary (UV) and the coordinator;
 //   - a rejection: its reason to the other parties, the customer and the
@@ -487,160 +398,32 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := c.render(m, ref, nil)
-	if err != nil {
-		return nil, err
-	}
-	return c.build(d)
-}
-
-// draft is a mail rendered and not yet built into its raw bytes.
-type draft struct {
-	m       Mail
-	ref     int64
-	number  string
-	orderID int64
-	token   string
-	r       templates.Rendered
-}
-
-// placeholders stand in for an order's number and a reply token while a
-// notification is rendered before the order has them (PrepareOrderCreated).
-// They are random lowercase letters, which no template function, HTML
-// escaping or percent-encoding changes, as long as the real values (digits
-// and '-'; lowercase base32), and of the same length, so that nothing laid
-// out around them moves.
-type placeholders struct {
-	number, token string
-}
-
-// locate finds the placeholders in the bytes of b, built from d, and
-// returns b with their places, or nil unless each stands there wherever
-// d's texts and b's headers have it. Writing the real values, as long as
-// the placeholders, in their places then gives what building with them
-// gives: digits, '-' and lowercase base32 come out literally wherever
-// letters do, and take the same room. A quoted-printable line may break
-// inside a placeholder (its place then skips the soft line break); a
-// header encoded in base64 (RFC 2047) or an encoded word ending inside a
-// placeholder hides it, and the count falls short.
-func (ph *placeholders) locate(d *draft, b *OutboxMessage) *builtDraft {
-	bd := &builtDraft{m: b}
-	for _, x := range []struct {
-		s  string
-		at *[][]int
-	}{{ph.number, &bd.number}, {ph.token, &bd.token}} {
-		want := strings.Count(d.r.Subject, x.s) + strings.Count(d.r.Text, x.s) + strings.Count(d.r.HTML, x.s) +
-			strings.Count(b.MessageID, x.s) + strings.Count(d.token, x.s) // Reply-To has the token
-		*x.at = find(b.Raw, x.s)
-		if len(*x.at) != want {
-			return nil
-		}
-	}
-	return bd
-}
-
-// softBreak is a quoted-printable soft line break (RFC 2045 §6.7, rule
-// 5), which the encoder puts where a line grows too long, also inside a
-// placeholder.
-const softBreak = "=\r\n"
-
-// find returns each occurrence of s in raw, with soft line breaks between
-// its characters or without, as the offsets of its characters.
-func find(raw []byte, s string) [][]int {
-	var out [][]int
-	for i := 0; i < len(raw); i++ {
-		k := bytes.IndexByte(raw[i:], s[0])
-		if k < 0 {
-			break
-		}
-		i += k
-		if end := match(raw, i, s, nil); end > 0 {
-			out = append(out, make([]int, 0, len(s)))
-			match(raw, i, s, &out[len(out)-1])
-			i = end - 1
-		}
-	}
-	return out
-}
-
-// match reports where s ends if it starts at raw[i] (find), else 0, and
-// appends the offsets of its characters to at, unless at is nil.
-func match(raw []byte, i int, s string, at *[]int) int {
-	for n := 0; n < len(s); n++ {
-		if n > 0 && bytes.HasPrefix(raw[i:], []byte(softBreak)) {
-			i += len(softBreak)
-		}
-		if i >= len(raw) || raw[i] != s[n] {
-			return 0
-		}
-		if at != nil {
-			*at = append(*at, i)
-		}
-		i++
-	}
-	return i
-}
-
-// put writes v at each occurrence's offsets (find).
-func put(raw []byte, at [][]int, v string) {
-	for _, o := range at {
-		for n, i := range o {
-			raw[i] = v[n]
-		}
-	}
-}
-
-// numberLen is the length of an order number, YYYY-NNNNNN.
-const numberLen = len("2026-000123")
-
-func newPlaceholders() (*placeholders, error) {
-	var b [numberLen + TokenLen]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("mailflow: random: %w", err)
-	}
-	for i := range b {
-		b[i] = 'a' + b[i]%26
-	}
-	return &placeholders{number: string(b[:numberLen]), token: string(b[numberLen:])}, nil
-}
-
-// render checks m and renders its templates. With ph the order's number
-// is ph.number (the caller set it) and the reply token ph.token.
-func (c *Composer) render(m Mail, ref int64, ph *placeholders) (*draft, error) {
 	if len(m.To) == 0 {
 		return nil, fmt.Errorf("mailflow: compose %s: no recipient", m.Kind)
+	}
+	var number, token string
+	var orderID int64
+	if m.Order != nil {
+		number, orderID = m.Order.Number, m.Order.ID
 	}
 	lang := templates.Lang(m.Lang)
 	view := m.View
 	view.Lang, view.Role, view.Coordinator, view.Order = lang, m.Role, c.coordinator.Address, m.Order
-	d := &draft{m: m, ref: ref}
-	if m.Order != nil {
-		d.number, d.orderID = m.Order.Number, m.Order.ID
-	}
 	if m.Token {
 		if m.Order == nil || (m.Role != PartyProvider && m.Role != PartyIntermediary) {
 			return nil, fmt.Errorf("mailflow: compose %s: a reply token needs an order and a deciding party", m.Kind)
 		}
-		if ph != nil {
-			d.token = ph.token
-		} else {
-			d.token = c.tokens.Sign(Token{OrderID: d.orderID, Party: m.Role, NotificationID: ref})
-		}
-		view.Reply = c.replyView(d.token, d.number, lang)
+		token = c.tokens.Sign(Token{OrderID: orderID, Party: m.Role, NotificationID: ref})
+		view.Reply = c.replyView(token, number, lang)
 	}
-	var err error
-	if d.r, err = c.tmpl.Render(m.Template, lang, &view); err != nil {
+	r, err := c.tmpl.Render(m.Template, lang, &view)
+	if err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
-	return d, nil
-}
 
-// build makes the raw message of a rendered mail.
-func (c *Composer) build(d *draft) (*OutboxMessage, error) {
-	m, r, number, token := d.m, d.r, d.number, d.token
-	idLeft := fmt.Sprintf("%s.%d", m.Kind, d.ref)
+	idLeft := fmt.Sprintf("%s.%d", m.Kind, ref)
 	if number != "" {
-		idLeft = fmt.Sprintf("%s.%d", number, d.ref)
+		idLeft = fmt.Sprintf("%s.%d", number, ref)
 	}
 	if token != "" {
 		// The token in the Message-ID lets a reply from a server without
@@ -682,14 +465,16 @@ func (c *Composer) build(d *draft) (*OutboxMessage, error) {
 	if irt := cleanMsgID(m.InReplyTo); irt != "" {
 		auto = "auto-replied"
 		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+irt+">")
-		msg.SetGenHeader(gomail.HeaderReferences, "<"+irt+">")
+		// Preformatted: go-mail joins the values of a header with ", ",
+		// where RFC 5322 §3.6.4 separates message ids by white space.
+		msg.SetGenHeaderPreformatted(gomail.HeaderReferences, "<"+irt+">")
 	}
 	msg.SetGenHeader("Auto-Submitted", auto)
 	msg.SetGenHeader(gomail.HeaderXAutoResponseSuppress, "All")
-	// go-mail writes a mark where each part's body goes; the bodies,
-	// encoded by appendQP, take their places below.
-	msg.SetBodyString(gomail.TypeTextPlain, bodyMark[0])
-	msg.AddAlternativeString(gomail.TypeTextHTML, bodyMark[1])
+	// Both alternatives quoted-printable (go-mail's default encoding):
+	// the German text stays readable in the raw message.
+	msg.SetBodyString(gomail.TypeTextPlain, r.Text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, r.HTML)
 	for _, a := range m.Attachments {
 		ct := a.ContentType
 		if ct == "" {
@@ -699,69 +484,14 @@ func (c *Composer) build(d *draft) (*OutboxMessage, error) {
 			return nil, fmt.Errorf("mailflow: compose %s: attach %s: %w", m.Kind, a.Name, err)
 		}
 	}
-	var frame bytes.Buffer
-	frame.Grow(4<<10 + attSize(m.Attachments))
-	if _, err := msg.WriteTo(&frame); err != nil {
-		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
-	}
-	raw, err := fillBodies(frame.Bytes(), r.Text, r.HTML)
-	if err != nil {
+	var raw bytes.Buffer
+	if _, err := msg.WriteTo(&raw); err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
 	return &OutboxMessage{
-		OrderID: d.orderID, OrderNumber: number, Ref: d.ref, Kind: m.Kind, Party: m.Role,
-		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw,
+		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
+		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
 	}, nil
-}
-
-// bodyMark holds the marks of the text and the HTML body: letters, digits
-// and hyphens, which quoted-printable leaves as they are, with a random
-// part that no header or attachment holds.
-var bodyMark = func() [2]string {
-	var b [12]byte
-	rand.Read(b[:])
-	m := fmt.Sprintf("mailflow-body-%x-", b)
-	return [2]string{m + "text", m + "html"}
-}()
-
-// fillBodies replaces the body marks in a message that go-mail wrote with
-// the bodies, quoted-printable encoded: the same bytes go-mail would
-// have written for them (appendQP), in one buffer of the message's size.
-func fillBodies(frame []byte, bodies ...string) ([]byte, error) {
-	// Quoted-printable adds a few per cent to German text and HTML; a
-	// quarter more leaves room without holding twice a message's size (a
-	// billing run keeps its reminders, up to 128 MiB, in memory).
-	size := len(frame)
-	for _, b := range bodies {
-		size += len(b) * 5 / 4
-	}
-	out := make([]byte, 0, size)
-	// The marks stand in the parts, after the header, whose names and
-	// subject come from orders.
-	at := bytes.Index(frame, []byte("\r\n\r\n"))
-	if at < 0 {
-		return nil, errors.New("message without a body")
-	}
-	out = append(out, frame[:at]...)
-	frame = frame[at:]
-	for i, b := range bodies {
-		k := bytes.Index(frame, []byte(bodyMark[i]))
-		if k < 0 {
-			return nil, fmt.Errorf("the %s body's mark is missing", bodyMark[i][len(bodyMark[i])-4:])
-		}
-		out = appendQP(append(out, frame[:k]...), b)
-		frame = frame[k+len(bodyMark[i]):]
-	}
-	return append(out, frame...), nil
-}
-
-// attSize estimates the encoded size of attachments (base64: 4/3).
-func attSize(atts []Attachment) int {
-	n := 0
-	for _, a := range atts {
-		n += len(a.Data)*4/3 + 512
-	}
-	return n
 }
 
 // replyView builds the reply address and the two mailto links (RFC 6068)

@@ -618,3 +618,29 @@ func TestCustomerMailLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyEncoding: text the encoder must change (a line far longer than
+// a mail line may be, '=' signs, umlauts, tabs, a line that is one dot)
+// arrives in both alternatives as it was rendered,
+// and no line of the raw message is longer than RFC 5322 §2.1.1's 78
+// characters.
+func TestBodyEncoding(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	long := strings.TrimSpace(strings.Repeat("Größe=Gewicht·Übermaß ", 12))
+	body := long + "\nSpalte\tSpalte =\n.\nletzte Zeile"
+	m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+		To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
+		View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Kodierung", Body: body}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(m.Raw), "\r\n") {
+		if len(line) > 78 {
+			t.Errorf("raw line %d has %d characters: %q", i+1, len(line), line)
+		}
+	}
+	p := parseMessage(t, m.Raw)
+	text := strings.ReplaceAll(p.text, "\r\n", "\n")
+	mustContain(t, "text", text, body)
+	mustContain(t, "html", html.UnescapeString(strings.ReplaceAll(p.html, "\r\n", "\n")), body)
+}

@@ -20,23 +20,6 @@ type Notifier interface {
 	DecisionRecorded(o *Order, d Decision, prev Status) ([]*OutboxMessage, error)
 }
 
-// NotificationPreparer is a Notifier that renders an order's
-// notifications before the order has its number and id: CreateOrder does
-// that before its transaction and only finishes them inside it, so the
-// rendering does not hold the transaction (on SQLite the database's one
-// write lock, on PostgreSQL the lock on the year's order counter).
-// *Composer implements it.
-type NotificationPreparer interface {
-	PrepareOrderCreated(o *Order) (PreparedNotifications, error)
-}
-
-// PreparedNotifications are an order's notifications rendered ahead.
-type PreparedNotifications interface {
-	// Finish returns the messages for o, which now has its number and id:
-	// the same as Notifier.OrderCreated(o).
-	Finish(o *Order) ([]*OutboxMessage, error)
-}
-
 // SharedTxer is a Store that can run the transactions of concurrent
 // callers as one (group commit). CreateOrder uses it where the store has
 // it: creations serialise on the year's order counter, whose lock is held
@@ -123,14 +106,6 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest, creator strin
 		return nil, false, err
 	}
 	createdAt := s.now().UTC()
-	var prepared PreparedNotifications
-	if p, ok := s.Notifier.(NotificationPreparer); ok {
-		draft := &Order{ExternalID: req.ExternalID, OrderedAt: req.OrderedAt.UTC(), CreatedAt: createdAt,
-			ContractModel: req.ContractModel, Status: StatusOpen, Snapshot: snap}
-		if prepared, err = p.PrepareOrderCreated(draft); err != nil {
-			return nil, false, err
-		}
-	}
 	inTx := s.Store.InTx
 	if st, ok := s.Store.(SharedTxer); ok {
 		inTx = st.InSharedTx
@@ -158,12 +133,9 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest, creator strin
 		if s.Notifier == nil {
 			return nil
 		}
-		var msgs []*OutboxMessage
-		if prepared != nil {
-			msgs, err = prepared.Finish(o)
-		} else {
-			msgs, err = s.Notifier.OrderCreated(o)
-		}
+		// The notifications carry the order's number and reply tokens
+		// signed over its id, which exist only from here on.
+		msgs, err := s.Notifier.OrderCreated(o)
 		if err != nil {
 			return err
 		}

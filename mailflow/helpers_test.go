@@ -100,7 +100,7 @@ func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 	e.smtp = mailtest.NewSMTPServer(t)
 	e.flow = &mailflow.Flow{Store: store, Notifier: e.composer}
 	cfg := mailflow.SenderConfig{
-		SMTP:        mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none", Timeout: 10 * time.Second},
+		SMTP:        mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"},
 		Concurrency: 2,
 		BackoffBase: 10 * time.Millisecond,
 		BackoffMax:  50 * time.Millisecond,

@@ -3,6 +3,7 @@ package mailflow
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,23 +52,17 @@ type SMTPConfig struct {
 	// Port; default 587 with starttls, 465 with tls, 25 with none.
 	Port int
 	// TLS is "starttls" (default, required), "tls" (implicit TLS) or "none".
-	TLS      string
+	TLS string
+	// Username and Password log in with the strongest SASL mechanism the
+	// server offers; without TLS (a relay on loopback) with PLAIN.
 	Username string
 	Password string
-	// Auth is the SASL mechanism: "" picks the strongest the server offers;
-	// or "plain", "login", "cram-md5", "xoauth2", "scram-sha-256".
-	Auth string
-	// HELO is the name in EHLO; default the host name.
-	HELO string
-	// Timeout bounds the dial and each message's transaction; default 30s.
-	Timeout time.Duration
-	// TLSConfig replaces the default TLS settings (for example a private
-	// CA); its ServerName defaults to Host.
-	TLSConfig *tls.Config
-	// NoPipelining sends one command at a time even to a server that
-	// offers PIPELINING (RFC 2920), for servers that mishandle it.
-	NoPipelining bool
+	// RootCAs verify the server's certificate; nil: the system's.
+	RootCAs *x509.CertPool
 }
+
+// smtpTimeout bounds the dial and each message's transaction.
+const smtpTimeout = 30 * time.Second
 
 // SenderConfig configures the outbox Sender.
 type SenderConfig struct {
@@ -120,8 +115,7 @@ type SenderStats struct {
 
 // Sender delivers the outbox: a dispatcher claims due rows in batches and
 // hands them to workers, each of which keeps one SMTP connection open
-// (pipelining commands where the server allows) and sends the stored raw
-// bytes unchanged, so a resend is byte-identical; delivered rows are
+// and sends the stored raw bytes unchanged, so a resend is byte-identical; delivered rows are
 // marked sent in batches too. Temporary failures (4xx, network) are
 // retried with exponential backoff and jitter; permanent ones (5xx) mark
 // the row failed and alert the coordinator once.
@@ -174,9 +168,6 @@ func NewSender(store OutboxStore, cfg SenderConfig) (*Sender, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
-	if cfg.SMTP.Timeout <= 0 {
-		cfg.SMTP.Timeout = 30 * time.Second
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -198,14 +189,9 @@ func newSMTPClient(c SMTPConfig) (*gomail.Client, error) {
 	if c.Host == "" {
 		return nil, errors.New("mailflow: smtp: host is required")
 	}
-	opts := []gomail.Option{gomail.WithTimeout(c.Timeout), gomail.WithoutSMTPUTF8()}
-	tlsConf := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
-	if c.TLSConfig != nil {
-		tlsConf = c.TLSConfig.Clone()
-		if tlsConf.ServerName == "" {
-			tlsConf.ServerName = c.Host
-		}
-	}
+	opts := []gomail.Option{gomail.WithTimeout(smtpTimeout), gomail.WithoutSMTPUTF8()}
+	// go-mail's WithTLSConfig replaces its default, ServerName included.
+	tlsConf := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12, RootCAs: c.RootCAs}
 	port := c.Port
 	switch c.TLS {
 	case "", "starttls":
@@ -227,16 +213,11 @@ func newSMTPClient(c SMTPConfig) (*gomail.Client, error) {
 		return nil, fmt.Errorf("mailflow: smtp: tls must be starttls, tls or none, not %q", c.TLS)
 	}
 	opts = append(opts, gomail.WithPort(port))
-	if c.HELO != "" {
-		opts = append(opts, gomail.WithHELO(c.HELO))
-	}
 	if c.Username != "" {
+		// go-mail's discovery never picks a clear-text mechanism without
+		// TLS, and refuses PLAIN in clear text to anything but localhost.
 		auth := gomail.SMTPAuthAutoDiscover
-		if c.Auth != "" {
-			auth = gomail.SMTPAuthType(strings.ToUpper(c.Auth))
-		}
-		if auth == gomail.SMTPAuthPlain && c.TLS == "none" {
-			// go-mail still refuses PLAIN in clear text to anything but localhost.
+		if c.TLS == "none" {
 			auth = gomail.SMTPAuthPlainNoEnc
 		}
 		opts = append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(c.Username), gomail.WithPassword(c.Password))
@@ -313,7 +294,6 @@ func (s *Sender) Run(ctx context.Context) error {
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastFound time.Time // of the latest claim that found rows
 	for {
 		// Refill when half a batch is left: rows are claimed (and, below,
 		// marked sent) in batches, one transaction for many messages,
@@ -352,17 +332,8 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		// Everything due is out: sleep until the next row is due, a
 		// wake-up, or the poll interval (rows enqueued by other processes).
-		// While rows come, more are likely to follow with their
-		// wake-ups: the next due time is asked for only once a claim
-		// finds nothing and none found rows for claimRecheck, rather than
-		// after every claim.
 		d := s.cfg.PollInterval
-		if len(msgs) > 0 {
-			lastFound = time.Now()
-		}
-		if since := time.Since(lastFound); since < claimRecheck {
-			d = min(d, claimRecheck-since)
-		} else if next, ok, err := s.store.NextOutboxDue(ctx); err != nil {
+		if next, ok, err := s.store.NextOutboxDue(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -379,12 +350,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 	}
 }
-
-// claimRecheck is how soon after a claim that found rows the sender
-// claims again without a wake-up. A row waiting for its next attempt that
-// falls due while the sender is busy with others is claimed up to this
-// much late.
-const claimRecheck = 50 * time.Millisecond
 
 // batch is how many rows the sender holds at most: enough to keep every
 // worker busy between claims, and with a rate limit few enough that the
@@ -409,35 +374,24 @@ func (s *Sender) claim(ctx context.Context, limit int) (msgs []*OutboxMessage, e
 	return s.store.ClaimOutbox(ctx, s.cfg.Now(), limit, s.cfg.Lease)
 }
 
-// markDelay is how long the sender collects deliveries before it records
-// them: under load one statement (a write, and a WAL flush on PostgreSQL)
-// then records several. A delivered row is sent again if the process
-// dies before it is recorded, so the delay stays short.
-const markDelay = 5 * time.Millisecond
-
-// markSent records delivered rows, those that arrive within markDelay of
-// the first in one statement, and those that arrive while it runs in the
-// next.
+// markSent records delivered rows: each with those delivered while the
+// previous record was written, in one statement.
 func (s *Sender) markSent(sent <-chan int64) {
 	ids := make([]int64, 0, 256)
-	timer := time.NewTimer(markDelay)
-	timer.Stop()
 	for id := range sent {
 		ids = append(ids[:0], id)
-		timer.Reset(markDelay)
-	collect:
+	waiting:
 		for len(ids) < cap(ids) {
 			select {
 			case id, ok := <-sent:
 				if !ok {
-					break collect
+					break waiting
 				}
 				ids = append(ids, id)
-			case <-timer.C:
-				break collect
+			default:
+				break waiting
 			}
 		}
-		timer.Stop()
 		s.markSentBatch(ids)
 	}
 }
@@ -684,18 +638,19 @@ func (w *smtpConn) quit() {
 }
 
 // deliver sends m's raw bytes over the worker's connection, dialing when
-// there is none. go-mail's Msg has no way to send stored bytes, so the
-// transaction runs on the go-mail smtp.Client that Client dials (TLS and
-// AUTH done): MAIL, RCPT, DATA, the raw message, the final dot. No RSET
-// follows a delivered message; after a refused command RSET readies the
-// connection for the next one.
+// there is none. go-mail's Client dials (TLS, EHLO, AUTH) and its
+// smtp.Client runs the transaction; Client.Send is not used because it
+// writes a Msg anew, while the outbox sends the bytes it stored, so that
+// a resend is byte-identical. No RSET follows a delivered message; after
+// a refused command RSET readies the connection for the next one.
 func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) error {
-	if s.cfg.EnvelopeSender != nil && m.Sender != "" {
-		env := *m
-		env.Sender = s.cfg.EnvelopeSender(m)
-		m = &env
+	// The envelope sender (RFC 5321 §4.1.1.2), where bounces go: with VERP
+	// its own address per message.
+	from := m.Sender
+	if s.cfg.EnvelopeSender != nil && from != "" {
+		from = s.cfg.EnvelopeSender(m)
 	}
-	if !envelopeAddr(m.Sender, true) || len(m.Recipients) == 0 || slices.ContainsFunc(m.Recipients, func(r string) bool { return !envelopeAddr(r, false) }) {
+	if !envelopeAddr(from, true) || len(m.Recipients) == 0 || slices.ContainsFunc(m.Recipients, func(r string) bool { return !envelopeAddr(r, false) }) {
 		return &deliveryError{stage: "address", err: errors.New("invalid envelope sender or recipients"), perm: true}
 	}
 	if len(m.Raw) == 0 {
@@ -711,7 +666,7 @@ func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) err
 			}
 			w.c = c
 		}
-		stage, err := transact(w.c, m, s.cfg.SMTP.Timeout, !s.cfg.SMTP.NoPipelining)
+		stage, err := transact(w.c, from, m)
 		if err == nil {
 			return nil
 		}
@@ -732,17 +687,15 @@ func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) err
 	}
 }
 
-// transact runs one mail transaction for m on c. With PIPELINING (RFC
-// 2920) MAIL, RCPT and DATA go out in one write and their replies are read
-// together: two round trips per message instead of four.
-func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration, pipelining bool) (string, error) {
-	if err := c.UpdateDeadline(timeout); err != nil {
+// transact runs one mail transaction (RFC 5321 §3.3) for m's bytes on c:
+// MAIL, RCPT for each recipient, DATA with the message, dot-stuffed by
+// the client (§4.5.2). One refused recipient ends it before DATA, so a
+// message reaches all its recipients or none.
+func transact(c *gosmtp.Client, from string, m *OutboxMessage) (string, error) {
+	if err := c.UpdateDeadline(smtpTimeout); err != nil {
 		return "MAIL", err
 	}
-	if ok, _ := c.Extension("PIPELINING"); ok && pipelining {
-		return transactPipelined(c, m)
-	}
-	if err := c.Mail("<" + m.Sender + ">"); err != nil {
+	if err := c.Mail("<" + from + ">"); err != nil {
 		return "MAIL", err
 	}
 	for _, r := range m.Recipients {
@@ -764,81 +717,6 @@ func transact(c *gosmtp.Client, m *OutboxMessage, timeout time.Duration, pipelin
 		return "end of data", err
 	}
 	return "", nil
-}
-
-// errAbandoned is a transaction given up after the server accepted DATA
-// although MAIL or a RCPT had failed: the connection is closed rather than
-// the message delivered to only some recipients.
-var errAbandoned = errors.New("smtp: transaction abandoned")
-
-func transactPipelined(c *gosmtp.Client, m *OutboxMessage) (string, error) {
-	tc := c.Text
-	fmt.Fprintf(tc.W, "MAIL FROM:<%s>\r\n", m.Sender)
-	for _, r := range m.Recipients {
-		fmt.Fprintf(tc.W, "RCPT TO:<%s>\r\n", r)
-	}
-	tc.W.WriteString("DATA\r\n")
-	if err := tc.W.Flush(); err != nil {
-		return "MAIL", err
-	}
-	// Every reply is read, in order, even after a refusal (RFC 2920 §3.1).
-	var stage string
-	var first error
-	note := func(st string, err error) bool {
-		if err != nil && first == nil {
-			stage, first = st, err
-		}
-		return err != nil && replyCode(err) == 0 // a network error ends the reading
-	}
-	if _, _, err := tc.ReadResponse(250); note("MAIL", err) {
-		return stage, first
-	}
-	for range m.Recipients {
-		if _, _, err := tc.ReadResponse(25); note("RCPT", err) {
-			return stage, first
-		}
-	}
-	_, _, err := tc.ReadResponse(354)
-	if note("DATA", err) || err != nil {
-		return stage, first
-	}
-	if first != nil {
-		return "data", fmt.Errorf("%w: %w", errAbandoned, first)
-	}
-	if err := writeData(tc, m.Raw); err != nil {
-		return "data", err
-	}
-	if _, _, err := tc.ReadResponse(250); err != nil {
-		// See transact on a network error after the final dot.
-		return "end of data", err
-	}
-	return "", nil
-}
-
-// writeData sends raw as the message of DATA, with the final dot: in one
-// write where its line breaks are CRLF (appendDotStuffed), else through
-// the DotWriter.
-func writeData(tc *textproto.Conn, raw []byte) error {
-	buf := dataBuffers.Get().(*[]byte)
-	defer dataBuffers.Put(buf)
-	data, ok := appendDotStuffed((*buf)[:0], raw)
-	if cap(data) <= 1<<20 { // a message with large attachments does not stay
-		*buf = data[:0]
-	}
-	if ok {
-		// Nothing is buffered (the replies to DATA were read): the
-		// buffered writer hands data, larger than its buffer, to the
-		// connection at once.
-		if _, err := tc.W.Write(data); err != nil {
-			return err
-		}
-		return tc.W.Flush()
-	}
-	dw := tc.DotWriter()
-	if _, err := dw.Write(raw); err != nil {
-		return err
-	}
-	return dw.Close()
 }
 
 // retry runs fn until it succeeds or ctx ends, waiting 100 ms, then

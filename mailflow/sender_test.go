@@ -3,8 +3,6 @@ package mailflow_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"net/mail"
 	"slices"
 	"strings"
@@ -123,35 +121,29 @@ func TestSenderTemporaryFailures(t *testing.T) {
 	}
 	for _, driver := range storagetest.Drivers() {
 		for _, tt := range tests {
-			for _, pipelining := range []bool{true, false} {
-				name := driver + "/" + tt.name
-				if !pipelining {
-					name += "/no pipelining"
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, driver)
+				tt.inject(e.smtp)
+				e.start(t)
+				e.createOrder(t, "dv")
+				e.waitMessages(t, 1)
+				rows := e.waitOutbox(t)
+				if n := e.smtp.Count(); n != 1 {
+					t.Fatalf("%d messages arrived, want 1", n)
 				}
-				t.Run(name, func(t *testing.T) {
-					e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining })
-					tt.inject(e.smtp)
-					e.start(t)
-					e.createOrder(t, "dv")
-					e.waitMessages(t, 1)
-					rows := e.waitOutbox(t)
-					if n := e.smtp.Count(); n != 1 {
-						t.Fatalf("%d messages arrived, want 1", n)
-					}
-					byID := checkDelivered(t, e, e.smtp.Messages())
-					if len(rows) != 1 {
-						t.Fatalf("%d outbox rows", len(rows))
-					}
-					r := byID[rows[0].MessageID]
-					retries := e.sender.Stats.Retried.Load()
-					if retries == 0 || int64(r.Attempts) != retries+1 {
-						t.Errorf("attempts %d, Stats.Retried %d: want at least one retry, counted", r.Attempts, retries)
-					}
-					if r.LastError != "" {
-						t.Errorf("sent row keeps last_error %q", r.LastError)
-					}
-				})
-			}
+				byID := checkDelivered(t, e, e.smtp.Messages())
+				if len(rows) != 1 {
+					t.Fatalf("%d outbox rows", len(rows))
+				}
+				r := byID[rows[0].MessageID]
+				retries := e.sender.Stats.Retried.Load()
+				if retries == 0 || int64(r.Attempts) != retries+1 {
+					t.Errorf("attempts %d, Stats.Retried %d: want at least one retry, counted", r.Attempts, retries)
+				}
+				if r.LastError != "" {
+					t.Errorf("sent row keeps last_error %q", r.LastError)
+				}
+			})
 		}
 	}
 }
@@ -237,28 +229,6 @@ func TestSenderPermanentFailure(t *testing.T) {
 				t.Errorf("Stats failed %d retried %d", e.sender.Stats.Failed.Load(), e.sender.Stats.Retried.Load())
 			}
 		})
-		t.Run(driver+"/554 after DATA, no pipelining", func(t *testing.T) {
-			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = true })
-			e.smtp.Fail(mailtest.StageData, 554, 1)
-			e.start(t)
-			e.createOrder(t, "dv")
-			e.waitMessages(t, 1)
-			e.waitOutbox(t)
-			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
-				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
-			}
-		})
-		t.Run(driver+"/550 at RCPT, no pipelining", func(t *testing.T) {
-			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = true })
-			e.smtp.Fail(mailtest.StageRcpt, 550, 1)
-			e.start(t)
-			e.createOrder(t, "dv")
-			e.waitMessages(t, 1)
-			e.waitOutbox(t)
-			if msgs := e.smtp.Messages(); len(msgs) != 1 || msgs[0].To[0] != testCoordinator {
-				t.Fatalf("want exactly the alert, got %d messages", len(msgs))
-			}
-		})
 		t.Run(driver+"/554 after DATA", func(t *testing.T) {
 			e := newEnv(t, driver)
 			e.smtp.Fail(mailtest.StageData, 554, 1)
@@ -271,27 +241,25 @@ func TestSenderPermanentFailure(t *testing.T) {
 			}
 		})
 		t.Run(driver+"/one refused recipient fails the whole message", func(t *testing.T) {
-			for _, pipelining := range []bool{true, false} {
-				e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining; c.Alerts = nil })
-				m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
-					To: []mail.Address{{Address: "a@example.org"}, {Address: "b@example.org"}}, Template: "alert",
-					View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
-					t.Fatal(err)
-				}
-				e.smtp.Fail(mailtest.StageRcpt, 550, 1) // a@ refused, b@ accepted
-				e.start(t)
-				waitFor(t, "failure", func() bool { return e.sender.Stats.Failed.Load() == 1 })
-				rows := e.waitOutbox(t)
-				if len(rows) != 1 || rows[0].Status != mailflow.OutboxFailed {
-					t.Errorf("pipelining %v: rows %+v", pipelining, rows)
-				}
-				if n := e.smtp.Count(); n != 0 {
-					t.Errorf("pipelining %v: delivered to the remaining recipient", pipelining)
-				}
+			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.Alerts = nil })
+			m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+				To: []mail.Address{{Address: "a@example.org"}, {Address: "b@example.org"}}, Template: "alert",
+				View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
+				t.Fatal(err)
+			}
+			e.smtp.Fail(mailtest.StageRcpt, 550, 1) // a@ refused, b@ accepted
+			e.start(t)
+			waitFor(t, "failure", func() bool { return e.sender.Stats.Failed.Load() == 1 })
+			rows := e.waitOutbox(t)
+			if len(rows) != 1 || rows[0].Status != mailflow.OutboxFailed {
+				t.Errorf("rows %+v", rows)
+			}
+			if n := e.smtp.Count(); n != 0 {
+				t.Errorf("delivered to the remaining recipient")
 			}
 		})
 		t.Run(driver+"/a row without its stored bytes is not sent", func(t *testing.T) {
@@ -513,7 +481,7 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 			e.flow = &mailflow.Flow{Store: store, Notifier: e.composer}
 			e.sender, err = mailflow.NewSender(store, mailflow.SenderConfig{
 				SMTP: mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "starttls", Username: "mailflow", Password: tt.password,
-					TLSConfig: roots2config(roots)},
+					RootCAs: roots},
 				BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, PollInterval: time.Hour,
 			})
 			if err != nil {
@@ -541,14 +509,14 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 	}
 }
 
-// TestSenderPlainAuthWithoutTLS: on a loopback relay without TLS, AUTH
-// PLAIN must be asked for explicitly (go-mail's discovery never picks a
+// TestSenderPlainAuthWithoutTLS: on a loopback relay without TLS the
+// sender logs in with AUTH PLAIN (go-mail's discovery never picks a
 // clear-text mechanism without TLS).
 func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 	e := newEnv(t, storagetest.Drivers()[0])
 	srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim"})
 	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim", Auth: "plain"},
+		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim"},
 		PollInterval: time.Hour,
 	})
 	if err != nil {
@@ -562,30 +530,23 @@ func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 	checkDelivered(t, e, srv.Messages())
 }
 
-func roots2config(roots *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-}
-
 // TestSenderDotLines: lines that begin with a dot, and a line that is one,
-// arrive as stored, with and without pipelining (the sender stuffs the
-// dots itself when pipelining, see appendDotStuffed).
+// arrive as stored (RFC 5321 §4.5.2 transparency).
 func TestSenderDotLines(t *testing.T) {
-	for _, pipelining := range []bool{true, false} {
-		e := newEnv(t, "sqlite", func(c *mailflow.SenderConfig) { c.SMTP.NoPipelining = !pipelining })
-		m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
-			To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
-			View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Raw = []byte("Message-ID: <" + m.MessageID + ">\r\nFrom: " + m.Sender + "\r\nTo: " + testCoordinator +
-			"\r\nSubject: Punkte\r\n\r\n.erste Zeile\r\n.\r\n..\r\nmitten . drin\r\n...\r\n")
-		if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
-			t.Fatal(err)
-		}
-		e.start(t)
-		e.waitMessages(t, 1)
-		e.waitOutbox(t)
-		checkDelivered(t, e, e.smtp.Messages())
+	e := newEnv(t, "sqlite")
+	m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+		To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
+		View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	m.Raw = []byte("Message-ID: <" + m.MessageID + ">\r\nFrom: " + m.Sender + "\r\nTo: " + testCoordinator +
+		"\r\nSubject: Punkte\r\n\r\n.erste Zeile\r\n.\r\n..\r\nmitten . drin\r\n...\r\n")
+	if err := e.store.InTx(context.Background(), func(tx mailflow.Tx) error { return tx.Enqueue(m) }); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	e.waitMessages(t, 1)
+	e.waitOutbox(t)
+	checkDelivered(t, e, e.smtp.Messages())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -46,6 +47,7 @@ type Config struct {
 		TLS         string  `toml:"tls"`
 		Username    string  `toml:"username"`
 		Password    string  `toml:"password"`
+		CA          string  `toml:"ca"`
 		From        string  `toml:"from"`
 		Concurrency int     `toml:"concurrency"`
 		Rate        float64 `toml:"rate"`
@@ -93,6 +95,7 @@ type Config struct {
 	} `toml:"log"`
 
 	// Parsed values.
+	smtpRoots     *x509.CertPool // nil: the system's
 	retryBase     time.Duration
 	retryMax      time.Duration
 	lease         time.Duration
@@ -302,6 +305,12 @@ func (c *Config) validateSMTP() error {
 	}
 	if !slices.Contains([]string{"starttls", "tls", "none"}, c.SMTP.TLS) {
 		return bad("smtp.tls", "must be \"starttls\", \"tls\" or \"none\"")
+	}
+	if c.SMTP.CA != "" {
+		c.smtpRoots = x509.NewCertPool()
+		if !c.smtpRoots.AppendCertsFromPEM([]byte(c.SMTP.CA)) {
+			return bad("smtp.ca", "holds no PEM certificate")
+		}
 	}
 	if _, e := mail.ParseAddress(c.SMTP.From); e != nil {
 		return bad("smtp.from", "is not an address such as \"DVC Bestellservice <bestellungen@example.org>\"")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailflow/internal/mailtest"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -57,6 +61,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero retry base", "[smtp]\nretry_base = \"0s\"\n", "smtp.retry_base"},
 		{"retry max below base", "[smtp]\nretry_base = \"10m\"\nretry_max = \"1m\"\n", "smtp.retry_max"},
 		{"short lease", "[smtp]\nlease = \"10ms\"\n", "smtp.lease"},
+		{"ca without a certificate", "[smtp]\nca = \"not a certificate\"\n", "smtp.ca"},
 		{"plus in reply address", "[replies]\naddress = \"a+b@example.org\"\n", "replies.address"},
 	}
 	for _, tt := range tests {
@@ -247,5 +252,30 @@ func TestDaemonSessionCookieSecure(t *testing.T) {
 				t.Errorf("Secure = %v, want %v", cookies[0].Secure, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigSMTPCA: ca_file names the PEM certificates that verify the
+// relay; the sender trusts them, and only them.
+func TestConfigSMTPCA(t *testing.T) {
+	serverTLS, _, err := mailtest.TLSCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := serverTLS.Certificates[0].Leaf
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
+	p := filepath.Join(dir, "c.toml")
+	os.WriteFile(p, []byte("[smtp]\nca_file = \""+ca+"\"\n"), 0o600)
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.smtpRoots, DNSName: "localhost"}); err != nil {
+		t.Errorf("the relay's certificate does not verify against smtp.ca: %v", err)
+	}
+	if c, err := loadConfig(""); err != nil || c.smtpRoots != nil {
+		t.Errorf("without smtp.ca: roots %v, err %v; want the system's (nil)", c.smtpRoots, err)
 	}
 }

@@ -51,7 +51,7 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 	d.flow = &mailflow.Flow{Store: d.store, Notifier: d.composer}
 	d.sender, err = mailflow.NewSender(d.store, mailflow.SenderConfig{
 		SMTP: mailflow.SMTPConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
-			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password},
+			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, RootCAs: cfg.smtpRoots},
 		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
 		Lease: cfg.lease, Alerts: d.composer, Logger: log,
 		EnvelopeSender: cfg.envelopeSender(d.tokens),
