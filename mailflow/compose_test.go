@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"html"
+	"mailflow/mailflow/compose"
 	"net/mail"
 	"slices"
 	"strings"
@@ -465,21 +466,21 @@ func TestEveryTemplateRenders(t *testing.T) {
 	d := &mailflow.Decision{Party: "provider", Intent: "reject", Reason: "Kapazität <erschöpft>", Source: "email",
 		Effect: mailflow.EffectApplied, At: bind}
 	deadline := o.ProvisioningDeadline()
-	samples := map[string]mailflow.MailView{
+	samples := map[string]compose.MailView{
 		"notification": {Role: "provider", TermsFile: "AGB-2026-1.txt", ConditionsFile: "Bedingungen-dvc-kollab-2.txt",
-			Reply: &mailflow.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}},
+			Reply: &compose.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}},
 		"confirmation": {Role: "customer", Deadline: deadline, Decision: d},
 		"rejection":    {Role: "customer", Decision: d, DecidedBy: "IT.NRW"},
 		"ack":          {Role: "provider", Decision: d},
 		"conflict":     {Role: "provider", Decision: d},
-		"alert":        {Role: "coordinator", Alert: &mailflow.AlertView{Subject: "Zustellung <fehlgeschlagen>", Body: "550 <x@y>"}},
+		"alert":        {Role: "coordinator", Alert: &compose.AlertView{Subject: "Zustellung <fehlgeschlagen>", Body: "550 <x@y>"}},
 	}
 	// The scheduler's mails (scheduler/mail.go).
-	berlin, err := time.LoadLocation("Europe/Berlin")
+	Berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := scheduler.DuePeriods(bind, "quarterly", 45000, 19, berlin, time.Time{}, time.Date(2027, 4, 1, 0, 0, 0, 0, berlin))
+	ps, err := scheduler.DuePeriods(bind, "quarterly", 45000, 19, Berlin, time.Time{}, time.Date(2027, 4, 1, 0, 0, 0, 0, Berlin))
 	if err != nil || len(ps) != 2 {
 		t.Fatal(ps, err)
 	}
@@ -491,14 +492,14 @@ func TestEveryTemplateRenders(t *testing.T) {
 			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
 				CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}})
 	}
-	samples["billing"] = mailflow.MailView{Role: "intermediary", Data: scheduler.NewBillingView(
+	samples["billing"] = compose.MailView{Role: "intermediary", Data: scheduler.NewBillingView(
 		&scheduler.BillingMail{Role: "intermediary", To: *snap.Intermediary, Lines: lines, Part: 2, Parts: 3, At: bind}, "de")}
-	samples["reminder"] = mailflow.MailView{Role: "provider", Data: &scheduler.ReminderView{Since: bind, Days: 2},
-		Reply: &mailflow.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}}
-	samples["escalation"] = mailflow.MailView{Role: "coordinator", Data: &scheduler.EscalationView{Party: "provider", PartyName: "IT.NRW",
+	samples["reminder"] = compose.MailView{Role: "provider", Data: &scheduler.ReminderView{Since: bind, Days: 2},
+		Reply: &compose.ReplyView{Address: "b+t@example.org", ConfirmURL: "mailto:b+t@example.org?body=X", RejectURL: "mailto:b+t@example.org?body=Y"}}
+	samples["escalation"] = compose.MailView{Role: "coordinator", Data: &scheduler.EscalationView{Party: "provider", PartyName: "IT.NRW",
 		Email: "orders@it.nrw.example", Since: bind, Days: 5}}
 	o.History = []mailflow.Decision{*d}
-	samples["digest"] = mailflow.MailView{Role: "coordinator", Data: &scheduler.DigestData{At: bind, Orders: 3,
+	samples["digest"] = compose.MailView{Role: "coordinator", Data: &scheduler.DigestData{At: bind, Orders: 3,
 		Statuses:     []scheduler.StatusCount{{Status: mailflow.StatusOpen, Count: 1}, {Status: mailflow.StatusOrdered, Count: 2}},
 		Overdue:      []scheduler.Overdue{{Number: o.Number, Status: mailflow.StatusOpen, Party: "provider", PartyName: `IT.NRW <Ref>`, Since: bind, For: 150 * time.Hour}},
 		OverdueTotal: 60, EscalateAfter: 120 * time.Hour, Review: 2,
@@ -544,26 +545,26 @@ func TestEveryTemplateRenders(t *testing.T) {
 func TestComposerConfig(t *testing.T) {
 	set := templates.Must(templates.New())
 	tok := newTokens(t)
-	good := mailflow.ComposerConfig{From: testFrom, Coordinator: testCoordinator, Tokens: tok, Templates: set}
-	if _, err := mailflow.NewComposer(good); err != nil {
+	good := compose.Config{From: testFrom, Coordinator: testCoordinator, Tokens: tok, Templates: set}
+	if _, err := compose.New(good); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
 	tests := []struct {
 		name   string
-		modify func(*mailflow.ComposerConfig)
+		modify func(*compose.Config)
 	}{
-		{"bad from", func(c *mailflow.ComposerConfig) { c.From = "nobody" }},
-		{"plus in reply address", func(c *mailflow.ComposerConfig) { c.ReplyAddress = "a+b@example.org" }},
-		{"reply local part too long for a token", func(c *mailflow.ComposerConfig) {
+		{"bad from", func(c *compose.Config) { c.From = "nobody" }},
+		{"plus in reply address", func(c *compose.Config) { c.ReplyAddress = "a+b@example.org" }},
+		{"reply local part too long for a token", func(c *compose.Config) {
 			c.ReplyAddress = strings.Repeat("x", 20) + "@example.org"
 		}},
-		{"no coordinator", func(c *mailflow.ComposerConfig) { c.Coordinator = "" }},
-		{"no tokens", func(c *mailflow.ComposerConfig) { c.Tokens = nil }},
+		{"no coordinator", func(c *compose.Config) { c.Coordinator = "" }},
+		{"no tokens", func(c *compose.Config) { c.Tokens = nil }},
 	}
 	for _, tt := range tests {
 		c := good
 		tt.modify(&c)
-		if _, err := mailflow.NewComposer(c); err == nil {
+		if _, err := compose.New(c); err == nil {
 			t.Errorf("%s: accepted", tt.name)
 		}
 	}
@@ -628,9 +629,9 @@ func TestBodyEncoding(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	long := strings.TrimSpace(strings.Repeat("Größe=Gewicht·Übermaß ", 12))
 	body := long + "\nSpalte\tSpalte =\n.\nletzte Zeile"
-	m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+	m, err := e.composer.Compose(compose.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
 		To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
-		View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Kodierung", Body: body}}})
+		View: compose.MailView{Alert: &compose.AlertView{Subject: "Kodierung", Body: body}}})
 	if err != nil {
 		t.Fatal(err)
 	}

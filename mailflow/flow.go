@@ -110,7 +110,7 @@ func (s *Flow) createOrder(ctx context.Context, req *OrderRequest, creator strin
 	if st, ok := s.Store.(SharedTxer); ok {
 		inTx = st.InSharedTx
 	}
-	year := req.OrderedAt.In(berlin).Year()
+	year := req.OrderedAt.In(Berlin).Year()
 	// fn may run twice (SharedTxer): it sets o, created and queued afresh
 	// each time.
 	err = inTx(ctx, func(tx Tx) error {
@@ -181,8 +181,8 @@ func (s *Flow) existing(ctx context.Context, req *OrderRequest, creator string) 
 	return o, false, nil
 }
 
-// berlin is the time zone of order numbers' years and of dates in mails.
-var berlin = mustLoadLocation("Europe/Berlin")
+// Berlin is the time zone of order numbers' years and of dates in mails.
+var Berlin = mustLoadLocation("Europe/Berlin")
 
 func mustLoadLocation(name string) *time.Location {
 	loc, err := time.LoadLocation(name)

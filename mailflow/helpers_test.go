@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailflow/mailflow/compose"
+	"mailflow/mailflow/outbound"
 	"mime"
 	"os"
 	"strings"
@@ -58,13 +60,13 @@ func newTokens(t testing.TB) *mailflow.Tokens {
 	return tok
 }
 
-func newComposer(t testing.TB, now func() time.Time) *mailflow.Composer {
+func newComposer(t testing.TB, now func() time.Time) *compose.Composer {
 	t.Helper()
 	set, err := templates.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mailflow.NewComposer(mailflow.ComposerConfig{
+	c, err := compose.New(compose.Config{
 		From: testFrom, ReplyAddress: testReply, Coordinator: testCoordinator,
 		Tokens: newTokens(t), Templates: set, Now: now,
 	})
@@ -79,14 +81,14 @@ func newComposer(t testing.TB, now func() time.Time) *mailflow.Composer {
 type env struct {
 	store    *storage.Store
 	flow     *mailflow.Flow
-	composer *mailflow.Composer
+	composer *compose.Composer
 	smtp     *mailtest.SMTPServer
-	sender   *mailflow.Sender
+	sender   *outbound.Sender
 	cat      *mailflow.Catalog
 	tokens   *mailflow.Tokens
 }
 
-type envOption func(*mailflow.SenderConfig)
+type envOption func(*outbound.Config)
 
 func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 	t.Helper()
@@ -99,8 +101,8 @@ func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 	e.composer = newComposer(t, nil)
 	e.smtp = mailtest.NewSMTPServer(t)
 	e.flow = &mailflow.Flow{Store: store, Notifier: e.composer}
-	cfg := mailflow.SenderConfig{
-		SMTP:        mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"},
+	cfg := outbound.Config{
+		SMTP:        outbound.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"},
 		Concurrency: 2,
 		BackoffBase: 10 * time.Millisecond,
 		BackoffMax:  50 * time.Millisecond,
@@ -116,7 +118,7 @@ func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := mailflow.NewSender(store, cfg)
+	s, err := outbound.New(store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,11 @@ type InboxConfig struct {
 	LoopLimit int
 }
 
+// Alerter composes a coordinator alert (the composer implements it).
+type Alerter interface {
+	Alert(subject, body string, orderID int64, number string) (*OutboxMessage, error)
+}
+
 // Inbox decides what each received email means: docs/design.md §4 "Inbound".
 type Inbox struct {
 	Flow    *Flow
@@ -397,7 +402,7 @@ func (d *decision) apply(o *Order, party, how string) (Result, []*OutboxMessage,
 		if !answer {
 			return false, nil
 		}
-		return tx.AllowAnswer(msg.From, o.Number+":"+string(dec.Intent), rec.ReceivedAt.In(berlin).Format(time.DateOnly))
+		return tx.AllowAnswer(msg.From, o.Number+":"+string(dec.Intent), rec.ReceivedAt.In(Berlin).Format(time.DateOnly))
 	}, &msgs)
 	if err != nil {
 		return res, nil, err

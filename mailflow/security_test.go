@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"mailflow/mailflow/outbound"
 	"slices"
 	"strings"
 	"testing"
@@ -90,7 +91,7 @@ func TestBounceVERP(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			var e *env
-			e = newEnv(t, driver, func(c *mailflow.SenderConfig) {
+			e = newEnv(t, driver, func(c *outbound.Config) {
 				c.EnvelopeSender = func(m *mailflow.OutboxMessage) string { return e.tokens.BounceAddress(testBounceBase, m.ID) }
 			})
 			e.start(t)

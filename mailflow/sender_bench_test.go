@@ -23,6 +23,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mailflow/mailflow/outbound"
 	"net"
 	"os"
 	"strconv"
@@ -66,8 +67,8 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if c, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_CONCURRENCY")); err == nil && c > 0 {
 		conc = c
 	}
-	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-		SMTP:         mailflow.SMTPConfig{Host: be.host, Port: be.port, TLS: "none"},
+	s, err := outbound.New(e.store, outbound.Config{
+		SMTP:         outbound.SMTPConfig{Host: be.host, Port: be.port, TLS: "none"},
 		Concurrency:  conc,
 		PollInterval: time.Hour,
 		Alerts:       e.composer,
@@ -220,7 +221,7 @@ func BenchmarkSenderSMTP(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("MAILFLOW_BENCH_CONCURRENCY")); err == nil && v > 0 {
 		conc = v
 	}
-	s, err := mailflow.NewSender(st, mailflow.SenderConfig{SMTP: mailflow.SMTPConfig{Host: host, Port: port, TLS: "none"},
+	s, err := outbound.New(st, outbound.Config{SMTP: outbound.SMTPConfig{Host: host, Port: port, TLS: "none"},
 		Concurrency: conc, PollInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

@@ -3,6 +3,8 @@ package mailflow_test
 import (
 	"bytes"
 	"context"
+	"mailflow/mailflow/compose"
+	"mailflow/mailflow/outbound"
 	"net/mail"
 	"slices"
 	"strings"
@@ -155,7 +157,7 @@ func TestSenderTemporaryFailures(t *testing.T) {
 func TestSenderRetryDueAfterBusyTime(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, driver, func(c *mailflow.SenderConfig) {
+			e := newEnv(t, driver, func(c *outbound.Config) {
 				c.BackoffBase, c.BackoffMax = 400*time.Millisecond, 400*time.Millisecond
 			})
 			e.smtp.Fail(mailtest.StageMail, 421, 1)
@@ -241,10 +243,10 @@ func TestSenderPermanentFailure(t *testing.T) {
 			}
 		})
 		t.Run(driver+"/one refused recipient fails the whole message", func(t *testing.T) {
-			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.Alerts = nil })
-			m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+			e := newEnv(t, driver, func(c *outbound.Config) { c.Alerts = nil })
+			m, err := e.composer.Compose(compose.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
 				To: []mail.Address{{Address: "a@example.org"}, {Address: "b@example.org"}}, Template: "alert",
-				View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+				View: compose.MailView{Alert: &compose.AlertView{Subject: "Test", Body: "Text"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,8 +351,8 @@ func TestSenderRestart(t *testing.T) {
 
 			// Second life: a new sender on the same database.
 			e.smtp.Reset()
-			s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-				SMTP:         mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"},
+			s, err := outbound.New(e.store, outbound.Config{
+				SMTP:         outbound.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"},
 				Concurrency:  2,
 				BackoffBase:  10 * time.Millisecond,
 				BackoffMax:   50 * time.Millisecond,
@@ -394,7 +396,7 @@ func TestSenderShutdownReleasesClaims(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnv(t, driver, func(c *mailflow.SenderConfig) { c.Rate = 2; c.Concurrency = 1 })
+			e := newEnv(t, driver, func(c *outbound.Config) { c.Rate = 2; c.Concurrency = 1 })
 			for range 6 {
 				e.createOrder(t, "dv")
 			}
@@ -409,8 +411,8 @@ func TestSenderShutdownReleasesClaims(t *testing.T) {
 			if err != nil || !ok || next.After(time.Now()) {
 				t.Fatalf("after shutdown the next row is due at %v (%v, %v), want now: claims not released", next, ok, err)
 			}
-			s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-				SMTP: mailflow.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"}, PollInterval: time.Hour})
+			s, err := outbound.New(e.store, outbound.Config{
+				SMTP: outbound.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none"}, PollInterval: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,7 +428,7 @@ func TestSenderShutdownReleasesClaims(t *testing.T) {
 // TestSenderRedialsDroppedConnection: a kept connection that the server
 // dropped while idle is redialled at once, without counting a retry.
 func TestSenderRedialsDroppedConnection(t *testing.T) {
-	e := newEnv(t, storagetest.Drivers()[0], func(c *mailflow.SenderConfig) { c.Concurrency = 1 })
+	e := newEnv(t, storagetest.Drivers()[0], func(c *outbound.Config) { c.Concurrency = 1 })
 	e.start(t)
 	e.createOrder(t, "dv")
 	e.waitMessages(t, 1)
@@ -446,7 +448,7 @@ func TestSenderRedialsDroppedConnection(t *testing.T) {
 
 // TestSenderRate: the rate limit spaces messages out (a lower bound only).
 func TestSenderRate(t *testing.T) {
-	e := newEnv(t, storagetest.Drivers()[0], func(c *mailflow.SenderConfig) { c.Rate = 20 })
+	e := newEnv(t, storagetest.Drivers()[0], func(c *outbound.Config) { c.Rate = 20 })
 	for range 6 {
 		e.createOrder(t, "dv")
 	}
@@ -479,8 +481,8 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 			srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim", TLSConfig: serverTLS})
 			e := &env{store: store, cat: cat, tokens: newTokens(t), composer: newComposer(t, nil), smtp: srv}
 			e.flow = &mailflow.Flow{Store: store, Notifier: e.composer}
-			e.sender, err = mailflow.NewSender(store, mailflow.SenderConfig{
-				SMTP: mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "starttls", Username: "mailflow", Password: tt.password,
+			e.sender, err = outbound.New(store, outbound.Config{
+				SMTP: outbound.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "starttls", Username: "mailflow", Password: tt.password,
 					RootCAs: roots},
 				BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, PollInterval: time.Hour,
 			})
@@ -515,8 +517,8 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 	e := newEnv(t, storagetest.Drivers()[0])
 	srv := mailtest.NewSMTPServer(t, mailtest.Options{Username: "mailflow", Password: "geheim"})
-	s, err := mailflow.NewSender(e.store, mailflow.SenderConfig{
-		SMTP:         mailflow.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim"},
+	s, err := outbound.New(e.store, outbound.Config{
+		SMTP:         outbound.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: "none", Username: "mailflow", Password: "geheim"},
 		PollInterval: time.Hour,
 	})
 	if err != nil {
@@ -534,9 +536,9 @@ func TestSenderPlainAuthWithoutTLS(t *testing.T) {
 // arrive as stored (RFC 5321 §4.5.2 transparency).
 func TestSenderDotLines(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	m, err := e.composer.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+	m, err := e.composer.Compose(compose.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
 		To: []mail.Address{{Address: testCoordinator}}, Template: "alert",
-		View: mailflow.MailView{Alert: &mailflow.AlertView{Subject: "Test", Body: "Text"}}})
+		View: compose.MailView{Alert: &compose.AlertView{Subject: "Test", Body: "Text"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

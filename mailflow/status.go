@@ -14,6 +14,12 @@ const (
 	PartyIntermediary = "intermediary"
 )
 
+// Recipients of an order's mail who never decide on it.
+const (
+	RoleCustomer    = "customer"
+	RoleCoordinator = "coordinator"
+)
+
 // Intent is what a party's reply declares.
 type Intent string
 

@@ -113,7 +113,7 @@ func unprocessableAlert(rec *InboundMessage, m FetchedMessage) string {
 		fmt.Fprintf(&b, "Betreff:     %s\n", subject)
 	}
 	if !m.InternalDate.IsZero() {
-		fmt.Fprintf(&b, "Eingang:     %s\n", m.InternalDate.In(berlin).Format("02.01.2006 15:04:05"))
+		fmt.Fprintf(&b, "Eingang:     %s\n", m.InternalDate.In(Berlin).Format("02.01.2006 15:04:05"))
 	}
 	fmt.Fprintf(&b, "Postfach:    %s, UID %d (UIDVALIDITY %d)\n", rec.Mailbox, rec.UID, rec.UIDValidity)
 	fmt.Fprintf(&b, "Größe:       %d Bytes\n", m.Size)

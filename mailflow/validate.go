@@ -42,8 +42,8 @@ func ValidLeitwegID(id string) error {
 	return nil
 }
 
-// validEmail accepts a bare addr-spec such as it@musterstadt.example.
-func validEmail(s string) bool {
+// ValidEmail accepts a bare addr-spec such as it@musterstadt.example.
+func ValidEmail(s string) bool {
 	a, err := mail.ParseAddress(s)
 	return err == nil && a.Address == s && a.Name == "" && strings.Contains(s[strings.LastIndexByte(s, '@'):], ".")
 }
@@ -180,7 +180,7 @@ func validateCustomer(c *Customer, verr *ValidationError) {
 	if c.Country == "" {
 		c.Country = "DE"
 	}
-	if c.Email != "" && !validEmail(c.Email) {
+	if c.Email != "" && !ValidEmail(c.Email) {
 		verr.add("customer.email", "is not a valid email address")
 	}
 	if c.LeitwegID != "" {
@@ -308,7 +308,7 @@ func validateParty(field string, p *Party, verr *ValidationError) {
 	if p.ID == "" {
 		verr.add(field+".id", "is required")
 	}
-	if !validEmail(p.Email) {
+	if !ValidEmail(p.Email) {
 		verr.add(field+".email", "is not a valid email address")
 	}
 	if p.Language == "" {
@@ -318,7 +318,7 @@ func validateParty(field string, p *Party, verr *ValidationError) {
 	}
 	for j, s := range p.ReplySenders {
 		domain, isDomain := strings.CutPrefix(s, "@")
-		if isDomain && !strings.Contains(domain, ".") || !isDomain && !validEmail(s) {
+		if isDomain && !strings.Contains(domain, ".") || !isDomain && !ValidEmail(s) {
 			verr.add(fmt.Sprintf("%s.reply_senders[%d]", field, j), "must be an address or @domain")
 		}
 	}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	htmltemplate "html/template"
+	"mailflow/mailflow/compose"
 	"net/mail"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 // NewMailer returns the Mailer that composes the scheduler's mails with
 // the Composer, from the templates billing, reminder, escalation and
 // digest.
-func NewMailer(c *mailflow.Composer) Mailer { return &composerMailer{c: c} }
+func NewMailer(c *compose.Composer) Mailer { return &composerMailer{c: c} }
 
-type composerMailer struct{ c *mailflow.Composer }
+type composerMailer struct{ c *compose.Composer }
 
 // BillingView is MailView.Data of the billing template: the mail's lines
 // as rows with their numbers and dates already formatted in the mail's
@@ -138,9 +139,9 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 // carries its subject tag and is linked to it.
 func (m *composerMailer) BillingReminder(b BillingMail) (*mailflow.OutboxMessage, error) {
 	v := NewBillingView(&b, templates.Lang(b.To.Language))
-	msg := mailflow.Mail{Kind: mailflow.KindBilling, Role: b.Role, Lang: b.To.Language,
+	msg := compose.Mail{Kind: mailflow.KindBilling, Role: b.Role, Lang: b.To.Language,
 		To: []mail.Address{{Name: b.To.Name, Address: b.To.Email}}, Template: "billing",
-		ReplyTo: m.c.Coordinator(), View: mailflow.MailView{Data: v}}
+		ReplyTo: m.c.Coordinator(), View: compose.MailView{Data: v}}
 	if v.Orders == 1 && len(b.Lines) > 0 {
 		msg.Order = &mailflow.Order{ID: b.Lines[0].OrderID, Number: b.Lines[0].Number}
 	}
@@ -161,9 +162,9 @@ func (m *composerMailer) ConfirmationReminder(o *mailflow.Order, party string, u
 	if !ok {
 		return nil, fmt.Errorf("scheduler: reminder: order %s has no %s", o.Number, party)
 	}
-	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindReminder, Role: party, Lang: p.Language,
+	return m.c.Compose(compose.Mail{Kind: mailflow.KindReminder, Role: party, Lang: p.Language,
 		To: []mail.Address{{Name: p.Name, Address: p.Email}}, Template: "reminder", Order: o, Token: true,
-		View: mailflow.MailView{Data: &ReminderView{Since: o.CreatedAt, Days: int(undecidedFor / (24 * time.Hour))}}})
+		View: compose.MailView{Data: &ReminderView{Since: o.CreatedAt, Days: int(undecidedFor / (24 * time.Hour))}}})
 }
 
 // EscalationView is MailView.Data of the escalation template.
@@ -178,14 +179,14 @@ type EscalationView struct {
 // Escalation alerts the coordinator.
 func (m *composerMailer) Escalation(o *mailflow.Order, party string, undecidedFor time.Duration) (*mailflow.OutboxMessage, error) {
 	p, _ := o.Party(party)
-	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindAlert, Role: mailflow.RoleCoordinator,
+	return m.c.Compose(compose.Mail{Kind: mailflow.KindAlert, Role: mailflow.RoleCoordinator,
 		To: []mail.Address{{Address: m.c.Coordinator()}}, Template: "escalation", Order: o,
-		View: mailflow.MailView{Data: &EscalationView{Party: party, PartyName: p.Name, Email: p.Email, Since: o.CreatedAt,
+		View: compose.MailView{Data: &EscalationView{Party: party, PartyName: p.Name, Email: p.Email, Since: o.CreatedAt,
 			Days: int(undecidedFor / (24 * time.Hour))}}})
 }
 
 // Digest goes to the coordinator.
 func (m *composerMailer) Digest(d DigestData) (*mailflow.OutboxMessage, error) {
-	return m.c.Compose(mailflow.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
-		To: []mail.Address{{Address: m.c.Coordinator()}}, Template: "digest", View: mailflow.MailView{Data: &d}})
+	return m.c.Compose(compose.Mail{Kind: mailflow.KindDigest, Role: mailflow.RoleCoordinator,
+		To: []mail.Address{{Address: m.c.Coordinator()}}, Template: "digest", View: compose.MailView{Data: &d}})
 }

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"io"
+	"mailflow/mailflow/compose"
 	"mime"
 	"regexp"
 	"strings"
@@ -23,13 +24,13 @@ const testSecret = "scheduler-test-secret-0123456789"
 
 // newComposer is the real Composer with the embedded templates, dated by
 // the test's clock.
-func newComposer(t testing.TB, now func() time.Time) (*mailflow.Composer, *mailflow.Tokens) {
+func newComposer(t testing.TB, now func() time.Time) (*compose.Composer, *mailflow.Tokens) {
 	t.Helper()
 	tokens, err := mailflow.NewTokens([]string{testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mailflow.NewComposer(mailflow.ComposerConfig{
+	c, err := compose.New(compose.Config{
 		From: "DVC Bestellservice <bestellungen@example.org>", Coordinator: testCoordinator,
 		Tokens: tokens, Templates: templates.Must(templates.New()), Now: now,
 	})

@@ -132,7 +132,7 @@ type Store interface {
 type Tx = mailflow.JobTx
 
 // Mailer composes the scheduler's mails. The real one is NewMailer over
-// the mailflow.Composer.
+// the compose.Composer.
 type Mailer interface {
 	// BillingReminder is one mail to the party m.To listing the periods it
 	// is to invoice. It is called from several goroutines at once.

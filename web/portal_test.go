@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mailflow/mailflow/compose"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -32,7 +33,7 @@ func newAPIWithMail(t *testing.T, driver string) (*apiClient, *mailflow.Flow) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	composer, err := mailflow.NewComposer(mailflow.ComposerConfig{From: "DVC Bestellservice <bestellungen@example.org>",
+	composer, err := compose.New(compose.Config{From: "DVC Bestellservice <bestellungen@example.org>",
 		Coordinator: "koordinierung@example.org", Tokens: tokens, Templates: tmpl})
 	if err != nil {
 		t.Fatal(err)

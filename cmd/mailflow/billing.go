@@ -4,16 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"mailflow/mailflow/compose"
 	"time"
 
 	"mailflow/scheduler"
 	"mailflow/storage"
-
-	"mailflow/mailflow"
 )
 
 // newScheduler wires the scheduler with the real mailer.
-func newScheduler(cfg *Config, s *storage.Store, composer *mailflow.Composer, a *app) *scheduler.Scheduler {
+func newScheduler(cfg *Config, s *storage.Store, composer *compose.Composer, a *app) *scheduler.Scheduler {
 	return scheduler.New(scheduler.Config{
 		Location: cfg.location, Billing: cfg.Schedule.Billing, Reminders: cfg.Schedule.Reminders,
 		Digest: cfg.Schedule.Digest, RemindAfter: cfg.remindAfter, EscalateAfter: cfg.escalateAfter,

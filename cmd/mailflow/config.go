@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"mailflow/mailflow/compose"
 	"net"
 	"net/mail"
 	"net/url"
@@ -448,7 +449,7 @@ func weakPassword(pw string) string {
 
 // composer builds the reply tokens and the mail composer every verb that
 // enqueues mail shares with the daemon.
-func (c *Config) composer() (*mailflow.Tokens, *mailflow.Composer, error) {
+func (c *Config) composer() (*mailflow.Tokens, *compose.Composer, error) {
 	secrets := c.secrets()
 	if len(secrets) == 0 {
 		return nil, nil, errors.New("replies.secret is required: it signs the reply tokens of every notification")
@@ -461,7 +462,7 @@ func (c *Config) composer() (*mailflow.Tokens, *mailflow.Composer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	composer, err := mailflow.NewComposer(mailflow.ComposerConfig{
+	composer, err := compose.New(compose.Config{
 		From: c.SMTP.From, ReplyAddress: c.Replies.Address, Coordinator: c.Coordinator.Email,
 		Tokens: tokens, Templates: tmpl,
 	})

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailflow/mailflow/compose"
 	"mailflow/mailflow/inbound"
+	"mailflow/mailflow/outbound"
 	"net"
 	"net/http"
 	"sync"
@@ -25,9 +27,9 @@ type daemon struct {
 	log      *slog.Logger
 	store    *storage.Store
 	tokens   *mailflow.Tokens
-	composer *mailflow.Composer
+	composer *compose.Composer
 	flow     *mailflow.Flow
-	sender   *mailflow.Sender
+	sender   *outbound.Sender
 	inbox    *mailflow.Inbox
 	watcher  *inbound.Watcher // nil when no IMAP host is configured
 	sched    *scheduler.Scheduler
@@ -49,8 +51,8 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 		return nil, err
 	}
 	d.flow = &mailflow.Flow{Store: d.store, Notifier: d.composer}
-	d.sender, err = mailflow.NewSender(d.store, mailflow.SenderConfig{
-		SMTP: mailflow.SMTPConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+	d.sender, err = outbound.New(d.store, outbound.Config{
+		SMTP: outbound.SMTPConfig{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, RootCAs: cfg.smtpRoots},
 		Concurrency: cfg.SMTP.Concurrency, Rate: cfg.SMTP.Rate, BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
 		Lease: cfg.lease, Alerts: d.composer, Logger: log,

@@ -1,4 +1,4 @@
-package mailflow
+package outbound
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailflow/mailflow"
 	"math/rand/v2"
 	"net/textproto"
 	"runtime/debug"
@@ -20,13 +21,13 @@ import (
 	gosmtp "github.com/wneessen/go-mail/smtp"
 )
 
-// OutboxStore is what the Sender needs from the store; storage.Store
+// Store is what the Sender needs from the store; storage.Store
 // implements it.
-type OutboxStore interface {
+type Store interface {
 	// InTx runs fn in one transaction; the Sender enqueues alerts with it.
-	InTx(ctx context.Context, fn func(Tx) error) error
+	InTx(ctx context.Context, fn func(mailflow.Tx) error) error
 	// ClaimOutbox leases up to limit due rows until now+lease.
-	ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*OutboxMessage, error)
+	ClaimOutbox(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*mailflow.OutboxMessage, error)
 	// MarkSentMany records delivered rows.
 	MarkSentMany(ctx context.Context, ids []int64, at time.Time) error
 	MarkRetry(ctx context.Context, id int64, next time.Time, reason string) error
@@ -39,11 +40,6 @@ type OutboxStore interface {
 	NextOutboxDue(ctx context.Context) (time.Time, bool, error)
 	// OutboxStats counts rows per status and the age of the oldest pending one.
 	OutboxStats(ctx context.Context, now time.Time) (map[string]int, time.Duration, error)
-}
-
-// Alerter composes a coordinator alert; *Composer implements it.
-type Alerter interface {
-	Alert(subject, body string, orderID int64, number string) (*OutboxMessage, error)
 }
 
 // SMTPConfig is how the Sender reaches its submission server.
@@ -64,8 +60,8 @@ type SMTPConfig struct {
 // smtpTimeout bounds the dial and each message's transaction.
 const smtpTimeout = 30 * time.Second
 
-// SenderConfig configures the outbox Sender.
-type SenderConfig struct {
+// Config configures the outbox Sender.
+type Config struct {
 	SMTP SMTPConfig
 	// Concurrency is the number of workers, each with its own reused
 	// connection; default 4.
@@ -93,7 +89,7 @@ type SenderConfig struct {
 	IdleTimeout time.Duration
 	// Alerts composes the coordinator alert for a permanent failure; nil
 	// sends none.
-	Alerts Alerter
+	Alerts mailflow.Alerter
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -102,11 +98,11 @@ type SenderConfig struct {
 	// its stored Sender (a null sender stays null): a per-message bounce
 	// address (VERP) that names the outbox row by a secret token. The raw
 	// bytes are unchanged, since the envelope is not part of them.
-	EnvelopeSender func(*OutboxMessage) string
+	EnvelopeSender func(*mailflow.OutboxMessage) string
 }
 
-// SenderStats counts what the Sender did since it started.
-type SenderStats struct {
+// Stats counts what the Sender did since it started.
+type Stats struct {
 	Sent    atomic.Int64 // delivered rows
 	Failed  atomic.Int64 // rows marked failed (permanent failure)
 	Retried atomic.Int64 // temporary failures, each rescheduled
@@ -124,23 +120,23 @@ type SenderStats struct {
 // row was not yet marked when the process died is sent again, with the
 // same Message-ID, after restart.
 type Sender struct {
-	store  OutboxStore
-	cfg    SenderConfig
+	store  Store
+	cfg    Config
 	client *gomail.Client // configuration for dialing; each worker has its own connection
 	log    *slog.Logger
 	wake   chan struct{}
 	limit  *limiter
 
 	// Stats are the Sender's counters.
-	Stats SenderStats
+	Stats Stats
 
 	mu      sync.Mutex
 	connErr error
 	connAt  time.Time
 }
 
-// NewSender checks the configuration and returns a Sender; Run starts it.
-func NewSender(store OutboxStore, cfg SenderConfig) (*Sender, error) {
+// New checks the configuration and returns a Sender; Run starts it.
+func New(store Store, cfg Config) (*Sender, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}
@@ -262,7 +258,7 @@ func (s *Sender) QueueDepth(ctx context.Context) (int, time.Duration, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return counts[OutboxPending], age, nil
+	return counts[mailflow.OutboxPending], age, nil
 }
 
 // Run sends until ctx ends, then lets the workers finish the messages they
@@ -270,7 +266,7 @@ func (s *Sender) QueueDepth(ctx context.Context) (int, time.Duration, error) {
 // closes the connections. It returns nil after a shutdown.
 func (s *Sender) Run(ctx context.Context) error {
 	batch := s.batch()
-	jobs := make(chan *OutboxMessage, batch) // never fuller than inflight
+	jobs := make(chan *mailflow.OutboxMessage, batch) // never fuller than inflight
 	sent := make(chan int64, batch)
 	freed := make(chan struct{}, 1)
 	var inflight atomic.Int64 // claimed rows not yet handled
@@ -363,7 +359,7 @@ func (s *Sender) batch() int {
 }
 
 // claim leases rows, turning a panic into an error so the loop goes on.
-func (s *Sender) claim(ctx context.Context, limit int) (msgs []*OutboxMessage, err error) {
+func (s *Sender) claim(ctx context.Context, limit int) (msgs []*mailflow.OutboxMessage, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.Stats.Panics.Add(1)
@@ -427,7 +423,7 @@ func (s *Sender) markSentBatch(ids []int64) {
 
 // worker delivers the rows handed to it over its own connection, which it
 // keeps open between messages and closes after IdleTimeout without one.
-func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, sent chan<- int64, release func()) {
+func (s *Sender) worker(ctx context.Context, jobs <-chan *mailflow.OutboxMessage, sent chan<- int64, release func()) {
 	w := &smtpConn{}
 	defer w.quit()
 	idle := time.NewTimer(s.cfg.IdleTimeout)
@@ -453,7 +449,7 @@ func (s *Sender) worker(ctx context.Context, jobs <-chan *OutboxMessage, sent ch
 	}
 }
 
-func (s *Sender) releaseClaim(m *OutboxMessage) {
+func (s *Sender) releaseClaim(m *mailflow.OutboxMessage) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.store.ReleaseOutbox(ctx, []int64{m.ID}); err != nil {
@@ -463,7 +459,7 @@ func (s *Sender) releaseClaim(m *OutboxMessage) {
 
 // handle delivers one row and records the outcome. A panic is logged and
 // counted; the row's lease then runs out and it is sent again.
-func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (delivered bool) {
+func (s *Sender) handle(ctx context.Context, w *smtpConn, m *mailflow.OutboxMessage) (delivered bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.Stats.Panics.Add(1)
@@ -515,14 +511,14 @@ func (s *Sender) handle(ctx context.Context, w *smtpConn, m *OutboxMessage) (del
 	}
 	s.Stats.Failed.Add(1)
 	log.Error("outbox: permanent failure", "err", de.summary())
-	if changed && m.Kind != KindAlert && s.cfg.Alerts != nil {
+	if changed && m.Kind != mailflow.KindAlert && s.cfg.Alerts != nil {
 		// An undeliverable alert raises none: that would loop.
 		s.alertFailed(dbctx, m, reason)
 	}
 	return false
 }
 
-func (s *Sender) alertFailed(ctx context.Context, m *OutboxMessage, reason string) {
+func (s *Sender) alertFailed(ctx context.Context, m *mailflow.OutboxMessage, reason string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Eine Nachricht konnte nicht zugestellt werden; sie wird nicht erneut versandt.\n\n")
 	fmt.Fprintf(&b, "Art:         %s\n", m.Kind)
@@ -539,7 +535,7 @@ func (s *Sender) alertFailed(ctx context.Context, m *OutboxMessage, reason strin
 	fmt.Fprintf(&b, "Nach einer Korrektur (etwa der Adresse im Katalog) lässt sich die Nachricht mit\n`mailflow outbox retry %d` erneut senden.\n", m.ID)
 	alert, err := s.cfg.Alerts.Alert("Zustellung fehlgeschlagen", b.String(), m.OrderID, m.OrderNumber)
 	if err == nil {
-		err = s.store.InTx(ctx, func(tx Tx) error { return tx.Enqueue(alert) })
+		err = s.store.InTx(ctx, func(tx mailflow.Tx) error { return tx.Enqueue(alert) })
 	}
 	if err != nil {
 		s.log.Error("outbox: enqueue failure alert", "err", err, "outbox_id", m.ID)
@@ -643,7 +639,7 @@ func (w *smtpConn) quit() {
 // writes a Msg anew, while the outbox sends the bytes it stored, so that
 // a resend is byte-identical. No RSET follows a delivered message; after
 // a refused command RSET readies the connection for the next one.
-func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) error {
+func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *mailflow.OutboxMessage) error {
 	// The envelope sender (RFC 5321 §4.1.1.2), where bounces go: with VERP
 	// its own address per message.
 	from := m.Sender
@@ -691,7 +687,7 @@ func (s *Sender) deliver(ctx context.Context, w *smtpConn, m *OutboxMessage) err
 // MAIL, RCPT for each recipient, DATA with the message, dot-stuffed by
 // the client (§4.5.2). One refused recipient ends it before DATA, so a
 // message reaches all its recipients or none.
-func transact(c *gosmtp.Client, from string, m *OutboxMessage) (string, error) {
+func transact(c *gosmtp.Client, from string, m *mailflow.OutboxMessage) (string, error) {
 	if err := c.UpdateDeadline(smtpTimeout); err != nil {
 		return "MAIL", err
 	}

@@ -1,4 +1,4 @@
-package mailflow
+package compose
 
 import (
 	"bytes"
@@ -13,27 +13,24 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"mailflow/mailflow"
 	"mailflow/templates"
 )
 
 // Recipient roles besides the two deciding parties (PartyProvider,
 // PartyIntermediary). OutboxMessage.Party holds one of the four.
-const (
-	RoleCustomer    = "customer"
-	RoleCoordinator = "coordinator"
-)
 
 // MailView is what every mail template receives. Compose fills Lang, Role,
 // Coordinator, Order and Reply; the caller fills what its mail needs.
 type MailView struct {
 	Lang        string
-	Role        string // the recipient's role: provider, intermediary, customer, coordinator
-	Coordinator string // the coordinator's address, for questions
-	Order       *Order // nil for mails not about one order
+	Role        string          // the recipient's role: provider, intermediary, customer, coordinator
+	Coordinator string          // the coordinator's address, for questions
+	Order       *mailflow.Order // nil for mails not about one order
 	Reply       *ReplyView
-	Decision    *Decision  // the decision that caused the mail
-	DecidedBy   string     // the deciding party's name
-	Deadline    *time.Time // the provisioning deadline of a binding order
+	Decision    *mailflow.Decision // the decision that caused the mail
+	DecidedBy   string             // the deciding party's name
+	Deadline    *time.Time         // the provisioning deadline of a binding order
 	Alert       *AlertView
 	// TermsFile and ConditionsFile name the attachments of a notification.
 	TermsFile      string
@@ -71,8 +68,8 @@ type Mail struct {
 	Role     string // the recipient's role (OutboxMessage.Party)
 	Lang     string // "de" (default) or "en"
 	To       []mail.Address
-	Template string // the mail's name in the template set
-	Order    *Order // sets OrderID, the number and View.Order
+	Template string          // the mail's name in the template set
+	Order    *mailflow.Order // sets OrderID, the number and View.Order
 	View     MailView
 	// Token signs a reply token for Role (which must then be provider or
 	// intermediary) into Reply-To and Message-ID, so a reply from this
@@ -86,8 +83,8 @@ type Mail struct {
 	Attachments []Attachment
 }
 
-// ComposerConfig configures a Composer.
-type ComposerConfig struct {
+// Config configures a Composer.
+type Config struct {
 	// From is the author and envelope sender, "Name <addr>".
 	From string
 	// ReplyAddress receives replies as local+TOKEN@domain; default: From's address.
@@ -96,7 +93,7 @@ type ComposerConfig struct {
 	Coordinator string
 	// MessageIDDomain is the right-hand side of Message-IDs; default: From's domain.
 	MessageIDDomain string
-	Tokens          *Tokens
+	Tokens          *mailflow.Tokens
 	Templates       *templates.Set
 	Now             func() time.Time // default time.Now
 }
@@ -109,17 +106,17 @@ type Composer struct {
 	replyDomain string
 	coordinator mail.Address
 	midDomain   string
-	tokens      *Tokens
+	tokens      *mailflow.Tokens
 	tmpl        *templates.Set
 	now         func() time.Time
 	// ref returns a new notification id; newRef, or a sequence in tests.
 	ref func() (int64, error)
 }
 
-var _ Notifier = (*Composer)(nil)
+var _ mailflow.Notifier = (*Composer)(nil)
 
-// NewComposer checks the configuration and returns a Composer.
-func NewComposer(cfg ComposerConfig) (*Composer, error) {
+// New checks the configuration and returns a Composer.
+func New(cfg Config) (*Composer, error) {
 	from, err := mail.ParseAddress(cfg.From)
 	if err != nil {
 		return nil, fmt.Errorf("mailflow: composer: from %q: %w", cfg.From, err)
@@ -129,7 +126,7 @@ func NewComposer(cfg ComposerConfig) (*Composer, error) {
 	if replyAddr == "" {
 		replyAddr = from.Address
 	}
-	if !validEmail(replyAddr) {
+	if !mailflow.ValidEmail(replyAddr) {
 		return nil, fmt.Errorf("mailflow: composer: reply address %q is not an address", replyAddr)
 	}
 	at := strings.LastIndexByte(replyAddr, '@')
@@ -137,10 +134,10 @@ func NewComposer(cfg ComposerConfig) (*Composer, error) {
 	if strings.Contains(local, "+") {
 		return nil, fmt.Errorf("mailflow: composer: reply address %q must not contain '+'", replyAddr)
 	}
-	if len(local)+1+TokenLen > 64 {
+	if len(local)+1+mailflow.TokenLen > 64 {
 		return nil, fmt.Errorf("mailflow: composer: reply address local part %q is too long for a token (RFC 5321 §4.5.3.1.1)", local)
 	}
-	if !validEmail(cfg.Coordinator) {
+	if !mailflow.ValidEmail(cfg.Coordinator) {
 		return nil, fmt.Errorf("mailflow: composer: coordinator %q is not an address", cfg.Coordinator)
 	}
 	if cfg.Tokens == nil || cfg.Templates == nil {
@@ -175,8 +172,8 @@ func (c *Composer) Coordinator() string { return c.coordinator.Address }
 // OrderCreated returns the order notification to each deciding party
 // (provider; in UV also the intermediary), each with its own reply token,
 // the AGB and the service conditions attached.
-func (c *Composer) OrderCreated(o *Order) ([]*OutboxMessage, error) {
-	var out []*OutboxMessage
+func (c *Composer) OrderCreated(o *mailflow.Order) ([]*mailflow.OutboxMessage, error) {
+	var out []*mailflow.OutboxMessage
 	for _, m := range c.notifications(o) {
 		msg, err := c.Compose(m)
 		if err != nil {
@@ -188,7 +185,7 @@ func (c *Composer) OrderCreated(o *Order) ([]*OutboxMessage, error) {
 }
 
 // notifications are the mails of OrderCreated.
-func (c *Composer) notifications(o *Order) []Mail {
+func (c *Composer) notifications(o *mailflow.Order) []Mail {
 	s := o.Snapshot
 	termsFile := "AGB-" + fileSafe(s.Terms.Version) + ".txt"
 	condFile := "Bedingungen-" + fileSafe(s.Service.ID) + "-" + fileSafe(s.Conditions.Version) + ".txt"
@@ -200,7 +197,7 @@ func (c *Composer) notifications(o *Order) []Mail {
 	for _, party := range o.Parties() {
 		p, _ := o.Party(party)
 		out = append(out, Mail{
-			Kind: KindNotification, Role: party, Lang: p.Language, To: []mail.Address{{Name: p.Name, Address: p.Email}},
+			Kind: mailflow.KindNotification, Role: party, Lang: p.Language, To: []mail.Address{{Name: p.Name, Address: p.Email}},
 			Template: "notification", Order: o, Token: true, Attachments: atts,
 			View: MailView{TermsFile: termsFile, ConditionsFile: condFile},
 		})
@@ -221,18 +218,18 @@ func (c *Composer) notifications(o *Order) []Mail {
 //     already final.
 //
 // Decisions recorded by hand get no acknowledgement: nobody wrote to us.
-func (c *Composer) DecisionRecorded(o *Order, d Decision, prev Status) ([]*OutboxMessage, error) {
-	var out []*OutboxMessage
-	add := func(m *OutboxMessage, err error) error {
+func (c *Composer) DecisionRecorded(o *mailflow.Order, d mailflow.Decision, prev mailflow.Status) ([]*mailflow.OutboxMessage, error) {
+	var out []*mailflow.OutboxMessage
+	add := func(m *mailflow.OutboxMessage, err error) error {
 		if err != nil {
 			return err
 		}
 		out = append(out, m)
 		return nil
 	}
-	byEmail := d.Source == SourceEmail
+	byEmail := d.Source == mailflow.SourceEmail
 	switch {
-	case d.Effect == EffectConflict:
+	case d.Effect == mailflow.EffectConflict:
 		if err := add(c.conflictAlert(o, d)); err != nil {
 			return nil, err
 		}
@@ -241,19 +238,19 @@ func (c *Composer) DecisionRecorded(o *Order, d Decision, prev Status) ([]*Outbo
 				return nil, err
 			}
 		}
-	case d.Effect == EffectApplied && !prev.Terminal() && o.Status == StatusOrdered:
+	case d.Effect == mailflow.EffectApplied && !prev.Terminal() && o.Status == mailflow.StatusOrdered:
 		for _, role := range c.recipients(o, "") {
-			if err := add(c.outcome(KindConfirmation, "confirmation", o, d, role)); err != nil {
+			if err := add(c.outcome(mailflow.KindConfirmation, "confirmation", o, d, role)); err != nil {
 				return nil, err
 			}
 		}
-	case d.Effect == EffectApplied && !prev.Terminal() && o.Status.Terminal():
+	case d.Effect == mailflow.EffectApplied && !prev.Terminal() && o.Status.Terminal():
 		for _, role := range c.recipients(o, d.Party) {
-			if err := add(c.outcome(KindRejection, "rejection", o, d, role)); err != nil {
+			if err := add(c.outcome(mailflow.KindRejection, "rejection", o, d, role)); err != nil {
 				return nil, err
 			}
 		}
-	case byEmail && d.Intent != IntentReject && (d.Effect == EffectApplied || d.Effect == EffectSuperseded || d.Effect == EffectRepeat):
+	case byEmail && d.Intent != mailflow.IntentReject && (d.Effect == mailflow.EffectApplied || d.Effect == mailflow.EffectSuperseded || d.Effect == mailflow.EffectRepeat):
 		if err := add(c.Ack(o, d, "")); err != nil {
 			return nil, err
 		}
@@ -263,35 +260,35 @@ func (c *Composer) DecisionRecorded(o *Order, d Decision, prev Status) ([]*Outbo
 
 // recipients lists who hears of an outcome: the order's deciding parties
 // except skip, the customer and the coordinator.
-func (c *Composer) recipients(o *Order, skip string) []string {
+func (c *Composer) recipients(o *mailflow.Order, skip string) []string {
 	var roles []string
-	for _, p := range []string{PartyProvider, PartyIntermediary} {
-		if _, ok := o.Party(p); ok && p != skip && (p == PartyProvider || o.ContractModel == ModelUV) {
+	for _, p := range []string{mailflow.PartyProvider, mailflow.PartyIntermediary} {
+		if _, ok := o.Party(p); ok && p != skip && (p == mailflow.PartyProvider || o.ContractModel == mailflow.ModelUV) {
 			roles = append(roles, p)
 		}
 	}
-	return append(roles, RoleCustomer, RoleCoordinator)
+	return append(roles, mailflow.RoleCustomer, mailflow.RoleCoordinator)
 }
 
 // outcome composes a confirmation or rejection notice for one recipient.
-func (c *Composer) outcome(kind, tmpl string, o *Order, d Decision, role string) (*OutboxMessage, error) {
+func (c *Composer) outcome(kind, tmpl string, o *mailflow.Order, d mailflow.Decision, role string) (*mailflow.OutboxMessage, error) {
 	m := Mail{Kind: kind, Role: role, Template: tmpl, Order: o,
 		View: MailView{Decision: &d, Deadline: o.ProvisioningDeadline()}}
 	if p, ok := o.Party(d.Party); ok {
 		m.View.DecidedBy = p.Name
 	}
 	switch role {
-	case PartyProvider, PartyIntermediary:
+	case mailflow.PartyProvider, mailflow.PartyIntermediary:
 		p, _ := o.Party(role)
 		m.Lang, m.To, m.Token = p.Language, []mail.Address{{Name: p.Name, Address: p.Email}}, true
-		if role == d.Party && d.Source == SourceEmail {
+		if role == d.Party && d.Source == mailflow.SourceEmail {
 			m.InReplyTo = d.MessageID // this answers the decider's own mail
 		}
-	case RoleCustomer:
+	case mailflow.RoleCustomer:
 		cu := o.Snapshot.Customer
 		m.Lang, m.To = cu.Language, []mail.Address{{Name: cu.Name, Address: cu.Email}}
 		m.ReplyTo = c.coordinator.Address // a customer's questions go to people
-	case RoleCoordinator:
+	case mailflow.RoleCoordinator:
 		m.To = []mail.Address{c.coordinator}
 	}
 	return c.Compose(m)
@@ -304,29 +301,29 @@ func (c *Composer) outcome(kind, tmpl string, o *Order, d Decision, role string)
 // registered exactly that address (not just its domain), else the
 // party's notification address.
 // The answer is an auto-reply (RFC 3834 §5) to d.MessageID.
-func (c *Composer) Ack(o *Order, d Decision, to string) (*OutboxMessage, error) {
+func (c *Composer) Ack(o *mailflow.Order, d mailflow.Decision, to string) (*mailflow.OutboxMessage, error) {
 	p, ok := o.Party(d.Party)
 	if !ok {
 		return nil, fmt.Errorf("mailflow: ack: order %s has no %s", o.Number, d.Party)
 	}
 	if to == "" {
 		to = p.Email
-		if a := strings.TrimSpace(d.Actor); validEmail(a) && p.OwnAddress(a) {
+		if a := strings.TrimSpace(d.Actor); mailflow.ValidEmail(a) && p.OwnAddress(a) {
 			to = a
 		}
 	}
 	tmpl := "ack"
-	if d.Effect == EffectConflict {
+	if d.Effect == mailflow.EffectConflict {
 		tmpl = "conflict"
 	}
 	return c.Compose(Mail{
-		Kind: KindAck, Role: d.Party, Lang: p.Language, To: []mail.Address{{Name: p.Name, Address: to}},
+		Kind: mailflow.KindAck, Role: d.Party, Lang: p.Language, To: []mail.Address{{Name: p.Name, Address: to}},
 		Template: tmpl, Order: o, Token: true, InReplyTo: d.MessageID,
 		View: MailView{Decision: &d, DecidedBy: p.Name},
 	})
 }
 
-func (c *Composer) conflictAlert(o *Order, d Decision) (*OutboxMessage, error) {
+func (c *Composer) conflictAlert(o *mailflow.Order, d mailflow.Decision) (*mailflow.OutboxMessage, error) {
 	var b strings.Builder
 	name := d.Party
 	if p, ok := o.Party(d.Party); ok {
@@ -345,19 +342,19 @@ func (c *Composer) conflictAlert(o *Order, d Decision) (*OutboxMessage, error) {
 	if d.MessageID != "" {
 		fmt.Fprintf(&b, ", Message-ID <%s>", d.MessageID)
 	}
-	fmt.Fprintf(&b, "\nZeit:       %s\n\n", d.At.In(berlin).Format("02.01.2006 15:04:05"))
+	fmt.Fprintf(&b, "\nZeit:       %s\n\n", d.At.In(mailflow.Berlin).Format("02.01.2006 15:04:05"))
 	fmt.Fprintf(&b, "Der Status bleibt %q. Bitte klären Sie den Vorgang mit der Partei.\n", o.Status.Label())
 	return c.Compose(Mail{
-		Kind: KindAlert, Role: RoleCoordinator, To: []mail.Address{c.coordinator}, Template: "alert", Order: o,
+		Kind: mailflow.KindAlert, Role: mailflow.RoleCoordinator, To: []mail.Address{c.coordinator}, Template: "alert", Order: o,
 		View: MailView{Decision: &d, Alert: &AlertView{Subject: "Erklärung nach Abschluss der Bestellung", Body: b.String()}},
 	})
 }
 
 // Alert composes an alert to the coordinator. orderID and number may be
 // zero and empty for alerts not about one order.
-func (c *Composer) Alert(subject, body string, orderID int64, number string) (*OutboxMessage, error) {
+func (c *Composer) Alert(subject, body string, orderID int64, number string) (*mailflow.OutboxMessage, error) {
 	m, err := c.Compose(Mail{
-		Kind: KindAlert, Role: RoleCoordinator, To: []mail.Address{c.coordinator}, Template: "alert",
+		Kind: mailflow.KindAlert, Role: mailflow.RoleCoordinator, To: []mail.Address{c.coordinator}, Template: "alert",
 		View: MailView{Alert: &AlertView{Subject: subject, Body: body, Number: number}},
 	})
 	if err != nil {
@@ -393,7 +390,7 @@ func isDomainLiteral(s string) bool {
 // output and names pass through templates.OneLine, addresses are checked.
 // Compose is the building block for mails added later (billing reminders,
 // digests): give it a template name and put the mail's data in View.Data.
-func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
+func (c *Composer) Compose(m Mail) (*mailflow.OutboxMessage, error) {
 	ref, err := c.ref()
 	if err != nil {
 		return nil, err
@@ -410,10 +407,10 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	view := m.View
 	view.Lang, view.Role, view.Coordinator, view.Order = lang, m.Role, c.coordinator.Address, m.Order
 	if m.Token {
-		if m.Order == nil || (m.Role != PartyProvider && m.Role != PartyIntermediary) {
+		if m.Order == nil || (m.Role != mailflow.PartyProvider && m.Role != mailflow.PartyIntermediary) {
 			return nil, fmt.Errorf("mailflow: compose %s: a reply token needs an order and a deciding party", m.Kind)
 		}
-		token = c.tokens.Sign(Token{OrderID: orderID, Party: m.Role, NotificationID: ref})
+		token = c.tokens.Sign(mailflow.Token{OrderID: orderID, Party: m.Role, NotificationID: ref})
 		view.Reply = c.replyView(token, number, lang)
 	}
 	r, err := c.tmpl.Render(m.Template, lang, &view)
@@ -440,7 +437,7 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	to := make([]*mail.Address, len(m.To))
 	rcpts := make([]string, len(m.To))
 	for i, a := range m.To {
-		if !validEmail(a.Address) {
+		if !mailflow.ValidEmail(a.Address) {
 			return nil, fmt.Errorf("mailflow: compose %s: recipient %q is not an address", m.Kind, a.Address)
 		}
 		to[i] = &mail.Address{Name: templates.OneLine(a.Name), Address: a.Address}
@@ -451,14 +448,14 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	case token != "":
 		msg.ReplyToMailAddress(&mail.Address{Address: c.replyLocal + "+" + token + "@" + c.replyDomain})
 	case m.ReplyTo != "":
-		if !validEmail(m.ReplyTo) {
+		if !mailflow.ValidEmail(m.ReplyTo) {
 			return nil, fmt.Errorf("mailflow: compose %s: reply-to %q is not an address", m.Kind, m.ReplyTo)
 		}
 		msg.ReplyToMailAddress(&mail.Address{Address: m.ReplyTo})
 	}
 	msg.Subject(r.Subject)
 	msg.SetMessageIDWithValue(msgID)
-	msg.SetDateWithValue(c.now().In(berlin))
+	msg.SetDateWithValue(c.now().In(mailflow.Berlin))
 	// RFC 3834 §5: auto-generated for what we send on our own, auto-replied
 	// for answers to a message; both tell responders not to answer.
 	auto := "auto-generated"
@@ -488,7 +485,7 @@ func (c *Composer) Compose(m Mail) (*OutboxMessage, error) {
 	if _, err := msg.WriteTo(&raw); err != nil {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
-	return &OutboxMessage{
+	return &mailflow.OutboxMessage{
 		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
 		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
 	}, nil
