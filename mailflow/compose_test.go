@@ -22,9 +22,9 @@ import (
 
 // TestNotification sends DV and UV order notifications through the real
 // flow, composer, outbox and sender to an SMTP server on loopback and
-// checks what arrives: the six items of DESIGN §2 in the party's language,
+// checks what arrives: the six items of docs/design.md §2 in the party's language,
 // the attached AGB and conditions with their SHA-256, the headers of
-// DESIGN §4 and the two mailto links.
+// docs/design.md §4 and the two mailto links.
 func TestNotification(t *testing.T) {
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -234,7 +234,7 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// TestOutcomeRouting checks who hears of each outcome (DESIGN §3).
+// TestOutcomeRouting checks who hears of each outcome (docs/design.md §3).
 func TestOutcomeRouting(t *testing.T) {
 	type step struct {
 		party, intent, source string

@@ -11,8 +11,8 @@ import (
 	"mailflow/mailflow"
 )
 
-// Billing intervals as the catalog spells them (INTERFACES.md, price
-// "interval").
+// Billing intervals as the catalog spells them (a price's
+// "interval" in the catalog JSON, see the README).
 const (
 	intervalOnce      = "once"
 	intervalMonthly   = "monthly"

@@ -1,4 +1,4 @@
-// Package scheduler runs mailflow's cron jobs (DESIGN §5): the billing run,
+// Package scheduler runs mailflow's cron jobs (docs/design.md §5): the billing run,
 // confirmation reminders and the coordinator digest.
 //
 // Cron only says when to look. Every job derives its work from database
@@ -202,7 +202,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	l := cronLogger{s.log}
 	// Recover must be the inner wrapper: SkipIfStillRunning returns its
 	// token only when the job returns, so a panic escaping into it would
-	// skip the job forever (LIBRARY-NOTES).
+	// skip the job forever (docs/libraries.md).
 	c := cron.New(cron.WithLocation(s.cfg.Location), cron.WithLogger(l),
 		cron.WithChain(cron.SkipIfStillRunning(l), cron.Recover(l)))
 	jctx, cancel := context.WithCancel(ctx)
