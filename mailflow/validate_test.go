@@ -70,14 +70,7 @@ func TestCustomerLanguage(t *testing.T) {
 		{"", "english", "language", true},
 	}
 	for _, tt := range tests {
-		b, err := os.ReadFile("../examples/order-dv.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var req OrderRequest
-		if err := json.Unmarshal(b, &req); err != nil {
-			t.Fatal(err)
-		}
+		req := exampleDVRequest(t)
 		req.Customer.Language, req.Language = tt.customer, tt.top
 		snap, err := BuildSnapshot(&req, cat)
 		if tt.invalid {
@@ -108,19 +101,26 @@ func TestControlCharactersRefused(t *testing.T) {
 		{"customer.phone", func(r *OrderRequest) { r.Customer.Phone = "+49\x0030" }},
 	}
 	for _, tt := range tests {
-		b, err := os.ReadFile("../examples/order-dv.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var req OrderRequest
-		if err := json.Unmarshal(b, &req); err != nil {
-			t.Fatal(err)
-		}
+		req := exampleDVRequest(t)
 		tt.set(&req)
-		_, err = BuildSnapshot(&req, cat)
+		_, err := BuildSnapshot(&req, cat)
 		var verr *ValidationError
 		if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != tt.field {
 			t.Errorf("%s: %v, want one error naming %s", tt.field, err, tt.field)
 		}
 	}
+}
+
+// exampleDVRequest is examples/order-dv.json, read anew for each use.
+func exampleDVRequest(t *testing.T) OrderRequest {
+	t.Helper()
+	b, err := os.ReadFile("../examples/order-dv.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req OrderRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
