@@ -418,27 +418,48 @@ func (c *Composer) Compose(m Mail) (*mailflow.OutboxMessage, error) {
 		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
 
-	idLeft := fmt.Sprintf("%s.%d", m.Kind, ref)
+	msgID, err := c.messageID(m.Kind, number, token, ref)
+	if err != nil {
+		return nil, err
+	}
+	raw, rcpts, err := c.build(m, r, msgID, token)
+	if err != nil {
+		return nil, err
+	}
+	return &mailflow.OutboxMessage{
+		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
+		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw,
+	}, nil
+}
+
+// messageID is the Message-ID of a mail: stable per outbox row (ref), and
+// for a notification it carries the reply token, so that a reply from a
+// server without plus-addressing matches through In-Reply-To/References.
+func (c *Composer) messageID(kind, number, token string, ref int64) (string, error) {
+	idLeft := fmt.Sprintf("%s.%d", kind, ref)
 	if number != "" {
 		idLeft = fmt.Sprintf("%s.%d", number, ref)
 	}
 	if token != "" {
-		// The token in the Message-ID lets a reply from a server without
-		// plus-addressing match through In-Reply-To/References.
 		idLeft = number + "." + token
 	}
-	msgID := idLeft + "@" + c.midDomain
 	if !msgIDPart.MatchString(idLeft) {
-		return nil, fmt.Errorf("mailflow: compose %s: order number %q does not fit a Message-ID", m.Kind, number)
+		return "", fmt.Errorf("mailflow: compose %s: order number %q does not fit a Message-ID", kind, number)
 	}
+	return idLeft + "@" + c.midDomain, nil
+}
 
+// build writes the message with go-mail: headers, the text and HTML
+// alternatives and the attachments. It returns the bytes to store and
+// send, and the envelope recipients.
+func (c *Composer) build(m Mail, r templates.Rendered, msgID, token string) ([]byte, []string, error) {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(&c.from)
 	to := make([]*mail.Address, len(m.To))
 	rcpts := make([]string, len(m.To))
 	for i, a := range m.To {
 		if !mailflow.ValidEmail(a.Address) {
-			return nil, fmt.Errorf("mailflow: compose %s: recipient %q is not an address", m.Kind, a.Address)
+			return nil, nil, fmt.Errorf("mailflow: compose %s: recipient %q is not an address", m.Kind, a.Address)
 		}
 		to[i] = &mail.Address{Name: templates.OneLine(a.Name), Address: a.Address}
 		rcpts[i] = a.Address
@@ -449,7 +470,7 @@ func (c *Composer) Compose(m Mail) (*mailflow.OutboxMessage, error) {
 		msg.ReplyToMailAddress(&mail.Address{Address: c.replyLocal + "+" + token + "@" + c.replyDomain})
 	case m.ReplyTo != "":
 		if !mailflow.ValidEmail(m.ReplyTo) {
-			return nil, fmt.Errorf("mailflow: compose %s: reply-to %q is not an address", m.Kind, m.ReplyTo)
+			return nil, nil, fmt.Errorf("mailflow: compose %s: reply-to %q is not an address", m.Kind, m.ReplyTo)
 		}
 		msg.ReplyToMailAddress(&mail.Address{Address: m.ReplyTo})
 	}
@@ -478,17 +499,14 @@ func (c *Composer) Compose(m Mail) (*mailflow.OutboxMessage, error) {
 			ct = "text/plain; charset=utf-8"
 		}
 		if err := msg.AttachReader(fileSafe(a.Name), bytes.NewReader(a.Data), gomail.WithFileContentType(gomail.ContentType(ct))); err != nil {
-			return nil, fmt.Errorf("mailflow: compose %s: attach %s: %w", m.Kind, a.Name, err)
+			return nil, nil, fmt.Errorf("mailflow: compose %s: attach %s: %w", m.Kind, a.Name, err)
 		}
 	}
 	var raw bytes.Buffer
 	if _, err := msg.WriteTo(&raw); err != nil {
-		return nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
+		return nil, nil, fmt.Errorf("mailflow: compose %s: %w", m.Kind, err)
 	}
-	return &mailflow.OutboxMessage{
-		OrderID: orderID, OrderNumber: number, Ref: ref, Kind: m.Kind, Party: m.Role,
-		Sender: c.from.Address, Recipients: rcpts, MessageID: msgID, Subject: r.Subject, Raw: raw.Bytes(),
-	}, nil
+	return raw.Bytes(), rcpts, nil
 }
 
 // replyView builds the reply address and the two mailto links (RFC 6068)
