@@ -173,9 +173,11 @@ func (s *Server) putCatalog(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{
+	// warnings name what keeps a party from issuing e-invoices: the
+	// catalog is imported, its reminders go out without XRechnung.
+	writeJSON(w, http.StatusOK, map[string]any{
 		"providers": len(cat.Providers), "intermediaries": len(cat.Intermediaries),
-		"terms": len(cat.Terms), "services": len(cat.Services),
+		"terms": len(cat.Terms), "services": len(cat.Services), "warnings": mailflow.CatalogWarnings(&cat),
 	})
 }
 
