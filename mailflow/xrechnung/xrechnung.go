@@ -343,30 +343,55 @@ func (w *writer) raw(s string) { w.WriteString(s) }
 
 func (w *writer) open(depth int, name string) {
 	w.WriteString(indent[:2*depth])
-	w.WriteString("<" + name + ">\n")
+	w.WriteByte('<')
+	w.WriteString(name)
+	w.WriteString(">\n")
 }
 
 func (w *writer) close(depth int, name string) {
 	w.WriteString(indent[:2*depth])
-	w.WriteString("</" + name + ">\n")
+	w.WriteString("</")
+	w.WriteString(name)
+	w.WriteString(">\n")
 }
 
 // elem writes <name>text</name>, the text escaped.
 func (w *writer) elem(depth int, name, text string) {
 	w.WriteString(indent[:2*depth])
-	w.WriteString("<" + name + ">")
-	xml.EscapeText(w, []byte(text)) //nolint:errcheck // a bytes.Buffer does not fail
-	w.WriteString("</" + name + ">\n")
+	w.WriteByte('<')
+	w.WriteString(name)
+	w.WriteByte('>')
+	w.text(text)
+	w.WriteString("</")
+	w.WriteString(name)
+	w.WriteString(">\n")
 }
 
 // elemAttr writes <name attr="value">text</name>.
 func (w *writer) elemAttr(depth int, name, attr, value, text string) {
 	w.WriteString(indent[:2*depth])
-	w.WriteString("<" + name + " " + attr + `="`)
-	xml.EscapeText(w, []byte(value)) //nolint:errcheck // a bytes.Buffer does not fail
+	w.WriteByte('<')
+	w.WriteString(name)
+	w.WriteByte(' ')
+	w.WriteString(attr)
+	w.WriteString(`="`)
+	w.text(value)
 	w.WriteString(`">`)
-	xml.EscapeText(w, []byte(text)) //nolint:errcheck // a bytes.Buffer does not fail
-	w.WriteString("</" + name + ">\n")
+	w.text(text)
+	w.WriteString("</")
+	w.WriteString(name)
+	w.WriteString(">\n")
+}
+
+// text writes s escaped for XML text and attribute values. Most values
+// (amounts, dates, codes) need no escaping, and are written as they are
+// without the copy xml.EscapeText would need.
+func (w *writer) text(s string) {
+	if !strings.ContainsAny(s, "<>&'\"\r\n\t") {
+		w.WriteString(s)
+		return
+	}
+	xml.EscapeText(w, []byte(s)) //nolint:errcheck // a bytes.Buffer does not fail
 }
 
 func (w *writer) amount(depth int, name string, cents int64) {

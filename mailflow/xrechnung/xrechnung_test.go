@@ -175,3 +175,21 @@ func TestXMLContent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkXML writes a 500-line invoice, the most a billing reminder
+// lists.
+func BenchmarkXML(b *testing.B) {
+	lines := make([]xrechnung.Line, 500)
+	for i := range lines {
+		lines[i] = monthly(fmt.Sprintf("DVC-2026-%06d", i+1), 120000, 19)
+	}
+	inv := invoice("ENTWURF-20261201-1", dataport(), buyer("Stadt Musterstadt", "04011000-12345-03"), lines...)
+	b.ReportAllocs()
+	for b.Loop() {
+		x, err := inv.XML()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(x)))
+	}
+}
