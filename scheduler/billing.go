@@ -194,7 +194,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			if err != nil {
 				return nil, err
 			}
-			s.planDry(orders, at, rep)
+			recorded = append(recorded, s.planDry(orders, at, rep)...)
 			continue
 		}
 		var orders int
@@ -231,15 +231,18 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	return recorded, nil
 }
 
-// planDry is the first phase of a dry run: it reports the lines of the
-// periods a real run would record.
-func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingReport) {
+// planDry is the first phase of a dry run: it returns the periods a real
+// run would record, for the second phase to report as it would mail them.
+func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingReport) []BilledPeriod {
+	var planned []BilledPeriod
 	for i := range orders {
 		o := &orders[i]
 		rep.Orders++
 		b, err := s.plan(o, at)
 		var doc BillingDoc
 		if err == nil && len(b.Periods) > 0 {
+			// Checked here so that one broken order is reported and
+			// skipped, as a real run does, instead of failing the mails.
 			err = json.Unmarshal([]byte(o.Doc), &doc)
 		}
 		if err != nil {
@@ -248,13 +251,10 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 		}
 		rep.Periods += len(b.Periods)
 		for _, p := range b.Periods {
-			bp := BilledPeriod{BillingOrder: o, Period: p}
-			for _, role := range remindedRoles(o.Model) {
-				to, line := reminderLine(role, &bp, &doc)
-				rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
-			}
+			planned = append(planned, BilledPeriod{BillingOrder: o, Period: p})
 		}
 	}
+	return planned
 }
 
 // plan returns the periods of a due order that have ended by `at`, and
@@ -362,6 +362,18 @@ var errStaleReminders = errors.New("billing reminders changed")
 // the unreminded ones, the rule, the mails are made from them, without
 // reading them back.
 func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport, recorded []BilledPeriod) error {
+	if rep.DryRun {
+		// What a real run would mail: what earlier runs left unreminded
+		// and what this one would record.
+		queued, err := s.store.UnremindedPeriods(ctx)
+		if err != nil {
+			return err
+		}
+		if all := append(queued, recorded...); len(all) > 0 {
+			_, err = s.mailPass(ctx, at, rep, all)
+		}
+		return err
+	}
 	if len(recorded) > 0 {
 		if n, err := s.store.CountUnreminded(ctx); err != nil || n != len(recorded) {
 			recorded = nil

@@ -18,6 +18,7 @@ type BillingInvoice struct {
 	Number         string           `json:"number"`
 	Draft          bool             `json:"draft"` // the number is a draft the seller replaces
 	Role           string           `json:"role"`  // the seller's: provider or intermediary
+	Party          string           `json:"party"` // the seller's catalog id
 	Seller         string           `json:"seller"`
 	Buyer          string           `json:"buyer"`
 	BuyerReference string           `json:"buyer_reference"` // the buyer's Leitweg-ID (BT-10)
@@ -79,7 +80,7 @@ func buildInvoices(m *BillingMail, seller *mailflow.Party, loc *time.Location, f
 			PaymentTerms:    "Zahlbar innerhalb von " + strconv.Itoa(days) + " Tagen ohne Abzug.",
 			ExemptionReason: s.VATExemptionReason,
 		}
-		bi := BillingInvoice{Number: inv.Number, Draft: s.InvoiceNumberPattern == "", Role: m.Role, Seller: sp.Name,
+		bi := BillingInvoice{Number: inv.Number, Draft: s.InvoiceNumberPattern == "", Role: m.Role, Party: seller.ID, Seller: sp.Name,
 			Buyer: g.to.Name, BuyerReference: g.to.LeitwegID, Currency: g.currency}
 		for _, i := range byGroup[g] {
 			l := &m.Lines[i]
