@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -122,4 +124,50 @@ func invoiceNumber(pattern string, issue time.Time, n int) string {
 		return draftPrefix + date + "-" + strconv.Itoa(n)
 	}
 	return strings.NewReplacer("{date}", date, "{n}", strconv.Itoa(n)).Replace(pattern)
+}
+
+// OrderInvoices makes the e-invoice of each billed period of an order and
+// each reminded party, by period: each invoice bills that period alone
+// and is issued on the day after the period (when the billing run is
+// due), so it is the same document on every call. The reminder's
+// attachment is a different document: it bills all the periods of its
+// recipient in that run, under the run's date. Seller data is the current
+// catalog's.
+func (s *Scheduler) OrderInvoices(ctx context.Context, number string) ([]mailflow.OrderInvoice, error) {
+	periods, err := s.store.OrderBilledPeriods(ctx, number)
+	if err != nil || len(periods) == 0 {
+		return nil, err
+	}
+	sellers, err := s.sellers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var doc BillingDoc
+	if err := json.Unmarshal([]byte(periods[0].Doc), &doc); err != nil {
+		return nil, fmt.Errorf("scheduler: order %s: billing doc: %w", number, err)
+	}
+	var out []mailflow.OrderInvoice
+	var missing []string
+	for i := range periods {
+		b := &periods[i]
+		b.Period.Start, b.Period.End = b.Period.Start.In(s.cfg.Location), b.Period.End.In(s.cfg.Location)
+		for _, role := range remindedRoles(b.Model) {
+			_, line := reminderLine(role, b, &doc)
+			party := b.ProviderID
+			if role == mailflow.PartyIntermediary {
+				party = b.IntermediaryID
+			}
+			m := BillingMail{Role: role, Lines: []BillingLine{line}, At: b.Period.End}
+			invs, miss := buildInvoices(&m, sellers[role+"/"+party], s.cfg.Location, 1)
+			missing = append(missing, miss...)
+			for _, inv := range invs {
+				out = append(out, mailflow.OrderInvoice{Period: b.Period.Key, Role: role, Seller: inv.Seller, Buyer: inv.Buyer,
+					BuyerReference: inv.BuyerReference, XML: inv.XML})
+			}
+		}
+	}
+	if len(out) == 0 && len(missing) > 0 {
+		return nil, fmt.Errorf("scheduler: order %s: %w: the catalog lacks %s", number, mailflow.ErrNoInvoice, strings.Join(missing, ", "))
+	}
+	return out, nil
 }
