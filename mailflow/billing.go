@@ -1,6 +1,9 @@
 package mailflow
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // The billing domain: the periods a binding order is billed for, what a
 // billing run records and what its reminders need. The scheduler computes
@@ -179,3 +182,18 @@ type JobTx interface {
 	// it was sent before.
 	ClaimDigest(slot, at time.Time) (bool, error)
 }
+
+// OrderInvoice is the e-invoice of one billed period of an order from one
+// seller: what GET /api/v1/orders/{number}/invoices lists.
+type OrderInvoice struct {
+	Period         string // the period's key
+	Role           string // the seller's: provider or intermediary
+	Seller         string
+	Buyer          string
+	BuyerReference string // the buyer's Leitweg-ID
+	XML            []byte
+}
+
+// ErrNoInvoice is returned for an order whose billed periods have no
+// e-invoice because its sellers' catalog data is incomplete.
+var ErrNoInvoice = errors.New("no e-invoice")

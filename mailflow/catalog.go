@@ -34,6 +34,9 @@ type Party struct {
 	PostalCode   string   `json:"postal_code,omitempty"`
 	City         string   `json:"city,omitempty"`
 	LeitwegID    string   `json:"leitweg_id,omitempty"`
+	// Seller is what the party issues e-invoices with; nil in catalogs
+	// from before e-invoicing.
+	Seller *Seller `json:"seller,omitempty"`
 }
 
 // Provider runs a service and confirms or rejects orders for it.

@@ -316,6 +316,7 @@ func validateParty(field string, p *Party, verr *ValidationError) {
 	} else if p.Language != "de" && p.Language != "en" {
 		verr.add(field+".language", "must be de or en")
 	}
+	validateSeller(field, p.Seller, verr)
 	for j, s := range p.ReplySenders {
 		domain, isDomain := strings.CutPrefix(s, "@")
 		if isDomain && !strings.Contains(domain, ".") || !isDomain && !ValidEmail(s) {

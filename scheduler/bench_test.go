@@ -32,7 +32,8 @@ const benchOrders = 100_000
 //     must cost next to nothing however many orders there are.
 //
 // One order in five is UV (two reminded parties), the orders belong to 50
-// providers. Run with
+// providers; every reminded party has seller data, so each reminder
+// carries its XRechnung invoices. Run with
 //
 //	MAILFLOW_TEST_POSTGRES=... go test -run '^$' -bench BillingRun -benchtime 3x ./scheduler/
 func BenchmarkBillingRun(b *testing.B) {
@@ -95,6 +96,7 @@ func BenchmarkBillingRun(b *testing.B) {
 					}
 					b.ReportMetric(float64(rep.Periods), "periods/op")
 					b.ReportMetric(float64(rep.Mails), "mails/op")
+					b.ReportMetric(float64(len(rep.Invoices)), "invoices/op")
 				})
 			}
 		})
@@ -129,6 +131,18 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 			snaps[k] = append(snaps[k], string(snap))
 			docs[k] = append(docs[k], string(doc))
 		}
+	}
+	// The providers and the intermediary in the catalog, with the example
+	// provider's seller data, so that every reminder composes its
+	// e-invoices.
+	seller := cat.Providers[0]
+	for p := 0; p < 50; p++ {
+		pp := seller
+		pp.ID, pp.Name, pp.Email = fmt.Sprintf("p%02d", p), fmt.Sprintf("Anbieter %02d", p), fmt.Sprintf("abrechnung@p%02d.example", p)
+		cat.Providers = append(cat.Providers, pp)
+	}
+	if err := s.ImportCatalog(b.Context(), cat); err != nil {
+		b.Fatal(err)
 	}
 	db := s.DB()
 	tx, err := db.Beginx()

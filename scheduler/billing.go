@@ -62,6 +62,10 @@ type BillingMail struct {
 	// more than MaxBillingLines lines: "Teil 2 von 3".
 	Part, Parts int
 	At          time.Time // the run's time
+	// Invoices are the XRechnung attachments, one per invoice recipient;
+	// InvoiceMissing names what the catalog lacks for those not made.
+	Invoices       []BillingInvoice
+	InvoiceMissing []string
 }
 
 // BillingReportLine is one reminder line of a run.
@@ -88,8 +92,10 @@ type BillingReport struct {
 	// Lines lists the reminder lines mailed (or, in a dry run, to be
 	// mailed), by order, period and role: those of the periods billed now
 	// and any left queued by an earlier run that stopped before mailing.
-	Lines  []BillingReportLine `json:"lines"`
-	Errors []BillingError      `json:"errors,omitempty"`
+	Lines []BillingReportLine `json:"lines"`
+	// Invoices are the e-invoices the reminders carry (or would carry).
+	Invoices []BillingInvoice `json:"invoices,omitempty"`
+	Errors   []BillingError   `json:"errors,omitempty"`
 }
 
 // RunBilling bills every period that has ended by `at` and reminds the
@@ -188,7 +194,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			if err != nil {
 				return nil, err
 			}
-			s.planDry(orders, at, rep)
+			recorded = append(recorded, s.planDry(orders, at, rep)...)
 			continue
 		}
 		var orders int
@@ -225,15 +231,18 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 	return recorded, nil
 }
 
-// planDry is the first phase of a dry run: it reports the lines of the
-// periods a real run would record.
-func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingReport) {
+// planDry is the first phase of a dry run: it returns the periods a real
+// run would record, for the second phase to report as it would mail them.
+func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingReport) []BilledPeriod {
+	var planned []BilledPeriod
 	for i := range orders {
 		o := &orders[i]
 		rep.Orders++
 		b, err := s.plan(o, at)
 		var doc BillingDoc
 		if err == nil && len(b.Periods) > 0 {
+			// Checked here so that one broken order is reported and
+			// skipped, as a real run does, instead of failing the mails.
 			err = json.Unmarshal([]byte(o.Doc), &doc)
 		}
 		if err != nil {
@@ -242,13 +251,10 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 		}
 		rep.Periods += len(b.Periods)
 		for _, p := range b.Periods {
-			bp := BilledPeriod{BillingOrder: o, Period: p}
-			for _, role := range remindedRoles(o.Model) {
-				to, line := reminderLine(role, &bp, &doc)
-				rep.Lines = append(rep.Lines, BillingReportLine{BillingLine: line, Role: role, Recipient: to.Name})
-			}
+			planned = append(planned, BilledPeriod{BillingOrder: o, Period: p})
 		}
 	}
+	return planned
 }
 
 // plan returns the periods of a due order that have ended by `at`, and
@@ -356,6 +362,18 @@ var errStaleReminders = errors.New("billing reminders changed")
 // the unreminded ones, the rule, the mails are made from them, without
 // reading them back.
 func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport, recorded []BilledPeriod) error {
+	if rep.DryRun {
+		// What a real run would mail: what earlier runs left unreminded
+		// and what this one would record.
+		queued, err := s.store.UnremindedPeriods(ctx)
+		if err != nil {
+			return err
+		}
+		if all := append(queued, recorded...); len(all) > 0 {
+			_, err = s.mailPass(ctx, at, rep, all)
+		}
+		return err
+	}
 	if len(recorded) > 0 {
 		if n, err := s.store.CountUnreminded(ctx); err != nil || n != len(recorded) {
 			recorded = nil
@@ -378,7 +396,25 @@ type billingChunk struct {
 	lines       []*BilledPeriod
 	msg         *mailflow.OutboxMessage
 	report      []BillingReportLine
+	invoices    []BillingInvoice
 	err         error
+}
+
+// sellers are the catalog's parties by role and id ("provider/dataport"),
+// what the reminded parties issue e-invoices with.
+func (s *Scheduler) sellers(ctx context.Context) (map[string]*mailflow.Party, error) {
+	cat, err := s.store.Catalog(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	m := make(map[string]*mailflow.Party, len(cat.Providers)+len(cat.Intermediaries))
+	for i := range cat.Providers {
+		m[mailflow.PartyProvider+"/"+cat.Providers[i].ID] = &cat.Providers[i]
+	}
+	for i := range cat.Intermediaries {
+		m[mailflow.PartyIntermediary+"/"+cat.Intermediaries[i].ID] = &cat.Intermediaries[i]
+	}
+	return m, nil
 }
 
 func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingReport, periods []BilledPeriod) (stale bool, err error) {
@@ -392,7 +428,11 @@ func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingRepo
 		p.Start, p.End = p.Start.In(s.cfg.Location), p.End.In(s.cfg.Location)
 	}
 	chunks := chunkReminders(periods)
-	s.composeAll(chunks, at, rep.DryRun)
+	sellers, err := s.sellers(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.composeAll(chunks, sellers, at, rep.DryRun)
 	var msgs []*mailflow.OutboxMessage
 	for i := range chunks {
 		if chunks[i].err != nil {
@@ -429,6 +469,7 @@ func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingRepo
 			l.Sent = !rep.DryRun
 			rep.Lines = append(rep.Lines, l)
 		}
+		rep.Invoices = append(rep.Invoices, chunks[i].invoices...)
 	}
 	return false, nil
 }
@@ -471,21 +512,22 @@ func chunkReminders(periods []BilledPeriod) []billingChunk {
 
 // composeAll composes the chunks' mails (unless dry) and report lines, on
 // every core.
-func (s *Scheduler) composeAll(chunks []billingChunk, at time.Time, dry bool) {
+func (s *Scheduler) composeAll(chunks []billingChunk, sellers map[string]*mailflow.Party, at time.Time, dry bool) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(chunks); i = int(next.Add(1) - 1) {
-				s.composeChunk(&chunks[i], at, dry)
+				s.composeChunk(&chunks[i], sellers[chunks[i].role+"/"+chunks[i].party], at, dry)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// composeChunk builds a chunk's report lines and, unless dry, its mail.
-func (s *Scheduler) composeChunk(c *billingChunk, at time.Time, dry bool) {
+// composeChunk builds a chunk's report lines, its e-invoices and, unless
+// dry, its mail.
+func (s *Scheduler) composeChunk(c *billingChunk, seller *mailflow.Party, at time.Time, dry bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.err = fmt.Errorf("compose billing reminder: panic: %v", r)
@@ -511,6 +553,10 @@ func (s *Scheduler) composeChunk(c *billingChunk, at time.Time, dry bool) {
 		m.Lines = append(m.Lines, line)
 		c.report = append(c.report, BillingReportLine{BillingLine: line, Role: c.role, Recipient: to.Name})
 	}
+	// Numbered on from the party's earlier chunks, which have at most
+	// MaxBillingLines lines and so as many invoices.
+	m.Invoices, m.InvoiceMissing = buildInvoices(&m, seller, s.cfg.Location, (c.part-1)*MaxBillingLines+1)
+	c.invoices = m.Invoices
 	if dry {
 		return
 	}

@@ -5,9 +5,11 @@ import (
 	htmltemplate "html/template"
 	"mailflow/mailflow/compose"
 	"net/mail"
+	"strings"
 	"time"
 
 	"mailflow/mailflow"
+	"mailflow/mailflow/xrechnung"
 	"mailflow/templates"
 )
 
@@ -35,6 +37,18 @@ type BillingView struct {
 	Orders   int     // orders the rows belong to
 	UV       bool    // some row is of a UV order
 	Totals   []Total // per currency, in order of appearance
+	// Invoices are the attached e-invoices; Draft says their numbers are
+	// drafts to replace. InvoiceMissing names what the catalog lacks for
+	// an e-invoice, "" when nothing.
+	Invoices       []InvoiceRow
+	Draft          bool
+	InvoiceMissing string
+}
+
+// InvoiceRow is an attached e-invoice as the billing template lists it.
+type InvoiceRow struct {
+	File, Buyer     string
+	Net, VAT, Gross string
 }
 
 // BillingRow is one BillingLine as the billing template shows it.
@@ -131,6 +145,14 @@ func NewBillingView(b *BillingMail, lang string) *BillingView {
 		t.Net, t.VAT, t.Gross = templates.Money(lang, t.net, t.Currency), templates.Money(lang, t.vat, t.Currency), templates.Money(lang, t.gross, t.Currency)
 	}
 	v.RowsText, v.RowsHTML = templates.BillingRows(lang, v.Rows)
+	for i := range b.Invoices {
+		inv := &b.Invoices[i]
+		v.Draft = v.Draft || inv.Draft
+		v.Invoices = append(v.Invoices, InvoiceRow{File: inv.File, Buyer: inv.Buyer,
+			Net: templates.Money(lang, inv.Totals.Net, inv.Currency), VAT: templates.Money(lang, inv.Totals.VAT, inv.Currency),
+			Gross: templates.Money(lang, inv.Totals.Gross, inv.Currency)})
+	}
+	v.InvoiceMissing = strings.Join(b.InvoiceMissing, "; ")
 	return v
 }
 
@@ -142,6 +164,9 @@ func (m *composerMailer) BillingReminder(b BillingMail) (*mailflow.OutboxMessage
 	msg := compose.Mail{Kind: mailflow.KindBilling, Role: b.Role, Lang: b.To.Language,
 		To: []mail.Address{{Name: b.To.Name, Address: b.To.Email}}, Template: "billing",
 		ReplyTo: m.c.Coordinator(), View: compose.MailView{Data: v}}
+	for _, inv := range b.Invoices {
+		msg.Attachments = append(msg.Attachments, compose.Attachment{Name: inv.File, ContentType: xrechnung.ContentType, Data: inv.XML})
+	}
 	if v.Orders == 1 && len(b.Lines) > 0 {
 		msg.Order = &mailflow.Order{ID: b.Lines[0].OrderID, Number: b.Lines[0].Number}
 	}

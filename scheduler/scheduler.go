@@ -97,6 +97,12 @@ type Store interface {
 	// job is done.
 	TryLeader(ctx context.Context, job string) (release func(), ok bool, err error)
 
+	// Catalog is the current catalog: billing reminders take the
+	// sellers' e-invoicing data from it, not from the orders' snapshots,
+	// so that an updated account or address applies to the next run.
+	Catalog(ctx context.Context) (*mailflow.Catalog, error)
+	// OrderBilledPeriods lists the billed periods of one order.
+	OrderBilledPeriods(ctx context.Context, number string) ([]BilledPeriod, error)
 	// DueBilling lists the ids of the orders whose billing is due by
 	// now (billing_orders.due_at), in id order.
 	DueBilling(ctx context.Context, now time.Time) ([]int64, error)

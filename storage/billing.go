@@ -208,16 +208,37 @@ func (t *Tx) recordBillingPG(bills []mailflow.Bill, at time.Time) error {
 // pgTime formats a time for a PostgreSQL text array of timestamps.
 func pgTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
+// billedPeriodCols are the columns scanBilledPeriods reads: a billed
+// period with its order as a billing run sees it.
+const billedPeriodCols = `p.order_id, b.number, b.contract_model, b.provider_id, b.intermediary_id,
+		b.binding_at, b.price_interval, b.amount_cents, b.vat_percent, b.doc, p.period_key, p.period_start, p.period_end,
+		p.days, p.full_days, p.net_cents, p.vat_cents, p.gross_cents
+		FROM billing_periods p JOIN billing_orders b ON b.order_id = p.order_id`
+
 // UnremindedPeriods lists the billed periods whose reminders are still
 // to be mailed, by order and period, with what the reminders show.
 func (s *Store) UnremindedPeriods(ctx context.Context) ([]mailflow.BilledPeriod, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT p.order_id, b.number, b.contract_model, b.provider_id, b.intermediary_id,
-		b.binding_at, b.price_interval, b.amount_cents, b.vat_percent, b.doc, p.period_key, p.period_start, p.period_end,
-		p.days, p.full_days, p.net_cents, p.vat_cents, p.gross_cents
-		FROM billing_periods p JOIN billing_orders b ON b.order_id = p.order_id
-		WHERE p.reminded_at IS NULL ORDER BY p.order_id, p.period_key`)
+	out, err := s.billedPeriods(ctx, `SELECT `+billedPeriodCols+` WHERE p.reminded_at IS NULL ORDER BY p.order_id, p.period_key`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: unreminded periods: %w", err)
+	}
+	return out, nil
+}
+
+// OrderBilledPeriods lists the billed periods of one order, reminded or
+// not, by period; none for an order never billed or unknown.
+func (s *Store) OrderBilledPeriods(ctx context.Context, number string) ([]mailflow.BilledPeriod, error) {
+	out, err := s.billedPeriods(ctx, `SELECT `+billedPeriodCols+` WHERE b.number = ? ORDER BY p.period_start`, number)
+	if err != nil {
+		return nil, fmt.Errorf("storage: billed periods of %s: %w", number, err)
+	}
+	return out, nil
+}
+
+func (s *Store) billedPeriods(ctx context.Context, query string, args ...any) ([]mailflow.BilledPeriod, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []mailflow.BilledPeriod
@@ -227,14 +248,11 @@ func (s *Store) UnremindedPeriods(ctx context.Context) ([]mailflow.BilledPeriod,
 		if err := rows.Scan(&b.OrderID, &b.Number, &b.Model, &b.ProviderID, &b.IntermediaryID, &b.BindingAt, &b.Interval,
 			&b.AmountCents, &b.VATPercent, &b.Doc, &p.Key, &p.Start, &p.End, &p.Days, &p.FullDays, &p.NetCents, &p.VATCents,
 			&p.GrossCents); err != nil {
-			return nil, fmt.Errorf("storage: unreminded periods: %w", err)
+			return nil, err
 		}
 		out = append(out, b)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: unreminded periods: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // CountUnreminded counts the billed periods whose reminders are still

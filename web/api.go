@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Extra lets the caller mount more handlers (metrics, status page).
 	Extra map[string]http.Handler
+	// Invoices makes an order's e-invoices (scheduler.Scheduler); nil
+	// leaves GET /api/v1/orders/{number}/invoices unrouted.
+	Invoices Invoicer
 
 	tokenSums [][32]byte
 }
@@ -90,6 +94,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/orders", s.auth(s.listOrders, RoleCoordinator))
 	mux.Handle("GET /api/v1/orders/{number}", s.auth(s.getOrder, RoleCoordinator, RolePortal))
 	mux.Handle("POST /api/v1/orders/{number}/decisions", s.auth(s.decide, RoleCoordinator))
+	if s.Invoices != nil {
+		mux.Handle("GET /api/v1/orders/{number}/invoices", s.auth(s.listInvoices, RoleCoordinator, RolePortal))
+		mux.Handle("GET /api/v1/orders/{number}/invoices/{period}/{role}", s.auth(s.getInvoice, RoleCoordinator, RolePortal))
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "Not Found", "no such API endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
@@ -173,9 +181,11 @@ func (s *Server) putCatalog(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{
+	// warnings name what keeps a party from issuing e-invoices: the
+	// catalog is imported, its reminders go out without XRechnung.
+	writeJSON(w, http.StatusOK, map[string]any{
 		"providers": len(cat.Providers), "intermediaries": len(cat.Intermediaries),
-		"terms": len(cat.Terms), "services": len(cat.Services),
+		"terms": len(cat.Terms), "services": len(cat.Services), "warnings": mailflow.CatalogWarnings(&cat),
 	})
 }
 
@@ -449,6 +459,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, http.StatusConflict, "Conflict", dup.Error(), dup.Errors)
 	case errors.Is(err, mailflow.ErrNotFound):
 		problem(w, http.StatusNotFound, "Not Found", "nothing found at "+r.URL.Path, nil)
+	case errors.Is(err, mailflow.ErrNoInvoice):
+		problem(w, http.StatusConflict, "Conflict", err.Error(), nil)
 	case errors.Is(err, mailflow.ErrConflict):
 		problem(w, http.StatusConflict, "Conflict", "the request conflicts with the stored state", nil)
 	case errors.Is(err, context.Canceled):
@@ -511,4 +523,63 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 		}
 		s.Log.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start).Round(time.Microsecond))
 	})
+}
+
+// Invoicer makes the e-invoices of an order's billed periods.
+type Invoicer interface {
+	OrderInvoices(ctx context.Context, number string) ([]mailflow.OrderInvoice, error)
+}
+
+// invoiceEntry is one element of GET /api/v1/orders/{number}/invoices.
+type invoiceEntry struct {
+	Period         string `json:"period"`
+	Role           string `json:"role"`
+	Seller         string `json:"seller"`
+	Buyer          string `json:"buyer"`
+	BuyerReference string `json:"buyer_reference"`
+	URL            string `json:"url"`
+}
+
+// orderInvoices are the e-invoices of an order the caller may read.
+func (s *Server) orderInvoices(r *http.Request) (*mailflow.Order, []mailflow.OrderInvoice, error) {
+	o, err := s.visibleOrder(r.Context(), r.PathValue("number"), caller(r))
+	if err != nil {
+		return nil, nil, err
+	}
+	invs, err := s.Invoices.OrderInvoices(r.Context(), o.Number)
+	return o, invs, err
+}
+
+// listInvoices lists an order's e-invoices, one per billed period and
+// seller, each with the URL of its XML; an order not billed yet has none.
+func (s *Server) listInvoices(w http.ResponseWriter, r *http.Request) {
+	o, invs, err := s.orderInvoices(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]invoiceEntry, 0, len(invs))
+	for _, inv := range invs {
+		out = append(out, invoiceEntry{Period: inv.Period, Role: inv.Role, Seller: inv.Seller, Buyer: inv.Buyer,
+			BuyerReference: inv.BuyerReference,
+			URL:            "/api/v1/orders/" + url.PathEscape(o.Number) + "/invoices/" + url.PathEscape(inv.Period) + "/" + inv.Role})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getInvoice serves one e-invoice's XML.
+func (s *Server) getInvoice(w http.ResponseWriter, r *http.Request) {
+	_, invs, err := s.orderInvoices(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, inv := range invs {
+		if inv.Period == r.PathValue("period") && inv.Role == r.PathValue("role") {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Write(inv.XML) //nolint:errcheck // the client went away
+			return
+		}
+	}
+	s.fail(w, r, mailflow.ErrNotFound)
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"mailflow/mailflow/compose"
+	"os"
+	"path/filepath"
 	"time"
 
 	"mailflow/scheduler"
@@ -19,20 +21,26 @@ func newScheduler(cfg *Config, s *storage.Store, composer *compose.Composer, a *
 	}, s, scheduler.NewMailer(composer), a.log)
 }
 
-// billing runs `billing run [-dry-run] [-at DATE]`: the same job the
-// daemon's cron runs, now; the mails go out with the daemon's next pass.
+// billing runs `billing run [-dry-run] [-at DATE] [-xrechnung DIR]`: the
+// same job the daemon's cron runs, now; the mails go out with the daemon's
+// next pass. -xrechnung writes the e-invoices a dry run would attach.
 func (a *app) billing(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "run" {
-		fmt.Fprintln(a.stderr, "usage: mailflow billing run [-dry-run] [-at DATE]")
+		fmt.Fprintln(a.stderr, "usage: mailflow billing run [-dry-run] [-at DATE] [-xrechnung DIR]")
 		return errUsage
 	}
 	var dryRun bool
-	var at string
+	var at, xdir string
 	if _, err := a.verbFlags("billing run", args[1:], func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "show what would be sent, write nothing")
 		fs.StringVar(&at, "at", "", "run as of this date (YYYY-MM-DD, start of the day in schedule.timezone) or RFC 3339 time; default now")
-	}, 0, "[-dry-run] [-at DATE]"); err != nil {
+		fs.StringVar(&xdir, "xrechnung", "", "with -dry-run: write each XRechnung the run would attach to this directory")
+	}, 0, "[-dry-run] [-at DATE] [-xrechnung DIR]"); err != nil {
 		return err
+	}
+	if xdir != "" && !dryRun {
+		fmt.Fprintln(a.stderr, "mailflow: -xrechnung needs -dry-run (a real run attaches the invoices to its mails)")
+		return errUsage
 	}
 	when := time.Now()
 	if at != "" {
@@ -58,8 +66,29 @@ func (a *app) billing(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if xdir != "" {
+		if err := writeInvoices(xdir, rep.Invoices); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "wrote %d XRechnung files to %s\n", len(rep.Invoices), xdir)
+	}
 	if a.json {
 		return a.printJSON(rep)
 	}
 	return rep.WriteTable(a.stdout)
+}
+
+// writeInvoices writes each invoice to dir. Draft numbers repeat between
+// sellers, so the file name starts with the seller's role and id.
+func writeInvoices(dir string, invs []scheduler.BillingInvoice) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("billing: xrechnung dir: %w", err)
+	}
+	for _, inv := range invs {
+		name := filepath.Join(dir, inv.Role+"-"+inv.Party+"-"+inv.File)
+		if err := os.WriteFile(name, inv.XML, 0o644); err != nil {
+			return fmt.Errorf("billing: write xrechnung: %w", err)
+		}
+	}
+	return nil
 }

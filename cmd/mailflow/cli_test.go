@@ -7,9 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"mailflow/internal/xrechnungtest"
 )
 
 // cli runs mailflow with a config on a fresh SQLite file.
@@ -149,4 +152,45 @@ func TestCLIBillingRun(t *testing.T) {
 	if _, _, err := c.run("billing", "run", "-at", "tomorrow"); !errors.Is(err, errUsage) {
 		t.Errorf("bad -at: %v, want usage error", err)
 	}
+	if _, _, err := c.run("billing", "run", "-xrechnung", t.TempDir()); !errors.Is(err, errUsage) {
+		t.Errorf("-xrechnung without -dry-run: %v, want usage error", err)
+	}
+}
+
+// A dry run with -xrechnung writes the e-invoice each reminder would
+// carry, and they pass the official rules; the outbox is untouched.
+func TestCLIBillingDryRunXRechnung(t *testing.T) {
+	xrechnungtest.Validator(t)
+	c := newCLI(t)
+	c.must("catalog", "import", "../../examples/catalog.json")
+	c.must("order", "create", "../../examples/order-dv.json")
+	c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "accept")
+	c.must("order", "create", "../../examples/order-uv.json")
+	c.must("order", "decide", "2026-000002", "-party", "provider", "-intent", "accept")
+	c.must("order", "decide", "2026-000002", "-party", "intermediary", "-intent", "accept")
+	before := c.must("outbox", "list")
+	dir := filepath.Join(t.TempDir(), "xr")
+	future := time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
+	c.must("billing", "run", "-dry-run", "-at", future, "-xrechnung", dir)
+	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// DV: provider → customer; UV: provider → intermediary, intermediary → customer.
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	for _, prefix := range []string{"provider-dataport-XRechnung-ENTWURF-", "provider-itnrw-XRechnung-ENTWURF-", "intermediary-govdigital-XRechnung-ENTWURF-"} {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) }) {
+			t.Errorf("no %s… among %q", prefix, names)
+		}
+	}
+	if len(files) != 3 {
+		t.Errorf("%d files, want 3: %q", len(files), names)
+	}
+	if after := c.must("outbox", "list"); after != before {
+		t.Errorf("a dry run changed the outbox")
+	}
+	xrechnungtest.Validate(t, files...)
 }

@@ -85,7 +85,7 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 }
 
 func (d *daemon) buildHTTP() error {
-	srv := &web.Server{Flow: d.flow, Store: d.store, Log: d.log, Ready: d.ready, Extra: map[string]http.Handler{}}
+	srv := &web.Server{Flow: d.flow, Store: d.store, Log: d.log, Ready: d.ready, Extra: map[string]http.Handler{}, Invoices: d.sched}
 	for _, t := range d.cfg.HTTP.Tokens {
 		srv.Tokens = append(srv.Tokens, web.Token{Name: t.Name, Role: t.Role, Token: t.Token})
 	}

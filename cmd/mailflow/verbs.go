@@ -73,6 +73,9 @@ func (a *app) catalog(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "imported %d providers, %d intermediaries, %d terms, %d services\n",
 		len(cat.Providers), len(cat.Intermediaries), len(cat.Terms), len(cat.Services))
+	for _, w := range mailflow.CatalogWarnings(&cat) {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
 	return nil
 }
 
