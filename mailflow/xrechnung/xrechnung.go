@@ -247,50 +247,50 @@ func (inv *Invoice) XML() ([]byte, error) {
 	w.raw(`<?xml version="1.0" encoding="UTF-8"?>
 <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2" xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
 `)
-	w.elem(1, "cbc:CustomizationID", CustomizationID)
-	w.elem(1, "cbc:ProfileID", ProfileID)
-	w.elem(1, "cbc:ID", inv.Number)
-	w.elem(1, "cbc:IssueDate", date(inv.IssueDate))
-	w.elem(1, "cbc:DueDate", date(inv.DueDate))
-	w.elem(1, "cbc:InvoiceTypeCode", "380") // commercial invoice
+	w.elem("cbc:CustomizationID", CustomizationID)
+	w.elem("cbc:ProfileID", ProfileID)
+	w.elem("cbc:ID", inv.Number)
+	w.elem("cbc:IssueDate", date(inv.IssueDate))
+	w.elem("cbc:DueDate", date(inv.DueDate))
+	w.elem("cbc:InvoiceTypeCode", "380") // commercial invoice
 	if inv.Note != "" {
-		w.elem(1, "cbc:Note", inv.Note)
+		w.elem("cbc:Note", inv.Note)
 	}
-	w.elem(1, "cbc:DocumentCurrencyCode", cur)
-	w.elem(1, "cbc:BuyerReference", inv.BuyerReference)
+	w.elem("cbc:DocumentCurrencyCode", cur)
+	w.elem("cbc:BuyerReference", inv.BuyerReference)
 	if inv.OrderReference != "" {
-		w.open(1, "cac:OrderReference")
-		w.elem(2, "cbc:ID", inv.OrderReference)
-		w.close(1, "cac:OrderReference")
+		w.open("cac:OrderReference")
+		w.elem("cbc:ID", inv.OrderReference)
+		w.close("cac:OrderReference")
 	}
-	w.open(1, "cac:AccountingSupplierParty")
+	w.open("cac:AccountingSupplierParty")
 	w.party(&inv.Seller, true)
-	w.close(1, "cac:AccountingSupplierParty")
-	w.open(1, "cac:AccountingCustomerParty")
+	w.close("cac:AccountingSupplierParty")
+	w.open("cac:AccountingCustomerParty")
 	w.party(&inv.Buyer, false)
-	w.close(1, "cac:AccountingCustomerParty")
+	w.close("cac:AccountingCustomerParty")
 
-	w.open(1, "cac:PaymentMeans")
-	w.elem(2, "cbc:PaymentMeansCode", "58") // SEPA credit transfer
-	w.elem(2, "cbc:PaymentID", inv.Number)
-	w.open(2, "cac:PayeeFinancialAccount")
-	w.elem(3, "cbc:ID", strings.ReplaceAll(inv.Payment.IBAN, " ", ""))
+	w.open("cac:PaymentMeans")
+	w.elem("cbc:PaymentMeansCode", "58") // SEPA credit transfer
+	w.elem("cbc:PaymentID", inv.Number)
+	w.open("cac:PayeeFinancialAccount")
+	w.elem("cbc:ID", strings.ReplaceAll(inv.Payment.IBAN, " ", ""))
 	name := inv.Payment.AccountName
 	if name == "" {
 		name = inv.Seller.Name
 	}
-	w.elem(3, "cbc:Name", name)
+	w.elem("cbc:Name", name)
 	if inv.Payment.BIC != "" {
-		w.open(3, "cac:FinancialInstitutionBranch")
-		w.elem(4, "cbc:ID", inv.Payment.BIC)
-		w.close(3, "cac:FinancialInstitutionBranch")
+		w.open("cac:FinancialInstitutionBranch")
+		w.elem("cbc:ID", inv.Payment.BIC)
+		w.close("cac:FinancialInstitutionBranch")
 	}
-	w.close(2, "cac:PayeeFinancialAccount")
-	w.close(1, "cac:PaymentMeans")
+	w.close("cac:PayeeFinancialAccount")
+	w.close("cac:PaymentMeans")
 	if inv.PaymentTerms != "" {
-		w.open(1, "cac:PaymentTerms")
-		w.elem(2, "cbc:Note", inv.PaymentTerms)
-		w.close(1, "cac:PaymentTerms")
+		w.open("cac:PaymentTerms")
+		w.elem("cbc:Note", inv.PaymentTerms)
+		w.close("cac:PaymentTerms")
 	}
 
 	cats := inv.breakdown()
@@ -300,29 +300,29 @@ func (inv *Invoice) XML() ([]byte, error) {
 		t.VAT += c.tax
 	}
 	t.Gross = t.Net + t.VAT
-	w.open(1, "cac:TaxTotal")
-	w.amount(2, "cbc:TaxAmount", t.VAT)
+	w.open("cac:TaxTotal")
+	w.amount("cbc:TaxAmount", t.VAT)
 	for _, c := range cats {
-		w.open(2, "cac:TaxSubtotal")
-		w.amount(3, "cbc:TaxableAmount", c.taxable)
-		w.amount(3, "cbc:TaxAmount", c.tax)
-		w.open(3, "cac:TaxCategory")
-		w.elem(4, "cbc:ID", c.code)
-		w.elem(4, "cbc:Percent", percent(c.percent))
+		w.open("cac:TaxSubtotal")
+		w.amount("cbc:TaxableAmount", c.taxable)
+		w.amount("cbc:TaxAmount", c.tax)
+		w.open("cac:TaxCategory")
+		w.elem("cbc:ID", c.code)
+		w.elem("cbc:Percent", percent(c.percent))
 		if c.code == "E" {
-			w.elem(4, "cbc:TaxExemptionReason", inv.ExemptionReason)
+			w.elem("cbc:TaxExemptionReason", inv.ExemptionReason)
 		}
-		w.vatScheme(4)
-		w.close(3, "cac:TaxCategory")
-		w.close(2, "cac:TaxSubtotal")
+		w.vatScheme()
+		w.close("cac:TaxCategory")
+		w.close("cac:TaxSubtotal")
 	}
-	w.close(1, "cac:TaxTotal")
-	w.open(1, "cac:LegalMonetaryTotal")
-	w.amount(2, "cbc:LineExtensionAmount", t.Net)
-	w.amount(2, "cbc:TaxExclusiveAmount", t.Net)
-	w.amount(2, "cbc:TaxInclusiveAmount", t.Gross)
-	w.amount(2, "cbc:PayableAmount", t.Gross)
-	w.close(1, "cac:LegalMonetaryTotal")
+	w.close("cac:TaxTotal")
+	w.open("cac:LegalMonetaryTotal")
+	w.amount("cbc:LineExtensionAmount", t.Net)
+	w.amount("cbc:TaxExclusiveAmount", t.Net)
+	w.amount("cbc:TaxInclusiveAmount", t.Gross)
+	w.amount("cbc:PayableAmount", t.Gross)
+	w.close("cac:LegalMonetaryTotal")
 
 	for i := range inv.Lines {
 		w.line(i+1, &inv.Lines[i])
@@ -331,33 +331,29 @@ func (inv *Invoice) XML() ([]byte, error) {
 	return w.Bytes(), nil
 }
 
-// writer writes indented UBL elements.
+// writer writes UBL elements, one per line and without indentation:
+// a billing run attaches megabytes of them, and every byte is stored.
 type writer struct {
 	bytes.Buffer
 	cur string
 }
 
-const indent = "                "
-
 func (w *writer) raw(s string) { w.WriteString(s) }
 
-func (w *writer) open(depth int, name string) {
-	w.WriteString(indent[:2*depth])
+func (w *writer) open(name string) {
 	w.WriteByte('<')
 	w.WriteString(name)
 	w.WriteString(">\n")
 }
 
-func (w *writer) close(depth int, name string) {
-	w.WriteString(indent[:2*depth])
+func (w *writer) close(name string) {
 	w.WriteString("</")
 	w.WriteString(name)
 	w.WriteString(">\n")
 }
 
 // elem writes <name>text</name>, the text escaped.
-func (w *writer) elem(depth int, name, text string) {
-	w.WriteString(indent[:2*depth])
+func (w *writer) elem(name, text string) {
 	w.WriteByte('<')
 	w.WriteString(name)
 	w.WriteByte('>')
@@ -368,8 +364,7 @@ func (w *writer) elem(depth int, name, text string) {
 }
 
 // elemAttr writes <name attr="value">text</name>.
-func (w *writer) elemAttr(depth int, name, attr, value, text string) {
-	w.WriteString(indent[:2*depth])
+func (w *writer) elemAttr(name, attr, value, text string) {
 	w.WriteByte('<')
 	w.WriteString(name)
 	w.WriteByte(' ')
@@ -394,102 +389,102 @@ func (w *writer) text(s string) {
 	xml.EscapeText(w, []byte(s)) //nolint:errcheck // a bytes.Buffer does not fail
 }
 
-func (w *writer) amount(depth int, name string, cents int64) {
-	w.elemAttr(depth, name, "currencyID", w.cur, Amount(cents))
+func (w *writer) amount(name string, cents int64) {
+	w.elemAttr(name, "currencyID", w.cur, Amount(cents))
 }
 
-func (w *writer) vatScheme(depth int) {
-	w.open(depth, "cac:TaxScheme")
-	w.elem(depth+1, "cbc:ID", "VAT")
-	w.close(depth, "cac:TaxScheme")
+func (w *writer) vatScheme() {
+	w.open("cac:TaxScheme")
+	w.elem("cbc:ID", "VAT")
+	w.close("cac:TaxScheme")
 }
 
 // party writes a cac:Party: for the seller with its tax registration and
 // contact.
 func (w *writer) party(p *Party, seller bool) {
-	w.open(2, "cac:Party")
-	w.elemAttr(3, "cbc:EndpointID", "schemeID", p.EndpointScheme, p.EndpointID)
-	w.open(3, "cac:PostalAddress")
-	w.elem(4, "cbc:StreetName", p.Street)
-	w.elem(4, "cbc:CityName", p.City)
-	w.elem(4, "cbc:PostalZone", p.PostalCode)
-	w.open(4, "cac:Country")
+	w.open("cac:Party")
+	w.elemAttr("cbc:EndpointID", "schemeID", p.EndpointScheme, p.EndpointID)
+	w.open("cac:PostalAddress")
+	w.elem("cbc:StreetName", p.Street)
+	w.elem("cbc:CityName", p.City)
+	w.elem("cbc:PostalZone", p.PostalCode)
+	w.open("cac:Country")
 	country := p.Country
 	if country == "" {
 		country = "DE"
 	}
-	w.elem(5, "cbc:IdentificationCode", country)
-	w.close(4, "cac:Country")
-	w.close(3, "cac:PostalAddress")
+	w.elem("cbc:IdentificationCode", country)
+	w.close("cac:Country")
+	w.close("cac:PostalAddress")
 	if seller {
 		if p.VATID != "" {
-			w.open(3, "cac:PartyTaxScheme")
-			w.elem(4, "cbc:CompanyID", p.VATID)
-			w.vatScheme(4)
-			w.close(3, "cac:PartyTaxScheme")
+			w.open("cac:PartyTaxScheme")
+			w.elem("cbc:CompanyID", p.VATID)
+			w.vatScheme()
+			w.close("cac:PartyTaxScheme")
 		}
 		if p.TaxNumber != "" {
 			// BT-32: the tax number, under the scheme "FC" (fiscal code).
-			w.open(3, "cac:PartyTaxScheme")
-			w.elem(4, "cbc:CompanyID", p.TaxNumber)
-			w.open(4, "cac:TaxScheme")
-			w.elem(5, "cbc:ID", "FC")
-			w.close(4, "cac:TaxScheme")
-			w.close(3, "cac:PartyTaxScheme")
+			w.open("cac:PartyTaxScheme")
+			w.elem("cbc:CompanyID", p.TaxNumber)
+			w.open("cac:TaxScheme")
+			w.elem("cbc:ID", "FC")
+			w.close("cac:TaxScheme")
+			w.close("cac:PartyTaxScheme")
 		}
 	}
-	w.open(3, "cac:PartyLegalEntity")
-	w.elem(4, "cbc:RegistrationName", p.Name)
+	w.open("cac:PartyLegalEntity")
+	w.elem("cbc:RegistrationName", p.Name)
 	if seller && p.RegistrationID != "" {
-		w.elem(4, "cbc:CompanyID", p.RegistrationID)
+		w.elem("cbc:CompanyID", p.RegistrationID)
 	}
-	w.close(3, "cac:PartyLegalEntity")
+	w.close("cac:PartyLegalEntity")
 	if seller {
-		w.open(3, "cac:Contact")
-		w.elem(4, "cbc:Name", p.ContactName)
-		w.elem(4, "cbc:Telephone", p.ContactPhone)
-		w.elem(4, "cbc:ElectronicMail", p.ContactEmail)
-		w.close(3, "cac:Contact")
+		w.open("cac:Contact")
+		w.elem("cbc:Name", p.ContactName)
+		w.elem("cbc:Telephone", p.ContactPhone)
+		w.elem("cbc:ElectronicMail", p.ContactEmail)
+		w.close("cac:Contact")
 	}
-	w.close(2, "cac:Party")
+	w.close("cac:Party")
 }
 
 // line writes one cac:InvoiceLine. The order number is the line's order
 // line reference (BT-132): an invoice may bill several orders, and the
 // document's order reference (BT-13) can name only one.
 func (w *writer) line(n int, l *Line) {
-	w.open(1, "cac:InvoiceLine")
-	w.elem(2, "cbc:ID", strconv.Itoa(n))
+	w.open("cac:InvoiceLine")
+	w.elem("cbc:ID", strconv.Itoa(n))
 	unit := l.Unit
 	if unit == "" {
 		unit = "C62"
 	}
-	w.elemAttr(2, "cbc:InvoicedQuantity", "unitCode", unit, "1")
-	w.amount(2, "cbc:LineExtensionAmount", l.NetCents)
-	w.open(2, "cac:InvoicePeriod")
-	w.elem(3, "cbc:StartDate", date(l.Start))
-	w.elem(3, "cbc:EndDate", date(l.LastDay))
-	w.close(2, "cac:InvoicePeriod")
+	w.elemAttr("cbc:InvoicedQuantity", "unitCode", unit, "1")
+	w.amount("cbc:LineExtensionAmount", l.NetCents)
+	w.open("cac:InvoicePeriod")
+	w.elem("cbc:StartDate", date(l.Start))
+	w.elem("cbc:EndDate", date(l.LastDay))
+	w.close("cac:InvoicePeriod")
 	if l.OrderNumber != "" {
-		w.open(2, "cac:OrderLineReference")
-		w.elem(3, "cbc:LineID", l.OrderNumber)
-		w.close(2, "cac:OrderLineReference")
+		w.open("cac:OrderLineReference")
+		w.elem("cbc:LineID", l.OrderNumber)
+		w.close("cac:OrderLineReference")
 	}
-	w.open(2, "cac:Item")
+	w.open("cac:Item")
 	if l.Description != "" {
-		w.elem(3, "cbc:Description", l.Description)
+		w.elem("cbc:Description", l.Description)
 	}
-	w.elem(3, "cbc:Name", l.Name)
-	w.open(3, "cac:ClassifiedTaxCategory")
-	w.elem(4, "cbc:ID", categoryCode(l.VATPercent))
-	w.elem(4, "cbc:Percent", percent(l.VATPercent))
-	w.vatScheme(4)
-	w.close(3, "cac:ClassifiedTaxCategory")
-	w.close(2, "cac:Item")
-	w.open(2, "cac:Price")
-	w.amount(3, "cbc:PriceAmount", l.NetCents)
-	w.close(2, "cac:Price")
-	w.close(1, "cac:InvoiceLine")
+	w.elem("cbc:Name", l.Name)
+	w.open("cac:ClassifiedTaxCategory")
+	w.elem("cbc:ID", categoryCode(l.VATPercent))
+	w.elem("cbc:Percent", percent(l.VATPercent))
+	w.vatScheme()
+	w.close("cac:ClassifiedTaxCategory")
+	w.close("cac:Item")
+	w.open("cac:Price")
+	w.amount("cbc:PriceAmount", l.NetCents)
+	w.close("cac:Price")
+	w.close("cac:InvoiceLine")
 }
 
 // Amount writes cents as a decimal with two places: 123456 → "1234.56".

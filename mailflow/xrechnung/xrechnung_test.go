@@ -166,7 +166,7 @@ func TestXMLContent(t *testing.T) {
 		"<cbc:BuyerReference>04011000-12345-03</cbc:BuyerReference>",
 		"<cbc:RegistrationName>Stadt A &amp; B &lt;C&gt;</cbc:RegistrationName>",
 		`<cbc:EndpointID schemeID="0204">04011000-12345-03</cbc:EndpointID>`,
-		"<cac:OrderReference>\n    <cbc:ID>DVC-1</cbc:ID>",
+		"<cac:OrderReference>\n<cbc:ID>DVC-1</cbc:ID>",
 		`<cbc:PayableAmount currencyID="EUR">1428.00</cbc:PayableAmount>`,
 		"<cbc:ID>DE02120300000000202051</cbc:ID>",
 	} {
