@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +29,8 @@ const benchOrders = 100_000
 //     October is due: 100,000 periods, 100,000 orders × a long history;
 //   - first-run: every order became binding in October and no run has seen
 //     it: each is initialised and its prorated October billed;
+//   - all-due-without-invoices: all-due with a catalog without seller
+//     data, so the reminders carry no e-invoices;
 //   - none-due: the same orders mid-month, when nothing is due: the run
 //     must cost next to nothing however many orders there are.
 //
@@ -50,7 +53,18 @@ func BenchmarkBillingRun(b *testing.B) {
 			e.sched = scheduler.New(cfg, e.store, scheduler.NewMailer(c), slog.New(slog.NewTextHandler(os.Stderr, nil)))
 			e.sched.Now = e.now
 			loc := e.loc
-			seedBindingOrders(b, e.store, loc, benchOrders)
+			withSellers := seedBindingOrders(b, e.store, loc, benchOrders)
+			// The same catalog without seller data: reminders without
+			// e-invoices, the billing run as it was before them.
+			withoutSellers := *withSellers
+			withoutSellers.Providers = slices.Clone(withSellers.Providers)
+			withoutSellers.Intermediaries = slices.Clone(withSellers.Intermediaries)
+			for i := range withoutSellers.Providers {
+				withoutSellers.Providers[i].Seller = nil
+			}
+			for i := range withoutSellers.Intermediaries {
+				withoutSellers.Intermediaries[i].Seller = nil
+			}
 
 			nov := at(loc, 2026, 11, 1, 0, 0)
 			scenarios := []struct {
@@ -58,13 +72,18 @@ func BenchmarkBillingRun(b *testing.B) {
 				dueAt   any // the End of October: billed up to September
 				run     time.Time
 				periods int
+				catalog *mailflow.Catalog
 			}{
-				{"all-due", nov.UTC(), at(loc, 2026, 11, 1, 6, 0), benchOrders},
-				{"first-run", nil, at(loc, 2026, 11, 1, 6, 0), benchOrders},
-				{"none-due", nov.UTC(), at(loc, 2026, 10, 15, 6, 0), 0},
+				{"all-due", nov.UTC(), at(loc, 2026, 11, 1, 6, 0), benchOrders, withSellers},
+				{"all-due-without-invoices", nov.UTC(), at(loc, 2026, 11, 1, 6, 0), benchOrders, &withoutSellers},
+				{"first-run", nil, at(loc, 2026, 11, 1, 6, 0), benchOrders, withSellers},
+				{"none-due", nov.UTC(), at(loc, 2026, 10, 15, 6, 0), 0, withSellers},
 			}
 			for _, sc := range scenarios {
 				b.Run(sc.name, func(b *testing.B) {
+					if err := e.store.ImportCatalog(e.ctx, sc.catalog); err != nil {
+						b.Fatal(err)
+					}
 					b.ReportAllocs()
 					var rep scheduler.BillingReport
 					var cpu, dbCPU time.Duration
@@ -104,7 +123,8 @@ func BenchmarkBillingRun(b *testing.B) {
 }
 
 // seedBindingOrders inserts n binding orders directly, in bulk.
-func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int) {
+// It returns the catalog it imported, whose providers have seller data.
+func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int) *mailflow.Catalog {
 	b.Helper()
 	cat := exampletest.Catalog(b)
 	var snaps, docs [2][]string // [DV, UV] per provider
@@ -196,6 +216,7 @@ func seedBindingOrders(b *testing.B, s *storage.Store, loc *time.Location, n int
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
+	return cat
 }
 
 // resetBilling puts every order's billing state back: billed up to the
