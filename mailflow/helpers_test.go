@@ -129,23 +129,8 @@ func newEnv(t testing.TB, driver string, opts ...envOption) *env {
 // start runs the sender until the test ends (or the returned stop).
 func (e *env) start(t testing.TB) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	e.flow.OnEnqueue = e.sender.Wake
-	go func() { done <- e.sender.Run(ctx) }()
-	var stopped bool
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sender: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return mailtest.Run(t, "sender", e.sender.Run)
 }
 
 func (e *env) createOrder(t testing.TB, model string) *mailflow.Order {

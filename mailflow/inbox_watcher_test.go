@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,23 +37,7 @@ func startWatcher(t *testing.T, srv imapServer, user, pass string, st inbound.St
 		Idle: true, PollInterval: time.Hour, CommandTimeout: 10 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, st, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return after cancel")
-			}
-		})
-	})
+	mailtest.Run(t, "watcher", w.Run)
 	return w
 }
 
@@ -200,21 +183,9 @@ func TestWatcherPoisonedMessage(t *testing.T) {
 }
 
 func TestWatcherPoisonedMessageDovecot(t *testing.T) {
-	if _, err := mailtest.DovecotPath(); err != nil {
-		t.Skip(err)
-	}
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			d, err := mailtest.StartDovecot(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("dovecot %s log:\n%s", d.Version, d.Log())
-				}
-				d.Close()
-			})
+			d := mailtest.DovecotFor(t)
 			testPoisonedMessage(t, driver, d, d.User, d.Password)
 		})
 	}

@@ -393,13 +393,6 @@ func TestDaemonEndToEnd(t *testing.T) {
 }
 
 func TestDaemonEndToEndDovecot(t *testing.T) {
-	if _, err := mailtest.DovecotPath(); err != nil {
-		t.Skip("no Dovecot here (CI installs dovecot-imapd): ", err)
-	}
-	dc, err := mailtest.StartDovecot(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
+	dc := mailtest.DovecotFor(t)
 	startDaemon(t, dc, dc.User, dc.Password, "sqlite").lifecycle()
 }

@@ -218,14 +218,7 @@ func TestFaultIMAPDrop(t *testing.T) {
 		imapDropTest(t, srv, "bestellungen@example.org", "imap-pass")
 	})
 	t.Run("dovecot", func(t *testing.T) {
-		if _, err := mailtest.DovecotPath(); err != nil {
-			t.Skip("no Dovecot here (CI installs dovecot-imapd): ", err)
-		}
-		dc, err := mailtest.StartDovecot(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dc.Close()
+		dc := mailtest.DovecotFor(t)
 		imapDropTest(t, dc, dc.User, dc.Password)
 	})
 }

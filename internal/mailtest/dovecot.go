@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"text/template"
 	"time"
 
@@ -415,3 +416,24 @@ service anvil {
   chroot =
 }
 `
+
+// DovecotFor starts a Dovecot of its own for test t, stopped when the
+// test ends; a failed test logs Dovecot's log. Without a Dovecot binary
+// the test is skipped (CI installs dovecot-imapd).
+func DovecotFor(t testing.TB) *Dovecot {
+	t.Helper()
+	if _, err := DovecotPath(); err != nil {
+		t.Skip("no Dovecot here (CI installs dovecot-imapd): ", err)
+	}
+	d, err := StartDovecot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dovecot %s log:\n%s", d.Version, d.Log())
+		}
+		d.Close()
+	})
+	return d
+}

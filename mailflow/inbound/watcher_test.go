@@ -125,25 +125,7 @@ func watcherConfig(t *testing.T, srv imapTestServer, user, pass string) inbound.
 // stop checks that Run returned nil.
 func runWatcher(t *testing.T, w *inbound.Watcher) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return mailtest.Run(t, "watcher", w.Run)
 }
 
 // forcePass pokes w and waits until a pass completed after the poke.
@@ -300,21 +282,9 @@ func TestWatcherCoreFlow(t *testing.T) {
 }
 
 func TestWatcherDovecot(t *testing.T) {
-	if _, err := mailtest.DovecotPath(); err != nil {
-		t.Skip(err)
-	}
 	for _, driver := range storagetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			d, err := mailtest.StartDovecot(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("dovecot %s log:\n%s", d.Version, d.Log())
-				}
-				d.Close()
-			})
+			d := mailtest.DovecotFor(t)
 			t.Logf("dovecot %s on %s", d.Version, d.Addr())
 			testCoreFlow(t, storagetest.Open(t, driver), d, d.User, d.Password, nil)
 		})
