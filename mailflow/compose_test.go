@@ -489,7 +489,7 @@ func TestEveryTemplateRenders(t *testing.T) {
 	for _, p := range ps {
 		lines = append(lines, scheduler.BillingLine{OrderID: 1, Number: o.Number, Model: "UV", Service: snap.Service.Name,
 			PriceName: snap.Price.Name, Interval: "quarterly", Currency: "EUR", VATPercent: 19, Period: p,
-			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
+			InvoiceTo: mailflow.Invoicee{Role: "customer", Name: c.Name, Street: c.Street, PostalCode: c.PostalCode, City: c.City,
 				CustomerNumber: c.CustomerNumber, LeitwegID: c.LeitwegID}})
 	}
 	samples["billing"] = compose.MailView{Role: "intermediary", Data: scheduler.NewBillingView(

@@ -270,7 +270,7 @@ func BenchmarkBillingReminder(b *testing.B) {
 	for i := range scheduler.MaxBillingLines {
 		mail.Lines = append(mail.Lines, scheduler.BillingLine{OrderID: int64(i), Number: fmt.Sprintf("2026-%06d", i), Model: "DV",
 			Service: "Verwaltungs-Mail", PriceName: "Basis", Interval: "monthly", Currency: "EUR", VATPercent: 19, Period: ps[i],
-			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: "Stadt Musterstadt", Street: "Markt 1", PostalCode: "12345",
+			InvoiceTo: mailflow.Invoicee{Role: "customer", Name: "Stadt Musterstadt", Street: "Markt 1", PostalCode: "12345",
 				City: "Musterstadt", CustomerNumber: "K-1001", LeitwegID: "04011000-12345-03"}})
 	}
 	var size int

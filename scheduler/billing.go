@@ -15,20 +15,8 @@ import (
 	"mailflow/mailflow"
 )
 
-// The billing domain's types are the mailflow package's, shared with
-// storage.
-type (
-	BillingDoc   = mailflow.BillingDoc
-	BillingParty = mailflow.BillingParty
-	Invoicee     = mailflow.Invoicee
-	BillingOrder = mailflow.BillingOrder
-	Bill         = mailflow.Bill
-	BilledPeriod = mailflow.BilledPeriod
-	PeriodRef    = mailflow.PeriodRef
-)
-
 // recipient is a reminded party as the mail's recipient.
-func recipient(p *BillingParty) mailflow.Party {
+func recipient(p *mailflow.BillingParty) mailflow.Party {
 	return mailflow.Party{ID: p.ID, Name: p.Name, Email: p.Email, Language: p.Language}
 }
 
@@ -41,16 +29,16 @@ const MaxBillingLines = 500
 
 // BillingLine is one period of one order that a party is to invoice.
 type BillingLine struct {
-	OrderID    int64    `json:"-"`
-	Number     string   `json:"order"`
-	Model      string   `json:"contract_model"` // DV or UV
-	Service    string   `json:"service"`
-	PriceName  string   `json:"price"`
-	Interval   string   `json:"interval"`
-	Currency   string   `json:"currency"`
-	VATPercent float64  `json:"vat_percent"`
-	Period     Period   `json:"period"`
-	InvoiceTo  Invoicee `json:"invoice_to"`
+	OrderID    int64             `json:"-"`
+	Number     string            `json:"order"`
+	Model      string            `json:"contract_model"` // DV or UV
+	Service    string            `json:"service"`
+	PriceName  string            `json:"price"`
+	Interval   string            `json:"interval"`
+	Currency   string            `json:"currency"`
+	VATPercent float64           `json:"vat_percent"`
+	Period     mailflow.Period   `json:"period"`
+	InvoiceTo  mailflow.Invoicee `json:"invoice_to"`
 }
 
 // BillingMail is one billing reminder: lines one party is to invoice.
@@ -178,7 +166,7 @@ func (s *Scheduler) billingDone(rep BillingReport, start, billed time.Time, err 
 // billDue is the first phase. Batches are ranges of the due orders' ids,
 // so that the rows a batch writes lie together. It returns the periods it
 // recorded.
-func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) (recorded []BilledPeriod, err error) {
+func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingReport) (recorded []mailflow.BilledPeriod, err error) {
 	ids, err := s.store.DueBilling(ctx, at)
 	if err != nil {
 		return nil, err
@@ -198,15 +186,15 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 			continue
 		}
 		var orders int
-		var batch []BilledPeriod
+		var batch []mailflow.BilledPeriod
 		var errs []BillingError
-		err := s.store.JobTx(ctx, func(tx Tx) error {
+		err := s.store.JobTx(ctx, func(tx mailflow.JobTx) error {
 			due, err := tx.LockDueBillingOrders(lo, hi, at)
 			if err != nil {
 				return err
 			}
 			orders, batch, errs = len(due), nil, nil
-			bills := make([]Bill, 0, len(due))
+			bills := make([]mailflow.Bill, 0, len(due))
 			for i := range due {
 				b, err := s.plan(&due[i], at)
 				if err != nil {
@@ -215,7 +203,7 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 				}
 				bills = append(bills, b)
 				for _, p := range b.Periods {
-					batch = append(batch, BilledPeriod{BillingOrder: &due[i], Period: p})
+					batch = append(batch, mailflow.BilledPeriod{BillingOrder: &due[i], Period: p})
 				}
 			}
 			return tx.RecordBilling(bills, s.now())
@@ -233,13 +221,13 @@ func (s *Scheduler) billDue(ctx context.Context, at time.Time, rep *BillingRepor
 
 // planDry is the first phase of a dry run: it returns the periods a real
 // run would record, for the second phase to report as it would mail them.
-func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingReport) []BilledPeriod {
-	var planned []BilledPeriod
+func (s *Scheduler) planDry(orders []mailflow.BillingOrder, at time.Time, rep *BillingReport) []mailflow.BilledPeriod {
+	var planned []mailflow.BilledPeriod
 	for i := range orders {
 		o := &orders[i]
 		rep.Orders++
 		b, err := s.plan(o, at)
-		var doc BillingDoc
+		var doc mailflow.BillingDoc
 		if err == nil && len(b.Periods) > 0 {
 			// Checked here so that one broken order is reported and
 			// skipped, as a real run does, instead of failing the mails.
@@ -251,7 +239,7 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 		}
 		rep.Periods += len(b.Periods)
 		for _, p := range b.Periods {
-			planned = append(planned, BilledPeriod{BillingOrder: o, Period: p})
+			planned = append(planned, mailflow.BilledPeriod{BillingOrder: o, Period: p})
 		}
 	}
 	return planned
@@ -259,8 +247,8 @@ func (s *Scheduler) planDry(orders []BillingOrder, at time.Time, rep *BillingRep
 
 // plan returns the periods of a due order that have ended by `at`, and
 // when it is due next.
-func (s *Scheduler) plan(o *BillingOrder, at time.Time) (Bill, error) {
-	b := Bill{OrderID: o.OrderID}
+func (s *Scheduler) plan(o *mailflow.BillingOrder, at time.Time) (mailflow.Bill, error) {
+	b := mailflow.Bill{OrderID: o.OrderID}
 	step, known := stepMonths[o.Interval]
 	if !known {
 		return b, fmt.Errorf("%w: %q", ErrUnknownInterval, o.Interval)
@@ -333,19 +321,19 @@ func remindedRoles(model string) []string {
 // reminderLine returns the reminded party of a period and what it is to
 // invoice: DV, the provider the customer; UV, the provider the
 // intermediary and the intermediary the customer.
-func reminderLine(role string, b *BilledPeriod, doc *BillingDoc) (mailflow.Party, BillingLine) {
+func reminderLine(role string, b *mailflow.BilledPeriod, doc *mailflow.BillingDoc) (mailflow.Party, BillingLine) {
 	line := BillingLine{OrderID: b.OrderID, Number: b.Number, Model: b.Model, Service: doc.Service, PriceName: doc.PriceName,
 		Interval: b.Interval, Currency: doc.Currency, VATPercent: b.VATPercent, Period: b.Period, InvoiceTo: doc.Customer}
 	line.InvoiceTo.Role = RoleCustomer
 	im := doc.Intermediary
 	if im == nil {
-		im = &BillingParty{}
+		im = &mailflow.BillingParty{}
 	}
 	if role == mailflow.PartyIntermediary {
 		return recipient(im), line
 	}
 	if b.Model == mailflow.ModelUV {
-		line.InvoiceTo = Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
+		line.InvoiceTo = mailflow.Invoicee{Role: mailflow.PartyIntermediary, Name: im.Name, Street: im.Street, PostalCode: im.PostalCode,
 			City: im.City, LeitwegID: im.LeitwegID}
 	}
 	return recipient(&doc.Provider), line
@@ -361,7 +349,7 @@ var errStaleReminders = errors.New("billing reminders changed")
 // recorded are the periods the first phase recorded. When they are all
 // the unreminded ones, the rule, the mails are made from them, without
 // reading them back.
-func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport, recorded []BilledPeriod) error {
+func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *BillingReport, recorded []mailflow.BilledPeriod) error {
 	if rep.DryRun {
 		// What a real run would mail: what earlier runs left unreminded
 		// and what this one would record.
@@ -393,7 +381,7 @@ func (s *Scheduler) mailReminders(ctx context.Context, at time.Time, rep *Billin
 type billingChunk struct {
 	role, party string
 	part, parts int
-	lines       []*BilledPeriod
+	lines       []*mailflow.BilledPeriod
 	msg         *mailflow.OutboxMessage
 	report      []BillingReportLine
 	invoices    []BillingInvoice
@@ -417,7 +405,7 @@ func (s *Scheduler) sellers(ctx context.Context) (map[string]*mailflow.Party, er
 	return m, nil
 }
 
-func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingReport, periods []BilledPeriod) (stale bool, err error) {
+func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingReport, periods []mailflow.BilledPeriod) (stale bool, err error) {
 	if periods == nil {
 		if periods, err = s.store.UnremindedPeriods(ctx); err != nil || len(periods) == 0 {
 			return false, err
@@ -441,11 +429,11 @@ func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingRepo
 		msgs = append(msgs, chunks[i].msg)
 	}
 	if !rep.DryRun {
-		refs := make([]PeriodRef, len(periods))
+		refs := make([]mailflow.PeriodRef, len(periods))
 		for i, p := range periods {
-			refs[i] = PeriodRef{OrderID: p.OrderID, Key: p.Period.Key}
+			refs[i] = mailflow.PeriodRef{OrderID: p.OrderID, Key: p.Period.Key}
 		}
-		err := s.store.JobTx(ctx, func(tx Tx) error {
+		err := s.store.JobTx(ctx, func(tx mailflow.JobTx) error {
 			n, err := tx.MarkReminded(refs, s.now())
 			if err != nil {
 				return err
@@ -476,10 +464,10 @@ func (s *Scheduler) mailPass(ctx context.Context, at time.Time, rep *BillingRepo
 
 // chunkReminders groups the reminder lines of periods by reminded party,
 // each party's by order and period, in chunks of at most MaxBillingLines.
-func chunkReminders(periods []BilledPeriod) []billingChunk {
+func chunkReminders(periods []mailflow.BilledPeriod) []billingChunk {
 	type line struct {
 		role, party string
-		p           *BilledPeriod
+		p           *mailflow.BilledPeriod
 	}
 	var lines []line
 	for i := range periods {
@@ -535,11 +523,11 @@ func (s *Scheduler) composeChunk(c *billingChunk, seller *mailflow.Party, at tim
 	}()
 	m := BillingMail{Role: c.role, Part: c.part, Parts: c.parts, At: at, Lines: make([]BillingLine, 0, len(c.lines))}
 	c.report = make([]BillingReportLine, 0, len(c.lines))
-	docs := map[int64]*BillingDoc{}
+	docs := map[int64]*mailflow.BillingDoc{}
 	for i, b := range c.lines {
 		doc := docs[b.OrderID]
 		if doc == nil {
-			doc = new(BillingDoc)
+			doc = new(mailflow.BillingDoc)
 			if err := json.Unmarshal([]byte(b.Doc), doc); err != nil {
 				c.err = fmt.Errorf("order %s: billing doc: %w", b.Number, err)
 				return

@@ -359,11 +359,11 @@ func TestBillingBatchesAndMailParts(t *testing.T) {
 
 func TestBillingReportTable(t *testing.T) {
 	loc := berlin(t)
-	p := scheduler.Period{Key: "2026-01", Start: at(loc, 2026, 1, 31, 0, 0), End: at(loc, 2026, 2, 1, 0, 0), Days: 1, FullDays: 31,
+	p := mailflow.Period{Key: "2026-01", Start: at(loc, 2026, 1, 31, 0, 0), End: at(loc, 2026, 2, 1, 0, 0), Days: 1, FullDays: 31,
 		NetCents: 123456789, VATCents: 23456789, GrossCents: 146913578}
 	rep := scheduler.BillingReport{At: at(loc, 2026, 2, 1, 6, 0), Orders: 1, Periods: 1, Mails: 1, Lines: []scheduler.BillingReportLine{{
 		BillingLine: scheduler.BillingLine{Number: "2026-000007", Currency: "EUR", Period: p,
-			InvoiceTo: scheduler.Invoicee{Role: "customer", Name: "Stadt\nMusterstadt"}},
+			InvoiceTo: mailflow.Invoicee{Role: "customer", Name: "Stadt\nMusterstadt"}},
 		Role: "provider", Recipient: "Dataport AöR", Sent: true,
 	}}, Errors: []scheduler.BillingError{{Order: "2026-000008", Err: "boom"}}}
 	var buf bytes.Buffer
@@ -485,7 +485,7 @@ func TestBillingDocFirstVersion(t *testing.T) {
 		`"reply_senders":null,"language":"en"},"intermediary":{"id":"govdigital","name":"govdigital eG","email":"auftrag@govdigital.example",` +
 		`"reply_senders":null,"language":"de","street":"Alt-Moabit 91","postal_code":"10559","city":"Berlin","leitweg_id":"992-90009-96"},` +
 		`"service":"Kollaboration","price_name":"Team","currency":"EUR"}`
-	var d scheduler.BillingDoc
+	var d mailflow.BillingDoc
 	if err := json.Unmarshal([]byte(old), &d); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func (s *Scheduler) RunDigest(ctx context.Context, at time.Time) (DigestReport, 
 		return rep, fmt.Errorf("scheduler: digest: %w", err)
 	}
 	rep.Data = d
-	err = s.store.JobTx(ctx, func(tx Tx) error {
+	err = s.store.JobTx(ctx, func(tx mailflow.JobTx) error {
 		ok, err := tx.ClaimDigest(at.Truncate(time.Minute), s.now())
 		if err != nil || !ok {
 			return err

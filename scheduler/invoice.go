@@ -59,7 +59,7 @@ func buildInvoices(m *BillingMail, seller *mailflow.Party, loc *time.Location, f
 		days = mailflow.DefaultPaymentTermsDays
 	}
 	type group struct {
-		to       Invoicee
+		to       mailflow.Invoicee
 		currency string
 	}
 	var groups []group
@@ -142,7 +142,7 @@ func (s *Scheduler) OrderInvoices(ctx context.Context, number string) ([]mailflo
 	if err != nil {
 		return nil, err
 	}
-	var doc BillingDoc
+	var doc mailflow.BillingDoc
 	if err := json.Unmarshal([]byte(periods[0].Doc), &doc); err != nil {
 		return nil, fmt.Errorf("scheduler: order %s: billing doc: %w", number, err)
 	}

@@ -88,7 +88,7 @@ func (f *formatter) day(t time.Time) string {
 
 // lastDay formats a period's last day, the day before its end: AddDate
 // in the time zone is the costlier part, so it is also done once per end.
-func (f *formatter) lastDay(p *Period) string {
+func (f *formatter) lastDay(p *mailflow.Period) string {
 	s, ok := f.lastDays[p.End]
 	if !ok {
 		s = templates.Day(f.lang, p.LastDay())

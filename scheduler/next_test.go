@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"mailflow/mailflow"
 	"testing"
 	"time"
 )
@@ -51,8 +52,8 @@ func TestPlanBillsEachPeriodOnce(t *testing.T) {
 	for _, interval := range []string{"monthly", "quarterly", "yearly", "once"} {
 		for b := at(loc, 2025, 12, 20, 0, 0); b.Before(at(loc, 2027, 3, 1, 0, 0)); b = b.AddDate(0, 0, 11) {
 			binding := b.Add(9*time.Hour + 41*time.Minute)
-			o := BillingOrder{BindingAt: binding, DueAt: binding, Interval: interval, AmountCents: 1000, VATPercent: 19}
-			var got []Period
+			o := mailflow.BillingOrder{BindingAt: binding, DueAt: binding, Interval: interval, AmountCents: 1000, VATPercent: 19}
+			var got []mailflow.Period
 			run := binding.Add(-time.Hour)
 			end := at(loc, 2030, 1, 1, 0, 0)
 			for step := 0; run.Before(end); step++ {

@@ -25,9 +25,6 @@ const (
 // instead of guessing a period length for it.
 var ErrUnknownInterval = errors.New("scheduler: unknown billing interval")
 
-// Period is a billing period of an order (mailflow.Period).
-type Period = mailflow.Period
-
 // DuePeriods returns, in chronological order, every billing period of an
 // order bound at binding whose End is not after now, for a price of
 // amountCents per full period and vatPercent VAT (19, 7, 0, or with decimals
@@ -50,7 +47,7 @@ type Period = mailflow.Period
 // Dates are computed with time.Date in loc and days counted on the civil
 // calendar, never by adding 24-hour durations, so months containing a
 // daylight-saving change have local-midnight bounds and the right day count.
-func DuePeriods(binding time.Time, interval string, amountCents int64, vatPercent float64, loc *time.Location, from, now time.Time) ([]Period, error) {
+func DuePeriods(binding time.Time, interval string, amountCents int64, vatPercent float64, loc *time.Location, from, now time.Time) ([]mailflow.Period, error) {
 	if loc == nil {
 		return nil, errors.New("scheduler: due periods: nil time zone")
 	}
@@ -101,9 +98,9 @@ func DuePeriods(binding time.Time, interval string, amountCents int64, vatPercen
 	}
 
 	ny, nm, _ := now.In(loc).Date()
-	var out []Period
+	var out []mailflow.Period
 	if n := (monthIndex(ny, nm)-first)/step - k; n > 0 {
-		out = make([]Period, 0, n)
+		out = make([]mailflow.Period, 0, n)
 	}
 	for ; ; k++ {
 		startIdx := first + k*step
@@ -120,7 +117,7 @@ func DuePeriods(binding time.Time, interval string, amountCents int64, vatPercen
 			start, days = bindStart, civilDays(by, bm, bd, ey, em, 1)
 		}
 		net, vat, gross := Amounts(amountCents, days, full, vatPercent)
-		out = append(out, Period{
+		out = append(out, mailflow.Period{
 			Key:        periodKey(cy, cm, step),
 			Start:      start,
 			End:        end,
@@ -136,13 +133,13 @@ func DuePeriods(binding time.Time, interval string, amountCents int64, vatPercen
 
 // dueOnce returns the single period of a "once" price if it is due and not
 // skipped by from.
-func dueOnce(y int, m time.Month, d int, start time.Time, amountCents int64, vatPercent float64, loc *time.Location, from, now time.Time) []Period {
+func dueOnce(y int, m time.Month, d int, start time.Time, amountCents int64, vatPercent float64, loc *time.Location, from, now time.Time) []mailflow.Period {
 	end := time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 	if start.Before(from) || end.After(now) {
 		return nil
 	}
 	net, vat, gross := Amounts(amountCents, 1, 1, vatPercent)
-	return []Period{{
+	return []mailflow.Period{{
 		Key:        intervalOnce,
 		Start:      start,
 		End:        end,

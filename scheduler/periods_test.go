@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"mailflow/mailflow"
 	"math"
 	"math/big"
 	"strings"
@@ -32,7 +33,7 @@ type want struct {
 	days, full int
 }
 
-func checkPeriods(t *testing.T, loc *time.Location, got []Period, wants []want) {
+func checkPeriods(t *testing.T, loc *time.Location, got []mailflow.Period, wants []want) {
 	t.Helper()
 	if len(got) != len(wants) {
 		t.Fatalf("got %d periods %v, want %d", len(got), keys(got), len(wants))
@@ -58,7 +59,7 @@ func checkMidnight(t *testing.T, loc *time.Location, name string, got time.Time,
 	}
 }
 
-func keys(ps []Period) []string {
+func keys(ps []mailflow.Period) []string {
 	var ks []string
 	for _, p := range ps {
 		ks = append(ks, p.Key)
@@ -477,7 +478,7 @@ func TestDuePeriodsInvariants(t *testing.T) {
 
 			// Runs on the 1st of some months at 06:00, as the cron job does,
 			// each passing the End of the last billed period as from.
-			var runs []Period
+			var runs []mailflow.Period
 			var from time.Time
 			for run := at(loc, 2026, 1, 1, 6, 0); !run.After(final); run = run.AddDate(0, 5, 0) {
 				ps, err := DuePeriods(binding, interval, 100000, 19, loc, from, run)

@@ -14,10 +14,6 @@ const (
 	KindEscalate = "escalate"
 )
 
-// ReminderRecord is a confirmation reminder or escalation sent
-// (mailflow.ReminderRecord).
-type ReminderRecord = mailflow.ReminderRecord
-
 // ReminderEntry is one reminder or escalation a run sent.
 type ReminderEntry struct {
 	Order     string
@@ -61,7 +57,7 @@ func (s *Scheduler) RunReminders(ctx context.Context, at time.Time) (ReminderRep
 			last                int64
 			reminded, escalated []ReminderEntry
 		)
-		err := s.store.JobTx(ctx, func(tx Tx) error {
+		err := s.store.JobTx(ctx, func(tx mailflow.JobTx) error {
 			orders, err := tx.LockUndecidedOrders(createdBefore, after, n)
 			if err != nil {
 				return err
@@ -75,7 +71,7 @@ func (s *Scheduler) RunReminders(ctx context.Context, at time.Time) (ReminderRep
 				for _, party := range UndecidedParties(o) {
 					e := ReminderEntry{Order: o.Number, Party: party, Undecided: age}
 					if age >= s.cfg.EscalateAfter {
-						ok, err := tx.RecordReminder(ReminderRecord{OrderID: o.ID, Party: party, Kind: KindEscalate, SentAt: s.now()})
+						ok, err := tx.RecordReminder(mailflow.ReminderRecord{OrderID: o.ID, Party: party, Kind: KindEscalate, SentAt: s.now()})
 						if err != nil {
 							return err
 						}
@@ -90,7 +86,7 @@ func (s *Scheduler) RunReminders(ctx context.Context, at time.Time) (ReminderRep
 					}
 					if age >= s.cfg.RemindAfter {
 						slot := int64(age / s.cfg.RemindAfter)
-						ok, err := tx.RecordReminder(ReminderRecord{OrderID: o.ID, Party: party, Kind: KindRemind, Slot: slot, SentAt: s.now()})
+						ok, err := tx.RecordReminder(mailflow.ReminderRecord{OrderID: o.ID, Party: party, Kind: KindRemind, Slot: slot, SentAt: s.now()})
 						if err != nil {
 							return err
 						}

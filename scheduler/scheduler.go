@@ -91,7 +91,7 @@ func (c Config) batchSize() int {
 // implements it for SQLite and PostgreSQL.
 type Store interface {
 	// JobTx runs fn in one transaction.
-	JobTx(ctx context.Context, fn func(Tx) error) error
+	JobTx(ctx context.Context, fn func(mailflow.JobTx) error) error
 	// TryLeader takes the cluster-wide lock of a job without waiting. ok is
 	// false when another daemon holds it. release must be called when the
 	// job is done.
@@ -102,16 +102,16 @@ type Store interface {
 	// so that an updated account or address applies to the next run.
 	Catalog(ctx context.Context) (*mailflow.Catalog, error)
 	// OrderBilledPeriods lists the billed periods of one order.
-	OrderBilledPeriods(ctx context.Context, number string) ([]BilledPeriod, error)
+	OrderBilledPeriods(ctx context.Context, number string) ([]mailflow.BilledPeriod, error)
 	// DueBilling lists the ids of the orders whose billing is due by
 	// now (billing_orders.due_at), in id order.
 	DueBilling(ctx context.Context, now time.Time) ([]int64, error)
 	// DueBillingOrders reads the orders due by now with ids from lo to
 	// hi, by id.
-	DueBillingOrders(ctx context.Context, lo, hi int64, now time.Time) ([]BillingOrder, error)
+	DueBillingOrders(ctx context.Context, lo, hi int64, now time.Time) ([]mailflow.BillingOrder, error)
 	// UnremindedPeriods lists the recorded periods whose reminders are
 	// still to be mailed, by order and period.
-	UnremindedPeriods(ctx context.Context) ([]BilledPeriod, error)
+	UnremindedPeriods(ctx context.Context) ([]mailflow.BilledPeriod, error)
 	// CountUnreminded counts the recorded periods whose reminders are
 	// still to be mailed.
 	CountUnreminded(ctx context.Context) (int, error)
@@ -133,9 +133,6 @@ type Store interface {
 	// OutboxList lists outbox rows of a status, newest first.
 	OutboxList(ctx context.Context, status string, limit int) ([]*mailflow.OutboxMessage, error)
 }
-
-// Tx is what a job does inside one transaction (mailflow.JobTx).
-type Tx = mailflow.JobTx
 
 // Mailer composes the scheduler's mails. The real one is NewMailer over
 // the compose.Composer.
