@@ -29,8 +29,16 @@ type Store interface {
 type OrderFilter struct {
 	Status Status
 	Query  string // order number, customer or provider, case-insensitive substring
-	Limit  int
-	Offset int
+	// Party and PartyID, when Party is set, keep only the orders that
+	// party of the catalog is a deciding party of: PartyProvider, the
+	// orders placed with provider PartyID (DV and UV); PartyIntermediary,
+	// the UV orders of intermediary PartyID. Any other Party selects
+	// nothing. The status page scopes a signed-in provider or
+	// intermediary with it (docs/design.md §7).
+	Party   string
+	PartyID string
+	Limit   int
+	Offset  int
 }
 
 // Tx is the part of the store that runs inside one transaction.
@@ -102,6 +110,9 @@ const (
 	KindReminder     = "reminder"
 	KindBilling      = "billing"
 	KindDigest       = "digest"
+	// KindSignin is a sign-in link to the status page; it belongs to no
+	// order and is never shown on the page (it is a credential).
+	KindSignin = "signin"
 )
 
 // InboundMessage is one received email kept as evidence with its verdict.

@@ -70,6 +70,7 @@ var labels = map[string]map[string][2]string{
 	LabelSource: {
 		"email":  {"E-Mail", "email"},
 		"manual": {"manuell", "by hand"},
+		"page":   {"Statusseite", "status page"},
 	},
 	LabelEffect: {
 		"applied":    {"wirksam", "in effect"},
@@ -87,6 +88,7 @@ var labels = map[string]map[string][2]string{
 		"reminder":     {"Erinnerung", "reminder"},
 		"billing":      {"Abrechnungserinnerung", "billing reminder"},
 		"digest":       {"Übersicht", "digest"},
+		"signin":       {"Anmeldelink", "sign-in link"},
 	},
 	LabelOutboxStatus: {
 		"pending": {"ausstehend", "pending"},
