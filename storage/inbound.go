@@ -172,6 +172,16 @@ func (s *Store) InboundList(ctx context.Context, review bool, orderID int64, lim
 	return out, nil
 }
 
+// InboundMessage returns one received message without its raw bytes, or
+// ErrNotFound.
+func (s *Store) InboundMessage(ctx context.Context, id int64) (*mailflow.InboundMessage, error) {
+	var r inboundRow
+	if err := s.get(ctx, &r, `SELECT `+inboundColumns+` FROM inbound i LEFT JOIN orders o ON o.id = i.order_id WHERE i.id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: inbound message: %w", mapErr(err))
+	}
+	return r.message(), nil
+}
+
 // InboundRaw returns the stored bytes of a received message (nil when it
 // was too large to download).
 func (s *Store) InboundRaw(ctx context.Context, id int64) ([]byte, error) {

@@ -423,6 +423,16 @@ func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
 	return raw, nil
 }
 
+// OutboxMessage returns one outbound message without its raw bytes, or
+// ErrNotFound.
+func (s *Store) OutboxMessage(ctx context.Context, id int64) (*mailflow.OutboxMessage, error) {
+	var r outboxRow
+	if err := s.get(ctx, &r, `SELECT `+outboxColumns+outboxFrom+` WHERE o.id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: outbox message: %w", mapErr(err))
+	}
+	return r.message(), nil
+}
+
 // OutboxByMessageID finds an outbound message by its Message-ID.
 func (s *Store) OutboxByMessageID(ctx context.Context, messageID string) (*mailflow.OutboxMessage, error) {
 	var r outboxRow

@@ -214,3 +214,43 @@ CREATE TABLE billing_periods (
 	PRIMARY KEY (order_id, period_key)
 ) WITHOUT ROWID;
 CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
+
+-- Sessions of the status page; only the SHA-256 of the cookie is stored (docs/design.md §7).
+CREATE TABLE page_sessions (
+	id_hash TEXT PRIMARY KEY,          -- hex SHA-256 of the session cookie's value
+	role TEXT NOT NULL,                -- coordinator, provider or intermediary
+	org TEXT NOT NULL DEFAULT '',      -- the party's catalog id; '' for a coordinator
+	subject TEXT NOT NULL,             -- the signed-in address, or the coordinator's user name
+	csrf TEXT NOT NULL,
+	created_at DATETIME NOT NULL,
+	last_seen_at DATETIME NOT NULL,
+	idle_until DATETIME NOT NULL,      -- last_seen_at plus the idle timeout
+	expires_at DATETIME NOT NULL       -- created_at plus the absolute lifetime
+);
+CREATE INDEX page_sessions_subject ON page_sessions (subject, role, org);
+CREATE INDEX page_sessions_expires ON page_sessions (expires_at);
+
+-- Sign-in links sent by email; only the SHA-256 of the token is stored, each signs in once.
+CREATE TABLE signin_links (
+	token_hash TEXT PRIMARY KEY,       -- hex SHA-256 of the token in the link
+	role TEXT NOT NULL,                -- provider or intermediary
+	org TEXT NOT NULL,                 -- the party's catalog id
+	email TEXT NOT NULL,               -- the address the link was sent to
+	created_at DATETIME NOT NULL,
+	expires_at DATETIME NOT NULL,
+	used_at DATETIME                   -- NULL until it signed in
+);
+CREATE INDEX signin_links_expires ON signin_links (expires_at);
+
+-- Sign-in attempts counted for the rate limits, shared by every daemon; keys are hashed.
+CREATE TABLE signin_attempts (
+	kind TEXT NOT NULL,                -- link-address, link-client or password-client
+	key_hash TEXT NOT NULL,            -- hex SHA-256 of the address or client address
+	at DATETIME NOT NULL
+);
+CREATE INDEX signin_attempts_key ON signin_attempts (kind, key_hash, at);
+CREATE INDEX signin_attempts_at ON signin_attempts (at);
+
+-- Orders by deciding party: the status page lists a signed-in party's orders only.
+CREATE INDEX orders_provider ON orders (provider_id, id);
+CREATE INDEX orders_intermediary ON orders (intermediary_id, id);
