@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/bcrypt"
 
 	"mailflow/mailflow"
 	"mailflow/templates"
+	"mailflow/web"
 )
 
 // Config is mailflow's TOML configuration. Its key names are a contract
@@ -82,6 +84,13 @@ type Config struct {
 		Username string `toml:"username"`
 		Password string `toml:"password"`
 	} `toml:"coordinator"`
+	// Coordinators are more status page logins besides [coordinator]'s,
+	// one per person, so that a decision by hand names who recorded it.
+	Coordinators []struct {
+		Username     string `toml:"username"`
+		Password     string `toml:"password"`
+		PasswordHash string `toml:"password_hash"`
+	} `toml:"coordinators"`
 	Schedule struct {
 		Timezone      string `toml:"timezone"`
 		Billing       string `toml:"billing"`
@@ -416,7 +425,68 @@ func (c *Config) checkServe() error {
 			return fmt.Errorf("coordinator.password: %s", err)
 		}
 	}
+	names := map[string]bool{}
+	if c.Coordinator.Password != "" {
+		names[c.Coordinator.Username] = true
+	}
+	for i, co := range c.Coordinators {
+		key := fmt.Sprintf("coordinators[%d]", i)
+		switch {
+		case co.Username == "":
+			return fmt.Errorf("%s.username: is required", key)
+		case names[co.Username]:
+			return fmt.Errorf("%s.username: %q is the user name of another coordinator; names must be unique", key, co.Username)
+		case co.Password != "" && co.PasswordHash != "":
+			return fmt.Errorf("%s: give password or password_hash, not both", key)
+		case co.Password == "" && co.PasswordHash == "":
+			return fmt.Errorf("%s: password or password_hash is required", key)
+		case co.Password != "":
+			if err := weakPassword(co.Password); err != "" {
+				return fmt.Errorf("%s.password: %s", key, err)
+			}
+		default:
+			if _, err := bcrypt.Cost([]byte(co.PasswordHash)); err != nil {
+				return fmt.Errorf("%s.password_hash: is not a bcrypt hash (\"$2b$12$…\", e.g. from htpasswd -nbBC 12 \"\" PASSWORD)", key)
+			}
+		}
+		names[co.Username] = true
+	}
 	return nil
+}
+
+// statusPageSummary says who can sign in to the status page, for
+// check-config: the coordinators' user names (not secret) and whether
+// providers and intermediaries get sign-in links.
+func (c *Config) statusPageSummary() string {
+	var names []string
+	for _, co := range c.pageCoordinators() {
+		names = append(names, co.Username)
+	}
+	coord := "no coordinator login"
+	if len(names) > 0 {
+		coord = "coordinators " + strings.Join(names, ", ")
+	}
+	links := "no sign-in links for providers and intermediaries (http.public_url is not set)"
+	if c.HTTP.PublicURL != "" {
+		links = "sign-in links for providers and intermediaries to " + strings.TrimRight(c.HTTP.PublicURL, "/") + "/anmelden/link/…"
+	}
+	if len(names) == 0 && c.HTTP.PublicURL == "" {
+		return "status page: off (neither a coordinator password nor http.public_url is set)"
+	}
+	return "status page: " + coord + "; " + links
+}
+
+// pageCoordinators are the status page's password logins: [coordinator]
+// (when it has a password) and each of [[coordinators]].
+func (c *Config) pageCoordinators() []web.Coordinator {
+	var out []web.Coordinator
+	if c.Coordinator.Password != "" {
+		out = append(out, web.Coordinator{Username: c.Coordinator.Username, Password: c.Coordinator.Password})
+	}
+	for _, co := range c.Coordinators {
+		out = append(out, web.Coordinator{Username: co.Username, Password: co.Password, PasswordHash: co.PasswordHash})
+	}
+	return out
 }
 
 // minPasswordLength is the shortest coordinator password serve accepts.

@@ -94,15 +94,22 @@ func (d *daemon) buildHTTP() error {
 		return err
 	}
 	srv.Extra["GET /metrics"] = metrics
-	if d.cfg.Coordinator.Password != "" {
-		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Username: d.cfg.Coordinator.Username,
-			Password: d.cfg.Coordinator.Password, Log: d.log, SecureCookies: d.cfg.secureCookies})
+	// The status page: coordinators sign in with a password, providers
+	// and intermediaries by a link mailed to them, which needs the URL
+	// people reach the page under.
+	coordinators := d.cfg.pageCoordinators()
+	if len(coordinators) > 0 || d.cfg.HTTP.PublicURL != "" {
+		if d.cfg.HTTP.PublicURL == "" {
+			d.log.Warn("status page: no sign-in by email link: http.public_url is not set")
+		}
+		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Coordinators: coordinators,
+			PublicURL: d.cfg.HTTP.PublicURL, Mailer: d.composer, Log: d.log, SecureCookies: d.cfg.secureCookies})
 		if err != nil {
 			return err
 		}
 		srv.Extra["/"] = pages.Handler()
 	} else {
-		d.log.Warn("status page disabled: coordinator.password is not set")
+		d.log.Warn("status page disabled: neither a coordinator password nor http.public_url is set")
 	}
 	d.http = &http.Server{
 		Addr:              d.cfg.HTTP.Listen,

@@ -108,6 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "configuration ok")
+		fmt.Fprintln(stdout, cfg.statusPageSummary())
 		return nil
 	case "catalog":
 		return a.catalog(ctx, rest)
