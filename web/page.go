@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -88,6 +89,9 @@ type Pages struct {
 	// SecureCookies marks the session cookie Secure; set it when the page
 	// is served behind TLS.
 	SecureCookies bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client the rate limits count (http.trusted_proxies).
+	TrustedProxies []netip.Prefix
 
 	tmpl         map[string]*template.Template
 	static       fs.FS

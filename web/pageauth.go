@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -165,12 +166,45 @@ func hashHex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func clientKey(r *http.Request) string {
+// clientKey is the client address the rate limits count per: the
+// connection's peer, or, when the peer is a trusted reverse proxy, the
+// nearest address in X-Forwarded-For that is not one. Behind a proxy
+// every connection comes from the proxy, so without this one client
+// could use up the limits of all.
+func (p *Pages) clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !p.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if !p.trusted(hop) {
+			return hop
+		}
+		host = hop
 	}
 	return host
+}
+
+// trusted reports whether addr is one of the TrustedProxies.
+func (p *Pages) trusted(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	for _, pr := range p.TrustedProxies {
+		if pr.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // viewer is the signed-in person of a request and what it may see: a
@@ -481,7 +515,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
 		return
 	}
-	ctx, key := r.Context(), clientKey(r)
+	ctx, key := r.Context(), p.clientKey(r)
 	wait, err := p.blockedFor(ctx, attemptPassword, key, loginFailures, loginWindow)
 	if err != nil {
 		p.fail(w, r, err)
@@ -511,7 +545,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	p.Log.Info("status page: login", "client", key)
+	p.Log.Info("status page: login")
 	http.Redirect(w, r, v.Next, http.StatusSeeOther)
 }
 

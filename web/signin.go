@@ -64,7 +64,7 @@ func (p *Pages) requestLink(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusUnprocessableEntity, "login.html", v)
 		return
 	}
-	ctx, client := r.Context(), clientKey(r)
+	ctx, client := r.Context(), p.clientKey(r)
 	for _, lim := range []struct {
 		kind, key string
 		n         int
@@ -245,7 +245,7 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 		if v.Problem == "" { // used between the two statements
 			v.Problem = linkProblem(&mailflow.SigninLink{Used: &now}, nil, now)
 		}
-		p.Log.Warn("status page: sign-in link refused", "client", clientKey(r))
+		p.Log.Warn("status page: sign-in link refused", "client", p.clientKey(r))
 		p.render(w, r, http.StatusGone, "signin.html", v)
 		return
 	}
@@ -267,6 +267,6 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	p.Log.Info("status page: signed in by link", "role", l.Role, "org", l.Org, "client", clientKey(r))
+	p.Log.Info("status page: signed in by link", "role", l.Role, "org", l.Org)
 	http.Redirect(w, r, "/bestellungen", http.StatusSeeOther)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -824,5 +825,48 @@ func TestCoordinators(t *testing.T) {
 		if _, err := web.NewPages(web.Pages{Flow: flow, Store: st, Coordinators: bad}); err == nil {
 			t.Errorf("NewPages accepted coordinators %+v", bad)
 		}
+	}
+}
+
+// TestSigninBehindProxy: behind a trusted reverse proxy the per-client
+// limit counts the client X-Forwarded-For names, so one client's 20
+// requests do not lock out another; a client that is not a trusted proxy
+// cannot pick its own key with the header.
+func TestSigninBehindProxy(t *testing.T) {
+	st := storagetest.Open(t, "sqlite")
+	clk := &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	env := newSigninEnvOn(t, st, clk, true)
+	pages, err := web.NewPages(web.Pages{Flow: env.flow, Store: st, PublicURL: publicURL, Mailer: env.composer, Now: clk.Now,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.handler = pages.Handler()
+	ask := func(remote, xff, addr string) int {
+		c := env.client(remote)
+		hdr := map[string]string{}
+		if xff != "" {
+			hdr["X-Forwarded-For"] = xff
+		}
+		resp, _ := c.do("POST", "/anmelden/link", url.Values{"email": {addr}}, hdr)
+		return resp.StatusCode
+	}
+	for i := range 20 {
+		if code := ask("10.0.0.1", "203.0.113.5", fmt.Sprintf("p%d@nirgendwo.example", i)); code != 200 {
+			t.Fatalf("request %d: %d", i+1, code)
+		}
+	}
+	if code := ask("10.0.0.1", "203.0.113.5", "x@nirgendwo.example"); code != http.StatusTooManyRequests {
+		t.Errorf("21st request of one client through the proxy: %d, want 429", code)
+	}
+	if code := ask("10.0.0.2", "198.51.100.1, 203.0.113.9", "y@nirgendwo.example"); code != 200 {
+		t.Errorf("another client through the proxy: %d, want 200", code)
+	}
+	// Not through the proxy: the header is the client's own and counts nothing.
+	for i := range 20 {
+		ask("192.0.2.77", fmt.Sprintf("198.51.100.%d", i), fmt.Sprintf("q%d@nirgendwo.example", i))
+	}
+	if code := ask("192.0.2.77", "198.51.100.200", "z@nirgendwo.example"); code != http.StatusTooManyRequests {
+		t.Errorf("a direct client changing X-Forwarded-For escaped the limit: %d", code)
 	}
 }

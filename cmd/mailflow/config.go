@@ -8,6 +8,7 @@ import (
 	"mailflow/mailflow/compose"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -38,6 +39,10 @@ type Config struct {
 		// SecureCookies forces the session cookie's Secure attribute
 		// (true or false); unset, it follows PublicURL's scheme.
 		SecureCookies *bool `toml:"secure_cookies"`
+		// TrustedProxies are reverse proxies (addresses or CIDR ranges)
+		// whose X-Forwarded-For names the client for the status page's
+		// rate limits.
+		TrustedProxies []string `toml:"trusted_proxies"`
 		Tokens        []struct {
 			Name  string `toml:"name"`
 			Role  string `toml:"role"`
@@ -114,6 +119,7 @@ type Config struct {
 	escalateAfter time.Duration
 	location      *time.Location
 	secureCookies bool
+	proxies       []netip.Prefix
 }
 
 // defaultConfig is what an empty file means: SQLite next to the binary,
@@ -284,6 +290,18 @@ func (c *Config) validateHTTP() error {
 	}
 	if c.HTTP.SecureCookies != nil {
 		c.secureCookies = *c.HTTP.SecureCookies
+	}
+	c.proxies = nil
+	for i, s := range c.HTTP.TrustedProxies {
+		pr, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "must be an IP address or CIDR range such as \"127.0.0.1\" or \"10.0.0.0/8\"")
+			}
+			pr = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.proxies = append(c.proxies, pr.Masked())
 	}
 	names := map[string]bool{}
 	for i, t := range c.HTTP.Tokens {

@@ -63,6 +63,7 @@ func TestConfigErrors(t *testing.T) {
 		{"short lease", "[smtp]\nlease = \"10ms\"\n", "smtp.lease"},
 		{"ca without a certificate", "[smtp]\nca = \"not a certificate\"\n", "smtp.ca"},
 		{"plus in reply address", "[replies]\naddress = \"a+b@example.org\"\n", "replies.address"},
+		{"bad proxy", "[http]\ntrusted_proxies = [\"127.0.0.1\", \"proxy.example.org\"]\n", "http.trusted_proxies[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

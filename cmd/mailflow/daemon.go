@@ -103,7 +103,8 @@ func (d *daemon) buildHTTP() error {
 			d.log.Warn("status page: no sign-in by email link: http.public_url is not set")
 		}
 		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Coordinators: coordinators,
-			PublicURL: d.cfg.HTTP.PublicURL, Mailer: d.composer, Log: d.log, SecureCookies: d.cfg.secureCookies})
+			PublicURL: d.cfg.HTTP.PublicURL, Mailer: d.composer, Log: d.log, SecureCookies: d.cfg.secureCookies,
+			TrustedProxies: d.cfg.proxies})
 		if err != nil {
 			return err
 		}
