@@ -106,6 +106,9 @@ func (p *Pages) renderFlushed(w http.ResponseWriter, r *http.Request, name strin
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	// A client must not send its next request on this connection: that
+	// one would wait for the work after the answer and time it.
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
 	if f, ok := w.(http.Flusher); ok {
@@ -241,12 +244,16 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 			p.fail(w, r, err)
 			return
 		}
+		status := http.StatusGone
+		if l == nil {
+			status = http.StatusNotFound
+		}
 		v := signinView{layout: layout{Title: "Anmelden"}, Problem: linkProblem(l, err, now)}
 		if v.Problem == "" { // used between the two statements
 			v.Problem = linkProblem(&mailflow.SigninLink{Used: &now}, nil, now)
 		}
 		p.Log.Warn("status page: sign-in link refused", "client", p.clientKey(r))
-		p.render(w, r, http.StatusGone, "signin.html", v)
+		p.render(w, r, status, "signin.html", v)
 		return
 	}
 	if err != nil {

@@ -250,6 +250,11 @@ func TestSigninSameAnswer(t *testing.T) {
 			if knownBody != unknownBody || knownBody != domainBody || len(known.Cookies())+len(unknown.Cookies()) != 0 {
 				t.Errorf("answers differ:\n%s\n---\n%s", knownBody, unknownBody)
 			}
+			for _, resp := range []*http.Response{known, unknown, domain} {
+				if resp.Header.Get("Connection") != "close" || resp.Header.Get("Content-Length") == "" {
+					t.Errorf("answer headers %v: want a whole answer on a connection that closes", resp.Header)
+				}
+			}
 			if !strings.Contains(knownBody, "Wenn diese Adresse im Katalog") {
 				t.Errorf("answer does not say what happens: %s", knownBody)
 			}
@@ -325,7 +330,7 @@ func TestSigninLinkOnce(t *testing.T) {
 				t.Errorf("POST expired: %d", resp.StatusCode)
 			}
 			// Unknown token, and a link posted from another site.
-			if resp, _ := other.do("POST", "/anmelden/link/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", url.Values{}, nil); resp.StatusCode != http.StatusGone {
+			if resp, _ := other.do("POST", "/anmelden/link/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", url.Values{}, nil); resp.StatusCode != http.StatusNotFound {
 				t.Errorf("unknown link: %d", resp.StatusCode)
 			}
 			other.askLink(dataportAddr)
