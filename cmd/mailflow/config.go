@@ -43,7 +43,7 @@ type Config struct {
 		// whose X-Forwarded-For names the client for the status page's
 		// rate limits.
 		TrustedProxies []string `toml:"trusted_proxies"`
-		Tokens        []struct {
+		Tokens         []struct {
 			Name  string `toml:"name"`
 			Role  string `toml:"role"`
 			Token string `toml:"token"`
