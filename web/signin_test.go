@@ -875,3 +875,42 @@ func TestSigninBehindProxy(t *testing.T) {
 		t.Errorf("a direct client changing X-Forwarded-For escaped the limit: %d", code)
 	}
 }
+
+// TestSigninTwoOrganizations: an address registered for a provider and
+// for the intermediary gets one mail with a link for each; each link
+// signs in as its organization and shows that organization's orders only.
+func TestSigninTwoOrganizations(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			env := newSigninEnv(t, driver)
+			const shared = "vergabe@rechenzentrum.example"
+			cat := exampletest.Catalog(t)
+			cat.Providers[0].ReplySenders = append(cat.Providers[0].ReplySenders, shared)           // Dataport
+			cat.Intermediaries[0].ReplySenders = append(cat.Intermediaries[0].ReplySenders, shared) // govdigital
+			if err := env.st.ImportCatalog(context.Background(), cat); err != nil {
+				t.Fatal(err)
+			}
+			f := env.scopeFixture()
+			c := env.client("192.0.2.1")
+			c.askLink(shared)
+			if n, links := env.signinMails(), env.links(shared); n != 1 || len(links) != 2 {
+				t.Fatalf("%d mails with %d links, want 1 mail with 2", n, len(links))
+			}
+			for _, tc := range []struct {
+				role string
+				want []string
+			}{{"provider", []string{f.dv2.Number, f.dv1.Number}}, {"intermediary", []string{f.uv.Number}}} {
+				b := env.client("192.0.2.2")
+				env.signIn(b, shared, tc.role)
+				_, body := b.get("/bestellungen")
+				var got []string
+				for _, m := range orderRow.FindAllStringSubmatch(body, -1) {
+					got = append(got, m[1])
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("signed in as %s: %v, want %v", tc.role, got, tc.want)
+				}
+			}
+		})
+	}
+}
