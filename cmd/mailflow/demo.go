@@ -582,7 +582,7 @@ func (r *demoRun) pageStep(ctx context.Context, s demoStep) error {
 		for _, m := range r.w.smtp.Messages()[seen:] {
 			if slices.Contains(m.To, from.Address) {
 				if links := signinLinks(m.Data); len(links) > 0 {
-					link = links[0]
+					link = links[0].url
 					return true, nil
 				}
 			}
@@ -620,16 +620,24 @@ func (r *demoRun) pageStep(ctx context.Context, s demoStep) error {
 	return r.reportStatus(ctx, s)
 }
 
-// signinLinks returns the sign-in links in a mail's text.
-func signinLinks(raw []byte) []string {
+// signinLink is one link of a sign-in mail and whom it signs in as.
+type signinLink struct{ who, url string }
+
+// signinLinks returns the sign-in links in a mail's text, each under
+// its line "Organization (role):".
+func signinLinks(raw []byte) []signinLink {
 	m, err := mailreply.Parse(raw)
 	if err != nil {
 		return nil
 	}
-	return signinLinkRE.FindAllString(m.Text, -1)
+	var out []signinLink
+	for _, l := range signinLinkRE.FindAllStringSubmatch(strings.ReplaceAll(m.Text, "\r\n", "\n"), -1) {
+		out = append(out, signinLink{who: l[1], url: l[2]})
+	}
+	return out
 }
 
-var signinLinkRE = regexp.MustCompile(`https?://\S+/anmelden/link/[A-Za-z0-9_-]+`)
+var signinLinkRE = regexp.MustCompile(`(?m)^(.+):\n(https?://\S+/anmelden/link/[A-Za-z0-9_-]+)$`)
 
 // demoRowCount says how many orders a list page shows.
 func demoRowCount(page []byte) string {
@@ -809,7 +817,7 @@ func (r *demoRun) reportMails(ctx context.Context) {
 			// Only the demo shows a sign-in link outside the mail: its
 			// mailbox is on this machine, and the daemon logs none.
 			for _, l := range signinLinks(m.Data) {
-				r.say("             Anmeldelink: %s", l)
+				r.say("             Anmeldelink: %s  (%s)", l.url, l.who)
 			}
 		}
 	}
