@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -278,8 +279,10 @@ func viewerFrom(r *http.Request) *viewer {
 }
 
 // session returns the viewer of the request's session cookie, or nil.
-// A party's session ends as soon as the catalog no longer lets its
-// address sign in for its organization.
+// Sessions outlive restarts, so each request checks that the person may
+// still sign in: a coordinator's session ends once the configuration no
+// longer has the user name, a party's once the catalog no longer lets
+// its address sign in for its organization.
 func (p *Pages) session(r *http.Request) (*viewer, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
@@ -295,6 +298,10 @@ func (p *Pages) session(r *http.Request) (*viewer, error) {
 		return nil, err
 	}
 	v := &viewer{Role: s.Role, Org: s.Org, Subject: s.Subject, CSRF: s.CSRF, idHash: h}
+	if v.coordinator() && !slices.ContainsFunc(p.coordinators, func(c coordinatorLogin) bool { return c.name == s.Subject }) {
+		p.Log.Info("status page: session ended, its coordinator is no longer configured")
+		return nil, p.Auth.DeleteSession(ctx, h)
+	}
 	if !v.coordinator() {
 		party, err := p.partyOf(ctx, s.Role, s.Org)
 		if err != nil {

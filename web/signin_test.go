@@ -428,6 +428,23 @@ func TestSessionsSurviveRestart(t *testing.T) {
 			if resp, _ := coord1.get("/bestellungen"); resp.StatusCode != http.StatusSeeOther {
 				t.Errorf("coordinator 1 after coordinator 2 logged out everywhere: %d, want 303", resp.StatusCode)
 			}
+
+			// A restart whose configuration no longer has the coordinator
+			// ends its sessions.
+			coord1.login()
+			gone, err := web.NewPages(web.Pages{Flow: env.flow, Store: env.st, Coordinators: []web.Coordinator{{Username: "erika", Password: "ein-anderes-passwort"}},
+				Now: env.clock.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := (&signinEnv{t: t, handler: gone.Handler()}).client("192.0.2.60")
+			after.setCookie(coord1.cookie())
+			if resp, _ := after.get("/bestellungen"); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("coordinator no longer configured: %d, want 303", resp.StatusCode)
+			}
+			if resp, _ := coord1.get("/bestellungen"); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("its session is gone on the old page too: %d, want 303", resp.StatusCode)
+			}
 		})
 	}
 }
