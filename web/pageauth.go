@@ -409,18 +409,6 @@ func (p *Pages) authed(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// coordinatorOnly is authed for pages of the coordinators alone; anyone
-// else gets 404, as for a page that does not exist.
-func (p *Pages) coordinatorOnly(h http.HandlerFunc) http.Handler {
-	return p.authed(func(w http.ResponseWriter, r *http.Request) {
-		if !viewerFrom(r).coordinator() {
-			p.notFound(w, r)
-			return
-		}
-		h(w, r)
-	})
-}
-
 func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
 	p.errorPage(w, r, http.StatusNotFound, "Nicht gefunden", "Das Gesuchte gibt es nicht (mehr).")
 }
