@@ -47,7 +47,7 @@ const (
 // returns only when its handler has returned, so a sign-in mail is in the
 // outbox when the answer to its request is.
 type signinEnv struct {
-	t        *testing.T
+	t        testing.TB
 	st       *storage.Store
 	flow     *mailflow.Flow
 	composer *compose.Composer
@@ -64,7 +64,7 @@ func newSigninEnv(t *testing.T, driver string) *signinEnv {
 
 // newSigninEnvOn builds the page on a store; catalog imports the example
 // catalog first.
-func newSigninEnvOn(t *testing.T, st *storage.Store, clk *clock, catalog bool) *signinEnv {
+func newSigninEnvOn(t testing.TB, st *storage.Store, clk *clock, catalog bool) *signinEnv {
 	t.Helper()
 	tokens, err := mailflow.NewTokens([]string{"ein-geheimnis-fuer-die-tests"})
 	if err != nil {
@@ -112,10 +112,15 @@ func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // client returns a browser stand-in at a client address.
 func (e *signinEnv) client(ip string) *pageClient {
+	return &pageClient{t: e.t.(*testing.T), base: "http://mailflow.test", c: e.httpClient(ip)}
+}
+
+// httpClient is an http.Client with a cookie jar that reaches the page
+// in-process from a client address and follows no redirect.
+func (e *signinEnv) httpClient(ip string) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &pageClient{t: e.t, base: "http://mailflow.test", c: &http.Client{Jar: jar,
-		Transport:     inProcess{h: e.handler, remote: ip + ":50000"},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &http.Client{Jar: jar, Transport: inProcess{h: e.handler, remote: ip + ":50000"},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // askLink requests a sign-in link for addr and returns the answer.
@@ -929,5 +934,35 @@ func TestSigninTwoOrganizations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSignedInRequest is one order page for a provider signed in by
+// link, on SQLite: the session lookup, the catalog check of its address
+// and the scoped order load, what every request of a party costs.
+//
+//	go test ./web -run '^$' -bench SignedInRequest
+func BenchmarkSignedInRequest(b *testing.B) {
+	st := storagetest.Open(b, "sqlite")
+	env := newSigninEnvOn(b, st, &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}, true)
+	o := createOrder(b, env.flow, "order-dv.json", "bench-1", "")
+	c := env.httpClient("192.0.2.1")
+	do := func(method, path string, form url.Values) int {
+		resp, err := c.Do(&http.Request{Method: method, URL: &url.URL{Scheme: "http", Host: "mailflow.test", Path: path},
+			Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: io.NopCloser(strings.NewReader(form.Encode()))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	do("POST", "/anmelden/link", url.Values{"email": {dataportAddr}})
+	if code := do("POST", env.links(dataportAddr)[0], url.Values{}); code != http.StatusSeeOther {
+		b.Fatalf("sign-in: %d", code)
+	}
+	for b.Loop() {
+		if code := do("GET", "/bestellungen/"+o.Number, nil); code != 200 {
+			b.Fatalf("order page: %d", code)
+		}
 	}
 }
