@@ -214,3 +214,16 @@ CREATE TABLE billing_periods (
 	PRIMARY KEY (order_id, period_key)
 ) WITHOUT ROWID;
 CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
+
+-- How a coordinator took a received message out of review (the review queue, docs/design.md §4): attached to an order with a decision, or dismissed with a reason.
+CREATE TABLE inbound_reviews (
+	inbound_id INTEGER PRIMARY KEY REFERENCES inbound(id) ON DELETE CASCADE, -- one resolution per message
+	action TEXT NOT NULL,              -- attached or dismissed
+	actor TEXT NOT NULL,               -- the coordinator
+	at DATETIME NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',   -- why it was dismissed
+	order_id BIGINT REFERENCES orders(id) ON DELETE SET NULL,       -- attached to, or (dismissed) matched to
+	decision_id BIGINT REFERENCES decisions(id) ON DELETE SET NULL  -- the decision an attachment recorded
+);
+CREATE INDEX inbound_reviews_order ON inbound_reviews (order_id);
+CREATE INDEX inbound_reviews_at ON inbound_reviews (at);
