@@ -280,6 +280,19 @@ func ReadForReview(raw []byte) ReviewReading {
 	return r
 }
 
+// SuggestOrder returns the order number a message in review points to:
+// the order it is linked to, else the one its subject tag names. The
+// inbox links a message to an order only when a secret matched it (a
+// reply token) — a subject tag is public, and linking by it would let
+// anyone put text onto an order's page — so a tag-only match is a
+// suggestion for the person, no more. linked says which it is.
+func SuggestOrder(m *InboundMessage) (number string, linked bool) {
+	if m.OrderNumber != "" {
+		return m.OrderNumber, true
+	}
+	return reply.SubjectOrderNumber(m.Subject), false
+}
+
 // SuggestParty returns the party of o that from is registered to answer
 // for, when exactly one is; else "".
 func SuggestParty(o *Order, from string) string {
