@@ -70,6 +70,7 @@ var labels = map[string]map[string][2]string{
 	LabelSource: {
 		"email":  {"E-Mail", "email"},
 		"manual": {"manuell", "by hand"},
+		"review": {"geprüfte Nachricht", "reviewed message"},
 	},
 	LabelEffect: {
 		"applied":    {"wirksam", "in effect"},

@@ -49,6 +49,7 @@ type PageStore interface {
 	InboundList(ctx context.Context, review bool, orderID int64, limit int) ([]*mailflow.InboundMessage, error)
 	// InboundRaw returns the stored bytes of a received message.
 	InboundRaw(ctx context.Context, id int64) ([]byte, error)
+	ReviewStore // the review queue (review.go)
 }
 
 // pageSize is how many orders one page of the list shows.
@@ -81,7 +82,7 @@ type Pages struct {
 }
 
 // pageTemplates are the pages, each parsed over base.html.
-var pageTemplates = []string{"login.html", "list.html", "detail.html", "error.html"}
+var pageTemplates = []string{"login.html", "list.html", "detail.html", "error.html", "review.html", "review_message.html"}
 
 // NewPages checks the configuration and parses every template, so a broken
 // template stops start-up rather than the first request.
@@ -99,7 +100,7 @@ func NewPages(cfg Pages) (*Pages, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	base, err := template.New("base.html").Funcs(pageFuncs).ParseFS(assets, "assets/base.html")
+	base, err := template.New("base.html").Funcs(pageFuncs).ParseFS(assets, "assets/base.html", "assets/review_parts.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: pages: parse base: %w", err)
 	}
@@ -145,6 +146,7 @@ func (p *Pages) Handler() http.Handler {
 	mux.Handle("POST /bestellungen/{number}/entscheidungen", p.authed(p.decide))
 	mux.Handle("GET /nachrichten/ausgang/{file}", p.authed(p.outboundEML))
 	mux.Handle("GET /nachrichten/eingang/{file}", p.authed(p.inboundEML))
+	p.reviewRoutes(mux)
 	mux.Handle("/", p.authed(func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 	}))
@@ -383,6 +385,7 @@ type detailView struct {
 	Inbound  []*mailflow.InboundMessage
 	Form     decisionForm
 	Saved    bool
+	Reviews  []*resolutionView // messages attached or dismissed from the review queue
 }
 
 func (p *Pages) detail(w http.ResponseWriter, r *http.Request) {
@@ -404,6 +407,10 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	if v.Inbound, err = p.Store.InboundList(ctx, false, o.ID, 1000); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if v.Reviews, err = p.orderReviews(ctx, o.ID); err != nil {
 		p.fail(w, r, err)
 		return
 	}
