@@ -118,6 +118,31 @@ func TestReviewQueuePage(t *testing.T) {
 			if strings.Contains(body, "/zuordnen") || !strings.Contains(body, "wartet nicht auf Prüfung") {
 				t.Error("a processed message offers the review forms")
 			}
+			// From the order's page, a message in review links to its page.
+			_, body = c.get("/bestellungen/" + o.Number)
+			mustContainAll(t, "order page", body, fmt.Sprintf(`<a class="flag" href="/pruefung/%d">zur Prüfung</a>`, tokenMatched.ID))
+
+			// A message that could not be processed has no stored bytes:
+			// its page says where it is and still offers both ways out.
+			poison := &mailflow.InboundMessage{MessageID: "unprocessable:INBOX:7:42", ReceivedAt: env.clock.Now(), Mailbox: "INBOX", UID: 42,
+				Verdict: mailflow.VerdictUnprocessable, Reason: "not processed after 3 attempts: boom", NeedsReview: true}
+			err := env.st.InboxTx(context.Background(), func(tx mailflow.InboxTx) error {
+				if _, err := tx.ClaimInbound(poison); err != nil {
+					return err
+				}
+				return tx.FinishInbound(poison)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, body = c.get("/pruefung")
+			mustContainAll(t, "queue with an unprocessable message", queueRows(body)[fmt.Sprint(poison.ID)], "nicht verarbeitbar", "not processed after 3 attempts", "unbekannt")
+			resp, body = c.get(fmt.Sprintf("/pruefung/%d", poison.ID))
+			if resp.StatusCode != 200 {
+				t.Fatalf("unprocessable message page: %d", resp.StatusCode)
+			}
+			mustContainAll(t, "unprocessable message page", body, "nicht in der Datenbank gespeichert", "INBOX, UID 42", "/zuordnen", "/ablegen")
+
 			for _, path := range []string{"/pruefung/999999", "/pruefung/abc", "/pruefung/0"} {
 				if resp, _ := c.get(path); resp.StatusCode != 404 {
 					t.Errorf("%s: %d, want 404", path, resp.StatusCode)
