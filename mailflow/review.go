@@ -159,7 +159,9 @@ func (s *Flow) AttachReviewed(ctx context.Context, inboundID int64, number strin
 	if strings.TrimSpace(d.Actor) == "" {
 		return nil, nil, errors.New("mailflow: attach reviewed message: no actor")
 	}
-	number = strings.TrimSpace(number)
+	// A form field may hold any bytes; PostgreSQL refuses invalid UTF-8
+	// as a parameter, and an order number has none.
+	number = strings.TrimSpace(CleanText(number, 100))
 	var o *Order
 	var res *ReviewResolution
 	err := s.reviewTx(ctx, func(tx ReviewTx) error {

@@ -212,6 +212,7 @@ func TestAttachReviewedRefuses(t *testing.T) {
 			}{
 				{"no order", "", "order", mailflow.Decision{Party: "provider", Intent: "accept"}},
 				{"unknown order", "2026-999999", "order", mailflow.Decision{Party: "provider", Intent: "accept"}},
+				{"bytes for a number", "2026-\xff\x00", "order", mailflow.Decision{Party: "provider", Intent: "accept"}},
 				{"intermediary on DV", dv.Number, "party", mailflow.Decision{Party: "intermediary", Intent: "accept"}},
 				{"customer", dv.Number, "party", mailflow.Decision{Party: "customer", Intent: "accept"}},
 				{"reject without reason", dv.Number, "reason", mailflow.Decision{Party: "provider", Intent: "reject"}},
