@@ -72,9 +72,12 @@ func TestReviewBrowser(t *testing.T) {
 	if n := run(t, ctx, "rows", chromedp.Evaluate[int](`document.querySelectorAll('table.review-queue tbody tr').length`)); n != 2 {
 		t.Errorf("queue shows %d messages, want 2", n)
 	}
+	saveScreenshot(t, t.TempDir(), "pruefung.png", run(t, ctx, "screenshot queue", chromedp.FullScreenshot(100)))
 	noSideScroll("/pruefung")
 	noSideScroll(fmt.Sprintf("/pruefung/%d", attach.ID))
 
+	do("open", chromedp.Navigate(env.srv.URL+fmt.Sprintf("/pruefung/%d", attach.ID)), chromedp.WaitVisible(chromedp.CSS("pre.mail-text")))
+	saveScreenshot(t, t.TempDir(), "pruefung-nachricht.png", run(t, ctx, "screenshot message", chromedp.FullScreenshot(100)))
 	// The form starts from what the message says: submitting it as it is
 	// records the provider's acceptance.
 	do("attach",
