@@ -181,3 +181,44 @@ func TestReviewClaimRace(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReviewQueue reads the first page of the queue and its count
+// among 20,000 received messages, 1,000 of them in review: what the
+// queue page asks the database.
+func BenchmarkReviewQueue(b *testing.B) {
+	for _, driver := range storagetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			ctx := context.Background()
+			s := storagetest.Open(b, driver)
+			err := s.InboxTx(ctx, func(tx mailflow.InboxTx) error {
+				for i := range 20000 {
+					m := &mailflow.InboundMessage{MessageID: fmt.Sprintf("<%d@bench>", i), SHA256: "x", ReceivedAt: time.Now(),
+						From: "a@b.example", Subject: "s", Raw: []byte("Subject: s\r\n\r\nx")}
+					if _, err := tx.ClaimInbound(m); err != nil {
+						return err
+					}
+					m.Verdict, m.NeedsReview = mailflow.VerdictApplied, i%20 == 0
+					if err := tx.FinishInbound(m); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.DB().Exec(`ANALYZE`); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if n, err := s.CountReview(ctx); err != nil || n != 1000 {
+					b.Fatal(n, err)
+				}
+				if q, err := s.ReviewQueue(ctx, 50, 0); err != nil || len(q) != 50 {
+					b.Fatal(len(q), err)
+				}
+			}
+		})
+	}
+}
