@@ -215,6 +215,7 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		return d.alert(*refused, o)
 	}
 	rec.OrderID = o.ID
+	rec.Auth = d.authCheck(o, party, how)
 	if res, ok := d.authenticate(o, party); !ok {
 		return d.alert(res, o)
 	}
@@ -374,6 +375,24 @@ func (d *decision) authenticate(o *Order, party string) (res Result, ok bool) {
 		}
 	}
 	return Result{}, true
+}
+
+// authCheck records the match and the sender checks as they are made
+// now, for the evidence of the order (AuthCheck).
+func (d *decision) authCheck(o *Order, party, how string) *AuthCheck {
+	c := &AuthCheck{Match: "reply token", Token: "valid", DMARCRequired: d.in.Config.RequireAuthenticatedSender}
+	if how != "reply token" {
+		c.Match, c.Token, c.DMARCRequired = "subject tag", "none", true
+	}
+	c.Sender = "registered for the " + party
+	if pt, ok := o.Party(party); !ok || !pt.MaySend(d.msg.From) {
+		c.Sender = "not registered for the " + party
+	}
+	c.DMARC = "pass"
+	if why, ok := authenticated(d.msg, d.in.Config.TrustedAuthServID); !ok {
+		c.DMARC = why
+	}
+	return c
 }
 
 // apply reads the intent from the reply's own text and records the
