@@ -205,6 +205,9 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	case msg.Kind == reply.KindBounce:
 		return d.bounce()
 	case msg.Kind == reply.KindAutoReply:
+		if err := d.linkByToken(); err != nil {
+			return Result{}, nil, err
+		}
 		return Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}, nil, nil
 	}
 	o, party, how, refused, err := d.match()
@@ -220,6 +223,27 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		return d.alert(res, o)
 	}
 	return d.apply(o, party, how)
+}
+
+// linkByToken files a message that decides nothing (an auto-reply) with
+// the order its reply token names, so that it is among the order's mails
+// (its evidence, docs/evidence.md). Only a verified token links: a
+// subject tag is anyone's to write.
+func (d *decision) linkByToken() error {
+	msg := d.msg
+	candidates := append(append(append([]string{}, msg.Recipients...), msg.InReplyTo...), msg.References...)
+	tok, ok := d.in.Tokens.FindToken(candidates...)
+	if !ok {
+		return nil
+	}
+	o, err := d.tx.LockOrderByID(tok.OrderID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	d.rec.OrderID = o.ID
+	return nil
 }
 
 // alert records that the coordinator is told about res (o may be nil).
@@ -285,6 +309,7 @@ func (d *decision) bounce() (Result, []*OutboxMessage, error) {
 		return res, nil, err
 	}
 	res.Order = out.OrderNumber
+	d.rec.OrderID = out.OrderID // the bounce is among the order's mails
 	res.Reason += fmt.Sprintf("; outbound message %d (%s) marked failed", out.ID, out.Kind)
 	if !changed {
 		return res, nil, nil

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -57,7 +58,7 @@ func (s *Store) CopyRaw(ctx context.Context, m mailflow.StoredMail, w io.Writer)
 		return s.copyRows(ctx, w, `SELECT raw FROM outbox_raw WHERE outbox_id = ? AND raw_deleted_at IS NULL`, m.Outbound.ID)
 	}
 	n, err := s.copyRows(ctx, w, `SELECT raw FROM inbound WHERE id = ? AND raw IS NOT NULL`, m.Inbound.ID)
-	if err != nil || n > 0 {
+	if !errors.Is(err, mailflow.ErrNotFound) {
 		return n, err
 	}
 	return s.copyRows(ctx, w, `SELECT chunk FROM inbound_raw WHERE inbound_id = ? ORDER BY seq`, m.Inbound.ID)
