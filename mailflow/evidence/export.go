@@ -505,7 +505,7 @@ func Version() string {
 	if (v == "" || v == "(devel)") && rev != "" {
 		return "devel-" + rev[:min(12, len(rev))] + dirty
 	}
-	if v == "" {
+	if v == "" || v == "(devel)" {
 		return "devel"
 	}
 	return v

@@ -50,6 +50,9 @@ func Verify(r io.ReaderAt, size int64, key ed25519.PublicKey) (*Result, error) {
 	files := map[string]*zip.File{}
 	var names []string
 	for _, f := range zr.File {
+		if f.FileInfo().IsDir() && f.UncompressedSize64 == 0 {
+			continue // a folder entry, as zip tools add when an archive is repacked
+		}
 		if files[f.Name] != nil {
 			res.add(f.Name, "added: the archive holds a second file of this name")
 			continue
