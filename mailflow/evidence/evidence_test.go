@@ -531,3 +531,45 @@ func countAlerts(t testing.TB, e *env, o *mailflow.Order) int {
 	}
 	return n
 }
+
+// After the retention job removed the mails' bytes the bundle still lists
+// each mail with its recorded hash and when its bytes were deleted, holds
+// no .eml, and verifies: deleted by retention is no tampering.
+func TestBundleAfterRawMailRetention(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			o := uvRejectedByProvider(t, e)
+			rep, err := e.store.DeleteExpired(context.Background(), mailflow.RetentionCutoffs{RawMail: time.Now().Add(time.Hour)})
+			if err != nil || rep.InboundRaw == 0 {
+				t.Fatalf("retention: %+v %v", rep, err)
+			}
+			bundle := e.export(t, o.Number)
+			if res := verify(t, bundle, e.pub); !res.Valid() {
+				t.Fatalf("bundle fails: %v", res.Problems)
+			}
+			files := unzip(t, bundle)
+			var mails []struct {
+				File         string     `json:"file"`
+				SHA256       string     `json:"sha256"`
+				Status       string     `json:"status"`
+				RawDeletedAt *time.Time `json:"raw_deleted_at"`
+			}
+			if err := json.Unmarshal(files["mails.json"], &mails); err != nil {
+				t.Fatal(err)
+			}
+			deleted := 0
+			for _, m := range mails {
+				if m.RawDeletedAt != nil {
+					deleted++
+					if m.File != "" || m.SHA256 == "" {
+						t.Errorf("a deleted mail: file %q, hash %q", m.File, m.SHA256)
+					}
+				}
+			}
+			if deleted != int(rep.InboundRaw+rep.OutboundRaw) {
+				t.Errorf("mails.json marks %d mails deleted, retention deleted %d", deleted, rep.InboundRaw+rep.OutboundRaw)
+			}
+		})
+	}
+}
