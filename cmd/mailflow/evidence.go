@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,18 +97,28 @@ func (a *app) evidenceVerb(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	if args[0] == "key" {
-		if _, err := a.verbFlags("evidence key", args[1:], nil, 0, ""); err != nil {
+		var asPEM bool
+		if _, err := a.verbFlags("evidence key", args[1:], func(fs *flag.FlagSet) {
+			fs.BoolVar(&asPEM, "pem", false, "print a PEM PUBLIC KEY, for tools such as openssl")
+		}, 0, "[-pem]"); err != nil {
 			return err
 		}
 		key, err := evidenceKey(a.cfg, a.log)
 		if err != nil {
 			return err
 		}
-		pub := evidence.PublicKeyText(key.Public().(ed25519.PublicKey))
-		if a.json {
-			return a.printJSON(map[string]string{"public_key": pub, "path": a.cfg.evidenceKeyPath()})
+		pub := key.Public().(ed25519.PublicKey)
+		switch {
+		case a.json:
+			return a.printJSON(map[string]string{"public_key": evidence.PublicKeyText(pub), "path": a.cfg.evidenceKeyPath()})
+		case asPEM:
+			der, err := x509.MarshalPKIXPublicKey(pub)
+			if err != nil {
+				return err
+			}
+			return pem.Encode(a.stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
 		}
-		fmt.Fprintln(a.stdout, pub)
+		fmt.Fprintln(a.stdout, evidence.PublicKeyText(pub))
 		return nil
 	}
 	var keyArg string

@@ -38,7 +38,7 @@ verbs:
   outbox list [-status S]                 outbound messages
   outbox retry ID                         send a failed message again
   order evidence NUMBER -o FILE.zip       the order's signed evidence bundle
-  evidence key                            print the public key that signs evidence bundles
+  evidence key [-pem]                     print the public key that signs evidence bundles
   evidence verify FILE.zip [-key PUBKEY]  check a bundle's files and signature (exit 1 if not valid)
 `
 
