@@ -7,7 +7,6 @@ package evidence
 
 import (
 	"archive/zip"
-	"compress/flate"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -115,14 +114,7 @@ func (e *Exporter) Export(ctx context.Context, number, actor string, w io.Writer
 	if e.Now != nil {
 		now = e.Now
 	}
-	zw := zip.NewWriter(w)
-	// The fastest deflate level: mails are mostly base64 that compresses
-	// little at any level, and the default level took about twice as
-	// long (docs/benchmarks.md).
-	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
-		return flate.NewWriter(out, flate.BestSpeed)
-	})
-	b := &bundle{zw: zw, at: now().UTC().Truncate(time.Second)}
+	b := &bundle{zw: zip.NewWriter(w), at: now().UTC().Truncate(time.Second)}
 	m, err := e.write(ctx, o, b)
 	if err != nil {
 		var ierr *IntegrityError
