@@ -90,22 +90,8 @@ func (e *e2e) evidenceMatchesWire(numbers ...string) {
 		}
 		return strings.Trim(m.Header.Get("Message-ID"), "<>")
 	}
-	smtpGot := map[string][]byte{}
-	for _, m := range e.smtp.Messages() {
-		smtpGot[messageID(m.Data)] = m.Data
-	}
-	imapGot := map[string][]byte{}
-	for _, box := range []string{"Processed", "Review"} {
-		msgs, err := e.imap.Messages(box)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			imapGot[messageID(m.Raw)] = m.Raw
-		}
-	}
 	pub := e.d.evidence.Key.Public().(ed25519.PublicKey)
-	var sent, received int
+	bundles := map[string][]byte{}
 	for _, number := range numbers {
 		req, _ := http.NewRequest("GET", e.base+"/api/v1/orders/"+number+"/evidence", nil)
 		req.Header.Set("Authorization", "Bearer "+e2eCoord)
@@ -121,6 +107,27 @@ func (e *e2e) evidenceMatchesWire(numbers ...string) {
 		if res, err := evidence.Verify(bytes.NewReader(bundle), int64(len(bundle)), pub); err != nil || !res.Valid() {
 			t.Fatalf("evidence of %s does not verify: %v %v", number, err, res)
 		}
+		bundles[number] = bundle
+	}
+	// The wire after the export: a mail the bundle lists as sent was
+	// delivered before it.
+	smtpGot := map[string][]byte{}
+	for _, m := range e.smtp.Messages() {
+		smtpGot[messageID(m.Data)] = m.Data
+	}
+	imapGot := map[string][]byte{}
+	for _, box := range []string{"INBOX", "Processed", "Review"} {
+		msgs, err := e.imap.Messages(box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			imapGot[messageID(m.Raw)] = m.Raw
+		}
+	}
+	var sent, received int
+	for _, number := range numbers {
+		bundle := bundles[number]
 		zr, _ := zip.NewReader(bytes.NewReader(bundle), int64(len(bundle)))
 		files := map[string][]byte{}
 		for _, f := range zr.File {

@@ -112,9 +112,9 @@ CREATE INDEX outbox_order ON outbox (order_id);
 -- change only the small outbox row (docs/benchmarks.md).
 CREATE TABLE outbox_raw (
 	outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
-	raw BLOB NOT NULL,                 -- '' once retention deleted it (raw_deleted_at)
 	sha256 TEXT NOT NULL DEFAULT '',   -- of raw as sent, recorded when stored: the evidence export checks it
-	raw_deleted_at DATETIME            -- when retention removed the bytes; the hash stays
+	raw_deleted_at DATETIME,           -- when retention removed the bytes; the hash stays
+	raw BLOB NOT NULL                  -- last: reading the columns before it skips its overflow pages; '' once deleted
 );
 
 -- Received mail with its verdict.
@@ -137,7 +137,7 @@ CREATE TABLE inbound (
 	alert_suppressed BOOLEAN NOT NULL DEFAULT FALSE, -- its coordinator alert was held back (one per sender and hour); the digest counts them
 	size BIGINT NOT NULL DEFAULT 0,
 	auth TEXT NOT NULL DEFAULT '',     -- JSON of mailflow.AuthCheck: how the reply was tied to its order and its sender checked
-	raw_deleted_at DATETIME,          -- when retention removed the raw bytes; the hash stays
+	raw_deleted_at DATETIME,           -- when retention removed the raw bytes; the hash stays
 	raw BLOB                           -- NULL when the message is in inbound_raw
 );
 CREATE INDEX inbound_order ON inbound (order_id);
