@@ -417,7 +417,34 @@ func (d *decision) authCheck(o *Order, party, how string) *AuthCheck {
 	if why, ok := authenticated(d.msg, d.in.Config.TrustedAuthServID); !ok {
 		c.DMARC = why
 	}
+	c.Results = trustedResults(d.msg, d.in.Config.TrustedAuthServID)
 	return c
+}
+
+// trustedResults lists the results of the topmost Authentication-Results
+// header of our trusted server (the only one believed, RFC 8601 §5); ""
+// when there is none.
+func trustedResults(msg *reply.Message, trusted string) string {
+	if trusted == "" {
+		return ""
+	}
+	for _, ar := range msg.AuthResults {
+		if !strings.EqualFold(ar.AuthServID, trusted) {
+			continue
+		}
+		parts := []string{ar.AuthServID}
+		if ar.DMARC != "" {
+			parts = append(parts, strings.TrimSuffix("dmarc="+ar.DMARC+" header.from="+ar.DMARCFrom, " header.from="))
+		}
+		for _, k := range ar.DKIM {
+			parts = append(parts, strings.TrimSuffix("dkim="+k.Result+" header.d="+k.Domain, " header.d="))
+		}
+		if ar.SPF != "" {
+			parts = append(parts, strings.TrimSuffix("spf="+ar.SPF+" smtp.mailfrom="+ar.SPFDomain, " smtp.mailfrom="))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return ""
 }
 
 // apply reads the intent from the reply's own text and records the

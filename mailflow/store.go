@@ -149,9 +149,14 @@ type AuthCheck struct {
 	// Sender is the check of the From address against the party's
 	// registered addresses: "registered for the provider", or why not.
 	Sender string `json:"sender"`
-	// DMARC is what our trusted server's Authentication-Results said:
-	// "pass", or why no pass was found.
+	// DMARC is the verdict on our trusted server's Authentication-Results:
+	// "pass" (a DMARC pass or an aligned DKIM or SPF pass), or why not.
 	DMARC string `json:"dmarc"`
+	// Results are the DMARC, DKIM and SPF results of the topmost
+	// Authentication-Results header of that server, as it wrote them
+	// ("mx.example.org; dmarc=pass header.from=…; dkim=pass header.d=…");
+	// "" when there is none or no trusted server is configured.
+	Results string `json:"authentication_results,omitempty"`
 	// DMARCRequired: replies.require_authenticated_sender was set, or the
 	// match was by subject tag, so a DMARC pass was needed to decide.
 	DMARCRequired bool `json:"dmarc_required"`

@@ -130,10 +130,12 @@ func dvReviewedThenAccepted(t testing.TB, e *env) *mailflow.Order {
 }
 
 // uvRejectedByProvider is a UV order the intermediary accepted and the
-// provider rejected with a reason.
+// provider rejected with a reason; a forged acceptance in the
+// intermediary's name went to review in between.
 func uvRejectedByProvider(t testing.TB, e *env) *mailflow.Order {
 	o := e.order(t, "order-uv.json")
 	e.receive(t, o, mailflow.PartyIntermediary, "auftrag@govdigital.example", "", "BESTÄTIGT")
+	e.receive(t, o, mailflow.PartyIntermediary, "mallory@evil.example", "", "BESTÄTIGT")
 	e.receive(t, o, mailflow.PartyProvider, "orders@it.nrw.example", "", "ABGELEHNT: Kapazität im Rechenzentrum erschöpft")
 	return o
 }
@@ -388,7 +390,8 @@ func TestBundleDVReviewedThenAccepted(t *testing.T) {
 				if d.Intent != intent || d.Source != "email" || d.Actor != "bestellungen@dataport.example" || d.Effect != "applied" || d.Mail == "" {
 					t.Errorf("decision %d: %+v", i, d)
 				}
-				if d.Auth == nil || d.Auth.Match != "reply token" || d.Auth.Token != "valid" || d.Auth.Sender != "registered for the provider" || d.Auth.DMARC != "pass" {
+				if d.Auth == nil || d.Auth.Match != "reply token" || d.Auth.Token != "valid" || d.Auth.Sender != "registered for the provider" || d.Auth.DMARC != "pass" ||
+					d.Auth.Results != "mx.example.org; dmarc=pass header.from=dataport.example" {
 					t.Errorf("decision %d: authentication verdict %+v", i, d.Auth)
 				}
 			}
@@ -417,12 +420,17 @@ func TestBundleUVRejectedByProvider(t *testing.T) {
 				decisions[1].Reason != "Kapazität im Rechenzentrum erschöpft" || decisions[1].Auth == nil || decisions[1].Auth.Sender != "registered for the provider" {
 				t.Fatalf("decisions.json: %+v", decisions)
 			}
-			var rejection bool
+			var rejection, forged bool
 			for _, m := range decode[[]mailEntry](t, files, "mails.json") {
 				rejection = rejection || m.Kind == mailflow.KindRejection
+				forged = forged || m.Verdict == mailflow.VerdictUnauthenticated && m.NeedsReview &&
+					m.Auth != nil && m.Auth.Sender == "not registered for the intermediary"
 			}
 			if !rejection {
 				t.Error("the rejection sent to the customer and intermediary is not in the bundle")
+			}
+			if !forged {
+				t.Error("the forged acceptance is not in the bundle as in review with its failed sender check")
 			}
 			checkTampering(t, e, bundle)
 		})
