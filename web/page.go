@@ -72,6 +72,9 @@ type Pages struct {
 	// SecureCookies marks the session cookie Secure; set it when the page
 	// is served behind TLS.
 	SecureCookies bool
+	// Evidence exports the bundle the order page offers for download;
+	// nil: the download answers that no signing key is set up.
+	Evidence Evidence
 
 	tmpl     map[string]*template.Template
 	static   fs.FS
@@ -144,6 +147,7 @@ func (p *Pages) Handler() http.Handler {
 	mux.Handle("GET /bestellungen", p.authed(p.list))
 	mux.Handle("GET /bestellungen/{number}", p.authed(p.detail))
 	mux.Handle("POST /bestellungen/{number}/entscheidungen", p.authed(p.decide))
+	mux.Handle("GET /bestellungen/{number}/nachweis.zip", p.authed(p.evidenceZip))
 	mux.Handle("GET /nachrichten/ausgang/{file}", p.authed(p.outboundEML))
 	mux.Handle("GET /nachrichten/eingang/{file}", p.authed(p.inboundEML))
 	p.reviewRoutes(mux)
