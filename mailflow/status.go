@@ -130,7 +130,7 @@ type Decision struct {
 	Party     string    `json:"party"`
 	Intent    Intent    `json:"intent"`
 	Reason    string    `json:"reason,omitempty"`
-	Source    string    `json:"source"` // "email", "page" or "manual"
+	Source    string    `json:"source"` // "email", "page", "manual" or "review" (SourceReview)
 	Actor     string    `json:"actor,omitempty"`
 	MessageID string    `json:"message_id,omitempty"`
 	At        time.Time `json:"at"`

@@ -71,6 +71,7 @@ var labels = map[string]map[string][2]string{
 		"email":  {"E-Mail", "email"},
 		"manual": {"manuell", "by hand"},
 		"page":   {"Statusseite", "status page"},
+		"review": {"geprüfte Nachricht", "reviewed message"},
 	},
 	LabelEffect: {
 		"applied":    {"wirksam", "in effect"},

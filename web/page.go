@@ -46,14 +46,13 @@ type PageStore interface {
 	OrderMessages(ctx context.Context, orderID int64) ([]*mailflow.OutboxMessage, error)
 	// OutboxMessage returns an outbound message without its bytes.
 	OutboxMessage(ctx context.Context, id int64) (*mailflow.OutboxMessage, error)
-	// InboundMessage returns a received message without its bytes.
-	InboundMessage(ctx context.Context, id int64) (*mailflow.InboundMessage, error)
 	// OutboxRaw returns the stored bytes of an outbound message.
 	OutboxRaw(ctx context.Context, id int64) ([]byte, error)
 	// InboundList lists received messages newest first.
 	InboundList(ctx context.Context, review bool, orderID int64, limit int) ([]*mailflow.InboundMessage, error)
 	// InboundRaw returns the stored bytes of a received message.
 	InboundRaw(ctx context.Context, id int64) ([]byte, error)
+	ReviewStore // the review queue (review.go)
 }
 
 // pageSize is how many orders one page of the list shows.
@@ -92,6 +91,9 @@ type Pages struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client the rate limits count (http.trusted_proxies).
 	TrustedProxies []netip.Prefix
+	// Evidence exports the bundle the order page offers for download;
+	// nil: the download answers that no signing key is set up.
+	Evidence Evidence
 
 	tmpl         map[string]*template.Template
 	static       fs.FS
@@ -99,7 +101,7 @@ type Pages struct {
 }
 
 // pageTemplates are the pages, each parsed over base.html.
-var pageTemplates = []string{"login.html", "signin.html", "list.html", "detail.html", "error.html"}
+var pageTemplates = []string{"login.html", "signin.html", "list.html", "detail.html", "error.html", "review.html", "review_message.html"}
 
 // NewPages checks the configuration and parses every template, so a broken
 // template stops start-up rather than the first request.
@@ -141,7 +143,7 @@ func NewPages(cfg Pages) (*Pages, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	base, err := template.New("base.html").Funcs(pageFuncs).ParseFS(assets, "assets/base.html")
+	base, err := template.New("base.html").Funcs(pageFuncs).ParseFS(assets, "assets/base.html", "assets/review_parts.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: pages: parse base: %w", err)
 	}
@@ -185,8 +187,10 @@ func (p *Pages) Handler() http.Handler {
 	mux.Handle("GET /bestellungen", p.authed(p.list))
 	mux.Handle("GET /bestellungen/{number}", p.authed(p.detail))
 	mux.Handle("POST /bestellungen/{number}/entscheidungen", p.authed(p.decide))
+	mux.Handle("GET /bestellungen/{number}/nachweis.zip", p.authed(p.evidenceZip))
 	mux.Handle("GET /nachrichten/ausgang/{file}", p.authed(p.outboundEML))
 	mux.Handle("GET /nachrichten/eingang/{file}", p.authed(p.inboundEML))
+	p.reviewRoutes(mux)
 	mux.Handle("/", p.authed(func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 	}))
@@ -431,6 +435,7 @@ type detailView struct {
 	Inbound  []*mailflow.InboundMessage
 	Form     decisionForm
 	Saved    bool
+	Reviews  []*resolutionView // messages attached or dismissed from the review queue
 }
 
 // visibleOrder loads the order of the request's {number} if the viewer
@@ -477,6 +482,13 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 	for _, m := range inbound {
 		if viewer.seesMessage(m.Party) {
 			v.Inbound = append(v.Inbound, m)
+		}
+	}
+	// The review queue is the coordinators' (docs/design.md §7).
+	if viewer.coordinator() {
+		if v.Reviews, err = p.orderReviews(ctx, o.ID); err != nil {
+			p.fail(w, r, err)
+			return
 		}
 	}
 	byMessageID := map[string]int64{}
@@ -622,7 +634,7 @@ func (p *Pages) outboundEML(w http.ResponseWriter, r *http.Request) {
 
 func (p *Pages) inboundEML(w http.ResponseWriter, r *http.Request) {
 	p.serveEML(w, r, "eingang", func(ctx context.Context, id int64) (string, string, error) {
-		m, err := p.Store.InboundMessage(ctx, id)
+		m, _, err := p.Store.InboundMessage(ctx, id)
 		if err != nil {
 			return "", "", err
 		}

@@ -409,10 +409,6 @@ func (p *Pages) authed(h http.HandlerFunc) http.Handler {
 	})
 }
 
-func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
-	p.errorPage(w, r, http.StatusNotFound, "Nicht gefunden", "Das Gesuchte gibt es nicht (mehr).")
-}
-
 // sameOrigin checks the Origin header, or else the Referer, against the
 // request's host; a request with neither passes (the CSRF token decides).
 // Behind a reverse proxy that rewrites Host, X-Forwarded-Host counts too:

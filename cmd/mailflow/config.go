@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mailflow/mailflow"
+	"mailflow/scheduler"
 	"mailflow/templates"
 	"mailflow/web"
 )
@@ -108,6 +110,18 @@ type Config struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
 	} `toml:"log"`
+	Evidence struct {
+		// KeyPath is the Ed25519 key that signs evidence bundles,
+		// generated there at first start; default beside the SQLite
+		// database, required for PostgreSQL.
+		KeyPath string `toml:"key_path"`
+	} `toml:"evidence"`
+	Retention struct {
+		Orders   string `toml:"orders"`
+		RawMail  string `toml:"raw_mail"`
+		Evidence string `toml:"evidence"`
+		Schedule string `toml:"schedule"`
+	} `toml:"retention"`
 
 	// Parsed values.
 	smtpRoots     *x509.CertPool // nil: the system's
@@ -120,6 +134,7 @@ type Config struct {
 	location      *time.Location
 	secureCookies bool
 	proxies       []netip.Prefix
+	retention     scheduler.Retention
 }
 
 // defaultConfig is what an empty file means: SQLite next to the binary,
@@ -148,6 +163,8 @@ func defaultConfig() *Config {
 	c.Schedule.RemindAfter = "48h"
 	c.Schedule.EscalateAfter = "120h"
 	c.Log.Level, c.Log.Format = "info", "text"
+	// 04:15 local: outside the 02:00–03:00 hour that DST skips or repeats.
+	c.Retention.Schedule = "15 4 * * *"
 	return c
 }
 
@@ -249,7 +266,7 @@ func pathErr(err error) string {
 // names the key ("smtp.port: must be 1–65535").
 func (c *Config) validate() error {
 	for _, check := range []func() error{c.validateDatabase, c.validateHTTP, c.validateSMTP,
-		c.validateIMAP, c.validateAddresses, c.validateSchedule, c.validateLog} {
+		c.validateIMAP, c.validateAddresses, c.validateSchedule, c.validateLog, c.validateRetention} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -425,6 +442,37 @@ func (c *Config) validateLog() error {
 		return bad("log.format", "must be \"text\" or \"json\"")
 	}
 	return nil
+}
+
+// validateRetention checks [retention] and parses its periods.
+func (c *Config) validateRetention() error {
+	for _, p := range []struct {
+		key, value string
+		into       *scheduler.Period
+	}{{"retention.orders", c.Retention.Orders, &c.retention.Orders}, {"retention.raw_mail", c.Retention.RawMail, &c.retention.RawMail},
+		{"retention.evidence", c.Retention.Evidence, &c.retention.Evidence}} {
+		var err error
+		if *p.into, err = scheduler.ParsePeriod(p.value); err != nil {
+			return bad(p.key, "must be a period such as \"10y\" (whole years after the end of the calendar year) or \"90d\", or \"\" to keep everything")
+		}
+	}
+	if s := c.Retention.Schedule; len(strings.Fields(s)) != 5 && !strings.HasPrefix(s, "@") && s != "" {
+		return bad("retention.schedule", "must be a five-field cron spec such as \"15 4 * * *\"")
+	}
+	c.retention.Spec = c.Retention.Schedule
+	return nil
+}
+
+// evidenceKeyPath is where the evidence signing key lives: evidence.key_path,
+// or for SQLite a file beside the database ("mailflow.db" →
+// "mailflow-evidence.key"); "" for PostgreSQL without key_path, whose
+// daemons may run on several hosts and must share one configured key.
+func (c *Config) evidenceKeyPath() string {
+	if c.Evidence.KeyPath != "" || c.Database.Driver != "sqlite" {
+		return c.Evidence.KeyPath
+	}
+	db, _, _ := strings.Cut(strings.TrimPrefix(c.Database.DSN, "file:"), "?")
+	return strings.TrimSuffix(db, filepath.Ext(db)) + "-evidence.key"
 }
 
 // checkServe refuses what serve (and the demo) cannot run with, beyond

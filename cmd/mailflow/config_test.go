@@ -56,6 +56,8 @@ func TestConfigErrors(t *testing.T) {
 		{"missing env", "[replies]\nsecret = \"${MAILFLOW_NOT_SET_ANYWHERE}\"\n", "replies.secret: environment variable MAILFLOW_NOT_SET_ANYWHERE is not set"},
 		{"bad duration", "[imap]\npoll_interval = \"often\"\n", "imap.poll_interval"},
 		{"bad zone", "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone"},
+		{"retention in months", "[retention]\norders = \"6m\"\n", "retention.orders"},
+		{"retention schedule", "[retention]\nschedule = \"daily\"\n", "retention.schedule"},
 		{"escalate before remind", "[schedule]\nremind_after = \"48h\"\nescalate_after = \"1h\"\n", "schedule.escalate_after"},
 		{"missing secret file", "[imap]\npassword_file = \"/nonexistent/pw\"\n", "imap.password_file"},
 		{"zero retry base", "[smtp]\nretry_base = \"0s\"\n", "smtp.retry_base"},
