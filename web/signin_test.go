@@ -576,6 +576,11 @@ func TestScoping(t *testing.T) {
 						if !visible && strings.Contains(body, o.Snapshot.Customer.Name) {
 							t.Errorf("404 of %s leaks its customer", o.Number)
 						}
+						// The evidence bundle (here without a signing key:
+						// 503) only for an order the viewer may see.
+						if resp, _ := c.get("/bestellungen/" + o.Number + "/nachweis.zip"); (resp.StatusCode == 404) == visible {
+							t.Errorf("evidence of %s: %d, visible %v", o.Number, resp.StatusCode, visible)
+						}
 						if !visible {
 							resp, _ := c.do("POST", "/bestellungen/"+o.Number+"/entscheidungen",
 								url.Values{"csrf": {c.csrf}, "party": {"provider"}, "intent": {"accept"}}, nil)
