@@ -222,3 +222,52 @@ func BenchmarkReviewQueue(b *testing.B) {
 		})
 	}
 }
+
+// TestReviewRetention: the retention job deletes a final order with the
+// review records of its messages (attached or dismissed), and keeps the
+// record of a dismissed message that belonged to no order.
+func TestReviewRetention(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			s := openWithCatalog(t, driver)
+			at := time.Date(2019, 3, 1, 9, 0, 0, 0, time.UTC)
+			o := retentionOrder(t, s, at, mailflow.IntentReject, 1)
+			flow := &mailflow.Flow{Store: s, Now: func() time.Time { return at }}
+			review := func(key string, orderID int64) *mailflow.InboundMessage {
+				m := &mailflow.InboundMessage{MessageID: key, SHA256: "x", ReceivedAt: at, From: "x@y.example", Raw: []byte("Subject: s\r\n\r\nx")}
+				err := s.InboxTx(ctx, func(tx mailflow.InboxTx) error {
+					if _, err := tx.ClaimInbound(m); err != nil {
+						return err
+					}
+					m.Verdict, m.OrderID, m.NeedsReview = mailflow.VerdictUnmatched, orderID, true
+					return tx.FinishInbound(m)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			attached, linked, loose := review("r1@x", 0), review("r2@x", o.ID), review("r3@x", 0)
+			if _, _, err := flow.AttachReviewed(ctx, attached.ID, o.Number, mailflow.Decision{Party: "provider", Intent: "accept", Actor: "k"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []*mailflow.InboundMessage{linked, loose} {
+				if _, err := flow.DismissReviewed(ctx, m.ID, "erledigt", "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := s.DeleteExpired(ctx, mailflow.RetentionCutoffs{Orders: at.AddDate(1, 0, 0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Orders != 1 {
+				t.Fatalf("deleted %d orders, want 1", rep.Orders)
+			}
+			rs, err := s.RecentReviews(ctx, 10)
+			if err != nil || len(rs) != 1 || rs[0].InboundID != loose.ID {
+				t.Errorf("review records after retention: %+v %v, want only the loose message's", rs, err)
+			}
+		})
+	}
+}
