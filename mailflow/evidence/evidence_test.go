@@ -581,3 +581,43 @@ func TestBundleAfterRawMailRetention(t *testing.T) {
 		})
 	}
 }
+
+// A message a coordinator took from the review queue and attached with a
+// decision: the decision is source "review" by the coordinator, and
+// points to the .eml and the sender check of the message it came from.
+func TestBundleReviewAttached(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, driver)
+			o := e.order(t, "order-dv.json")
+			e.receive(t, o, mailflow.PartyProvider, "bestellungen@dataport.example", "", "Passt so, danke.")
+			mails, err := e.store.OrderMails(ctx, o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inboundID int64
+			for _, m := range mails {
+				if m.Inbound != nil && m.Inbound.NeedsReview {
+					inboundID = m.Inbound.ID
+				}
+			}
+			if inboundID == 0 {
+				t.Fatal("the reply without a keyword is not in review")
+			}
+			if _, _, err := e.flow.AttachReviewed(ctx, inboundID, o.Number, mailflow.Decision{Party: mailflow.PartyProvider,
+				Intent: mailflow.IntentAccept, Actor: "koordinierung"}); err != nil {
+				t.Fatal(err)
+			}
+			files := unzip(t, e.export(t, o.Number))
+			decisions := checkBundle(t, e, o, files, []mailflow.Status{mailflow.StatusOpen, mailflow.StatusOrdered})
+			if len(decisions) != 1 {
+				t.Fatalf("decisions.json: %+v", decisions)
+			}
+			d := decisions[0]
+			if d.Source != mailflow.SourceReview || d.Actor != "koordinierung" || d.Mail == "" || d.Auth == nil || d.Auth.Sender != "registered for the provider" {
+				t.Errorf("the attached decision: %+v", d)
+			}
+		})
+	}
+}

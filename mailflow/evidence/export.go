@@ -431,7 +431,7 @@ type decisionJSON struct {
 	Party     string              `json:"party"`
 	Intent    mailflow.Intent     `json:"intent"`
 	Reason    string              `json:"reason,omitempty"`
-	Source    string              `json:"source"` // email or manual
+	Source    string              `json:"source"` // email, manual or review
 	Actor     string              `json:"actor"`  // the sender, or who recorded it by hand
 	MessageID string              `json:"message_id,omitempty"`
 	Mail      string              `json:"mail,omitempty"` // the .eml that carried it
