@@ -79,11 +79,21 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) {
 }
 
 // evidenceZip is GET /bestellungen/{number}/nachweis.zip: for an order
-// the viewer may see (docs/design.md §7), else 404.
+// the viewer may see (docs/design.md §7), else 404. A provider or
+// intermediary gets it once the order is final: until then the bundle's
+// notifications carry the other party's reply token, with which a reply
+// could still decide for that party (docs/evidence.md).
 func (p *Pages) evidenceZip(w http.ResponseWriter, r *http.Request) {
-	if o := p.visibleOrder(w, r); o != nil {
-		p.serveEvidence(w, r, o.Number)
+	o := p.visibleOrder(w, r)
+	if o == nil {
+		return
 	}
+	if !viewerFrom(r).coordinator() && !o.Status.Terminal() {
+		p.errorPage(w, r, http.StatusConflict, "Nachweis noch nicht verfügbar",
+			"Den Nachweis erhalten Anbieter und Intermediär, sobald die Bestellung abgeschlossen ist (Bestellt oder Abgelehnt): Bis dahin enthält er die Antwortadressen aller Beteiligten, mit denen sich noch für sie entscheiden ließe.")
+		return
+	}
+	p.serveEvidence(w, r, o.Number)
 }
 
 // serveEvidence sends the evidence bundle of one order to the signed-in

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mailflow/mailflow"
 	"mailflow/mailflow/compose"
@@ -136,6 +138,53 @@ func TestEvidenceDownload(t *testing.T) {
 			}
 			if resp, page := pc.get(link); resp.StatusCode != 500 || !strings.Contains(page, "Beweismittel verändert") {
 				t.Errorf("page, altered mail: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// A provider signed in on the page gets the bundle of its order once the
+// order is final, not before (its notifications carry reply tokens), and
+// never another provider's.
+func TestEvidenceForParties(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			st := storagetest.Open(t, driver)
+			clk := &clock{t: time.Now()}
+			env := newSigninEnvOn(t, st, clk, true)
+			key, _, err := evidence.LoadOrCreateKey(filepath.Join(t.TempDir(), "evidence.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages, err := web.NewPages(web.Pages{Flow: env.flow, Store: st, Username: pageUser, Password: pagePassword,
+				PublicURL: publicURL, Mailer: env.composer, Now: clk.Now, Log: slog.New(slog.DiscardHandler),
+				Evidence: &evidence.Exporter{Store: st, Key: key, Log: slog.New(slog.DiscardHandler)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.handler = pages.Handler()
+			own := createOrder(t, env.flow, "order-dv.json", "dv-own", "")
+			other := createOrder(t, env.flow, "order-uv.json", "uv-other", "")
+			c := env.client("192.0.2.7")
+			env.signIn(c, dataportAddr, "")
+			link := "/bestellungen/" + own.Number + "/nachweis.zip"
+			if resp, _ := c.get(link); resp.StatusCode != http.StatusConflict {
+				t.Errorf("open order: %d, want 409", resp.StatusCode)
+			}
+			if resp, _ := c.get("/bestellungen/" + other.Number + "/nachweis.zip"); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("another provider's order: %d, want 404", resp.StatusCode)
+			}
+			if _, err := env.flow.Decide(context.Background(), own.Number, mailflow.Decision{Party: mailflow.PartyProvider,
+				Intent: mailflow.IntentAccept, Source: mailflow.SourceManual, Actor: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			resp, body := c.get(link)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" {
+				t.Fatalf("final order: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			res, err := evidence.Verify(strings.NewReader(body), int64(len(body)), key.Public().(ed25519.PublicKey))
+			if err != nil || !res.Valid() {
+				t.Errorf("bundle: %v %v", err, res)
 			}
 		})
 	}
