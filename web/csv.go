@@ -89,4 +89,3 @@ func csvCell(s string) string {
 	}
 	return s
 }
-

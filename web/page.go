@@ -623,4 +623,3 @@ func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string, 
 	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.Write(raw)
 }
-
