@@ -205,7 +205,17 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	case msg.Kind == reply.KindBounce:
 		return d.bounce()
 	case msg.Kind == reply.KindAutoReply:
-		return Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}, nil, nil
+		res := Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}
+		o, err := d.autoReplyOrder()
+		if err != nil {
+			return res, nil, err
+		}
+		if o != nil {
+			// Kept with its order, so the order page shows the whole
+			// conversation; it decides nothing.
+			rec.OrderID, res.Order = o.ID, o.Number
+		}
+		return res, nil, nil
 	}
 	o, party, how, refused, err := d.match()
 	if err != nil {
@@ -219,6 +229,36 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		return d.alert(res, o)
 	}
 	return d.apply(o, party, how)
+}
+
+// autoReplyOrder finds the order an auto-reply answers, by a secret only:
+// a reply token in a recipient or In-Reply-To/References, or the bounce
+// token of the address it was sent to (RFC 3834 §4 sends auto-replies to
+// the envelope sender). A subject tag, which anyone can write, is not
+// enough to put a message on an order's page. nil: none found.
+func (d *decision) autoReplyOrder() (*Order, error) {
+	msg := d.msg
+	var candidates []string
+	candidates = append(candidates, msg.Recipients...)
+	candidates = append(candidates, msg.InReplyTo...)
+	candidates = append(candidates, msg.References...)
+	if tok, ok := d.in.Tokens.FindToken(candidates...); ok {
+		o, err := d.tx.LockOrderByID(tok.OrderID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		return o, err
+	}
+	if id, ok, _ := d.in.Tokens.FindBounceToken(msg.Recipients...); ok {
+		out, err := d.tx.OutboxByID(id)
+		if errors.Is(err, ErrNotFound) || err == nil && out.OrderID == 0 {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return &Order{ID: out.OrderID, Number: out.OrderNumber}, nil
+	}
+	return nil, nil
 }
 
 // alert records that the coordinator is told about res (o may be nil).
