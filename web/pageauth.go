@@ -231,7 +231,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("weiter")), http.StatusSeeOther)
 		return
 	}
-	p.render(w, r, http.StatusOK, "login.html", loginView{layout: layout{Title: "Anmelden"}, Next: safeNext(r.URL.Query().Get("weiter"))})
+	p.render(w, r, http.StatusOK, "login.html", loginView{layout: p.layoutFor(r, "Anmelden"), Next: safeNext(r.URL.Query().Get("weiter"))})
 }
 
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +240,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
 		return
 	}
-	v := loginView{layout: layout{Title: "Anmelden"}, Next: safeNext(r.PostForm.Get("weiter")), Username: r.PostForm.Get("username")}
+	v := loginView{layout: p.layoutFor(r, "Anmelden"), Next: safeNext(r.PostForm.Get("weiter")), Username: r.PostForm.Get("username")}
 	if !sameOrigin(r) {
 		p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
 		return
