@@ -422,6 +422,9 @@ var english = map[string]string{
 	"Anfrage abgelehnt":                         "Request refused",
 	"Die Anfrage kam nicht aus einem Formular dieser Seite (CSRF-Schutz). Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.": "The request did not come from a form of this page (CSRF protection). Please reload the page and try again.",
 
+	// Without a status page (nopage.go).
+	noPagesText: noPagesTextEN,
+
 	// CSV export (csv.go).
 	"Status-Code":                "Status code",
 	"Bestellt (Ortszeit Berlin)": "Ordered (Berlin time)",

@@ -103,6 +103,7 @@ func (d *daemon) buildHTTP() error {
 		srv.Extra["/"] = pages.Handler()
 	} else {
 		d.log.Warn("status page disabled: coordinator.password is not set")
+		srv.Extra["/"] = web.NoPagesHandler()
 	}
 	d.http = &http.Server{
 		Addr:              d.cfg.HTTP.Listen,
