@@ -18,8 +18,8 @@ import (
 	"mailflow/templates"
 )
 
-// The status page speaks German or English (docs/operations.md "Language
-// of the status page"). Every phrase the page shows goes through one
+// The status page speaks German or English (docs/operations.md "The
+// status page", "Language"). Every phrase the page shows goes through one
 // table, english below, keyed by its German text: templates call
 // {{t "German text" args…}}, Go code calls tr. Codes with a label (a
 // status, a party, an intent …) take it from templates.Label, the table

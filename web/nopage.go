@@ -26,8 +26,8 @@ func NoPagesHandler() http.Handler {
 	}))
 }
 
-// noPagesText is what NoPagesHandler says; docs/operations.md names the
-// same keys.
+// noPagesText is what NoPagesHandler says: the keys that turn the page
+// on, and where the API and health checks are.
 const noPagesText = `mailflow läuft. Die Statusseite „Eingegangene Bestellungen“ ist nicht eingerichtet: Setzen Sie in der Konfiguration coordinator.username und coordinator.password (mindestens 12 Zeichen) und starten Sie den Dienst neu; die Seite steht dann unter /bestellungen.
 
 Die Programmierschnittstelle liegt unter /api/v1/ (Bearer-Token), der Zustand unter /healthz und /readyz.`

@@ -215,7 +215,7 @@ func (a *app) orderDecide(ctx context.Context, flow *mailflow.Flow, number strin
 }
 
 // statusText is a status for the command line, which speaks English
-// throughout (docs/operations.md "Language"): the English label and the
+// throughout (docs/operations.md "Language of the command line"): the English label and the
 // code that -status takes.
 func statusText(s mailflow.Status) string {
 	return templates.Label("en", templates.LabelStatus, string(s)) + " [" + string(s) + "]"
