@@ -276,6 +276,7 @@ var english = map[string]string{
 	// Frame and navigation.
 	"Zum Inhalt springen":                  "Skip to content",
 	"mailflow · Eingegangene Bestellungen": "mailflow · Incoming orders",
+	"mailflow · Koordinierungsstelle":      "mailflow · Coordination office",
 	"Hauptnavigation":                      "Main navigation",
 	"Eingegangene Bestellungen":            "Incoming orders",
 	"Angemeldet als":                       "Signed in as",
