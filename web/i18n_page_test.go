@@ -17,15 +17,15 @@ import (
 var (
 	germanTells  = []string{"Bestellnummer", "Eingegangene Bestellungen", "Abmelden", "Vertragsmodell", "Nachrichten zur Prüfung", "Verbindlich seit", "Entscheidung erfassen", "bitte wählen", "Zum Inhalt springen", "Seite nicht gefunden", "verarbeitet", "Angenommen", "Ansprechperson", "Bestätigt durch", "Technische Begründung", "MEZ"}
 	englishTells = []string{"Order number", "Incoming orders", "Sign out", "Contract model", "Messages for review", "Binding since", "Record the decision", "please choose", "Skip to content", "Page not found", "Processed", "Accepted", "Contact person", "cknowledged by", "Technical reason", " CET"}
-	tagsAndLang  = regexp.MustCompile(`(?s)<[^>]*>|<p lang="en"[^>]*>.*?</p>`)
+	tags         = regexp.MustCompile(`(?s)<[^>]*>`)
 )
 
 // visibleText is a page's text without markup and without the parts
 // marked lang="en" on purpose (the daemon's technical reasons).
 func visibleText(body string) string {
-	body = regexp.MustCompile(`(?s)<p lang="en"[^>]*>.*?</p>`).ReplaceAllString(body, "")
+	body = regexp.MustCompile(`(?s)<(p|span) [^>]*lang="en"[^>]*>.*?</(p|span)>`).ReplaceAllString(body, "")
 	body = regexp.MustCompile(`(?s)<a [^>]*hreflang="(de|en)"[^>]*>.*?</a>`).ReplaceAllString(body, "")
-	return tagsAndLang.ReplaceAllString(body, " ")
+	return tags.ReplaceAllString(body, " ")
 }
 
 // TestPagesBothLanguages renders every page in German and in English:
