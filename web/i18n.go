@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +98,9 @@ type switchLink struct {
 func languageSwitch(r *http.Request, lang string) switchLink {
 	back := r.URL.RequestURI()
 	if r.Method != http.MethodGet {
-		back = r.URL.Path
+		// A form's answer (a failed decision, a refused login) has no
+		// address of its own: switch on the page the form is part of.
+		back = path.Dir(r.URL.Path)
 	}
 	if lang == langEN {
 		return switchLink{URL: "/sprache/de?weiter=" + url.QueryEscape(back), Lang: langDE, Label: "Deutsch"}

@@ -91,6 +91,11 @@ func TestPagesBothLanguages(t *testing.T) {
 				if resp.StatusCode != 422 || !strings.Contains(body, want) {
 					t.Errorf("%s decision form: %d, lacks %q", lang.name, resp.StatusCode, want)
 				}
+				// Its language switch leads back to the order, not to the
+				// form's POST address.
+				if !strings.Contains(body, `weiter=%2Fbestellungen%2F`+seeds[mailflow.StatusOpen].Number+`" lang=`) {
+					t.Errorf("%s decision form: the language switch does not lead back to the order", lang.name)
+				}
 			}
 
 			// The switch: a cookie that outlasts the browser's preference.
