@@ -518,6 +518,14 @@ var english = map[string]string{
 	"(erforderlich, höchstens 4000 Zeichen)":       "(required, at most 4000 characters)",
 	"Ablegen": "File away",
 
+	// Evidence download (evidence.go).
+	"Nachweis herunterladen": "Download the evidence",
+	"(ZIP: Bestellung, Bedingungen, alle E-Mails, Erklärungen; signiert)": "(ZIP: order, terms, every email, declarations; signed)",
+	"Nachweis nicht verfügbar": "Evidence not available",
+	"Für diese Installation ist kein Signaturschlüssel eingerichtet (evidence.key_path).": "No signing key is set up for this installation (evidence.key_path).",
+	"Beweismittel verändert": "Evidence altered",
+	"Der Nachweis wurde nicht erstellt: %s stimmt nicht mehr mit dem beim Speichern festgehaltenen SHA-256 überein. Die Koordinierungsstelle wurde benachrichtigt.": "The evidence was not made: %s no longer matches the SHA-256 recorded when it was stored. The coordination office has been told.",
+
 	// Without a status page (nopage.go).
 	noPagesText: noPagesTextEN,
 
