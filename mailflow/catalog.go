@@ -37,6 +37,12 @@ type Party struct {
 	// Seller is what the party issues e-invoices with; nil in catalogs
 	// from before e-invoicing.
 	Seller *Seller `json:"seller,omitempty"`
+	// SigninDomains lets anyone at a "@domain" entry of ReplySenders ask
+	// for a sign-in link to the status page (MaySignIn). Off by default:
+	// a domain entry lets a colleague answer an order, but seeing every
+	// order of the organization is a decision the catalog makes
+	// explicitly.
+	SigninDomains bool `json:"signin_domains,omitempty"`
 }
 
 // Provider runs a service and confirms or rejects orders for it.
@@ -59,6 +65,31 @@ func (p Party) OwnAddress(addr string) bool {
 	}
 	for _, s := range p.ReplySenders {
 		if strings.EqualFold(strings.TrimSpace(s), addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaySignIn reports whether addr may sign in to the status page for the
+// party: an address the party registered by itself (OwnAddress) or, when
+// the catalog sets SigninDomains, any address at one of its "@domain"
+// reply senders.
+func (p Party) MaySignIn(addr string) bool {
+	if p.OwnAddress(addr) {
+		return true
+	}
+	if !p.SigninDomains {
+		return false
+	}
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return false
+	}
+	for _, s := range p.ReplySenders {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if strings.HasPrefix(s, "@") && addr[at:] == s {
 			return true
 		}
 	}

@@ -474,6 +474,8 @@ func TestEveryTemplateRenders(t *testing.T) {
 		"ack":          {Role: "provider", Decision: d},
 		"conflict":     {Role: "provider", Decision: d},
 		"alert":        {Role: "coordinator", Alert: &compose.AlertView{Subject: "Zustellung <fehlgeschlagen>", Body: "550 <x@y>"}},
+		"signin": {Data: &compose.SigninView{Minutes: 15, Expires: bind, Links: []compose.SigninLink{
+			{Org: "IT.NRW <Rechenzentrum>", Role: "provider", URL: "https://bestellungen.example.org/anmelden/link/abc"}}}},
 	}
 	// The scheduler's mails (scheduler/mail.go).
 	Berlin, err := time.LoadLocation("Europe/Berlin")
@@ -522,7 +524,7 @@ func TestEveryTemplateRenders(t *testing.T) {
 			if r.Subject == "" || strings.TrimSpace(r.Text) == "" || !strings.Contains(r.HTML, "</html>") {
 				t.Errorf("%s/%s: empty part: %+v", name, lang, r)
 			}
-			if strings.Contains(r.HTML, "<Beispiel>") || strings.Contains(r.HTML, "<erschöpft>") || strings.Contains(r.HTML, "<fehlgeschlagen>") {
+			if strings.Contains(r.HTML, "<Beispiel>") || strings.Contains(r.HTML, "<erschöpft>") || strings.Contains(r.HTML, "<fehlgeschlagen>") || strings.Contains(r.HTML, "<Rechenzentrum>") {
 				t.Errorf("%s/%s: HTML not escaped", name, lang)
 			}
 			if strings.Contains(r.Text, "<no value>") || strings.Contains(r.HTML, "<no value>") {
@@ -531,7 +533,7 @@ func TestEveryTemplateRenders(t *testing.T) {
 			if !strings.Contains(r.Text, "\n-- \n") {
 				t.Errorf("%s/%s: text part lacks the signature separator", name, lang)
 			}
-			if name != "alert" && name != "digest" && !strings.HasPrefix(r.Subject, "[Bestellung 2026-000001] ") {
+			if name != "alert" && name != "digest" && name != "signin" && !strings.HasPrefix(r.Subject, "[Bestellung 2026-000001] ") {
 				t.Errorf("%s/%s: subject %q lacks the tag", name, lang, r.Subject)
 			}
 			if testing.Verbose() {

@@ -205,17 +205,10 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 	case msg.Kind == reply.KindBounce:
 		return d.bounce()
 	case msg.Kind == reply.KindAutoReply:
-		res := Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}
-		o, err := d.autoReplyOrder()
-		if err != nil {
-			return res, nil, err
+		if err := d.linkByToken(); err != nil {
+			return Result{}, nil, err
 		}
-		if o != nil {
-			// Kept with its order, so the order page shows the whole
-			// conversation; it decides nothing.
-			rec.OrderID, res.Order = o.ID, o.Number
-		}
-		return res, nil, nil
+		return Result{Verdict: VerdictAutoReply, Reason: msg.KindReason, Dest: FolderProcessed}, nil, nil
 	}
 	o, party, how, refused, err := d.match()
 	if err != nil {
@@ -225,40 +218,43 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 		return d.alert(*refused, o)
 	}
 	rec.OrderID = o.ID
+	rec.Auth = d.authCheck(o, party, how)
 	if res, ok := d.authenticate(o, party); !ok {
 		return d.alert(res, o)
 	}
 	return d.apply(o, party, how)
 }
 
-// autoReplyOrder finds the order an auto-reply answers, by a secret only:
-// a reply token in a recipient or In-Reply-To/References, or the bounce
-// token of the address it was sent to (RFC 3834 §4 sends auto-replies to
-// the envelope sender). A subject tag, which anyone can write, is not
-// enough to put a message on an order's page. nil: none found.
-func (d *decision) autoReplyOrder() (*Order, error) {
+// linkByToken files a message that decides nothing (an auto-reply) with
+// the order its reply token names, so that it is among the order's mails
+// (its evidence, docs/evidence.md, and the order page's conversation).
+// Only a verified token links: a subject tag is anyone's to write. An
+// auto-reply sent to the envelope sender (RFC 3834 §4) carries our
+// bounce token instead, which names the message it answers.
+func (d *decision) linkByToken() error {
 	msg := d.msg
-	var candidates []string
-	candidates = append(candidates, msg.Recipients...)
-	candidates = append(candidates, msg.InReplyTo...)
-	candidates = append(candidates, msg.References...)
-	if tok, ok := d.in.Tokens.FindToken(candidates...); ok {
-		o, err := d.tx.LockOrderByID(tok.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil
+	candidates := append(append(append([]string{}, msg.Recipients...), msg.InReplyTo...), msg.References...)
+	tok, ok := d.in.Tokens.FindToken(candidates...)
+	if !ok {
+		if id, ok, _ := d.in.Tokens.FindBounceToken(msg.Recipients...); ok {
+			out, err := d.tx.OutboxByID(id)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			d.rec.OrderID = out.OrderID
 		}
-		return o, err
+		return nil
 	}
-	if id, ok, _ := d.in.Tokens.FindBounceToken(msg.Recipients...); ok {
-		out, err := d.tx.OutboxByID(id)
-		if errors.Is(err, ErrNotFound) || err == nil && out.OrderID == 0 {
-			return nil, nil
-		} else if err != nil {
-			return nil, err
-		}
-		return &Order{ID: out.OrderID, Number: out.OrderNumber}, nil
+	o, err := d.tx.LockOrderByID(tok.OrderID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
 	}
-	return nil, nil
+	d.rec.OrderID = o.ID
+	return nil
 }
 
 // alert records that the coordinator is told about res (o may be nil).
@@ -324,6 +320,7 @@ func (d *decision) bounce() (Result, []*OutboxMessage, error) {
 		return res, nil, err
 	}
 	res.Order = out.OrderNumber
+	d.rec.OrderID = out.OrderID // the bounce is among the order's mails
 	res.Reason += fmt.Sprintf("; outbound message %d (%s) marked failed", out.ID, out.Kind)
 	if !changed {
 		return res, nil, nil
@@ -414,6 +411,51 @@ func (d *decision) authenticate(o *Order, party string) (res Result, ok bool) {
 		}
 	}
 	return Result{}, true
+}
+
+// authCheck records the match and the sender checks as they are made
+// now, for the evidence of the order (AuthCheck).
+func (d *decision) authCheck(o *Order, party, how string) *AuthCheck {
+	c := &AuthCheck{Match: "reply token", Token: "valid", DMARCRequired: d.in.Config.RequireAuthenticatedSender}
+	if how != "reply token" {
+		c.Match, c.Token, c.DMARCRequired = "subject tag", "none", true
+	}
+	c.Sender = "registered for the " + party
+	if pt, ok := o.Party(party); !ok || !pt.MaySend(d.msg.From) {
+		c.Sender = "not registered for the " + party
+	}
+	c.DMARC = "pass"
+	if why, ok := authenticated(d.msg, d.in.Config.TrustedAuthServID); !ok {
+		c.DMARC = why
+	}
+	c.Results = trustedResults(d.msg, d.in.Config.TrustedAuthServID)
+	return c
+}
+
+// trustedResults lists the results of the topmost Authentication-Results
+// header of our trusted server (the only one believed, RFC 8601 §5); ""
+// when there is none.
+func trustedResults(msg *reply.Message, trusted string) string {
+	if trusted == "" {
+		return ""
+	}
+	for _, ar := range msg.AuthResults {
+		if !strings.EqualFold(ar.AuthServID, trusted) {
+			continue
+		}
+		parts := []string{ar.AuthServID}
+		if ar.DMARC != "" {
+			parts = append(parts, strings.TrimSuffix("dmarc="+ar.DMARC+" header.from="+ar.DMARCFrom, " header.from="))
+		}
+		for _, k := range ar.DKIM {
+			parts = append(parts, strings.TrimSuffix("dkim="+k.Result+" header.d="+k.Domain, " header.d="))
+		}
+		if ar.SPF != "" {
+			parts = append(parts, strings.TrimSuffix("spf="+ar.SPF+" smtp.mailfrom="+ar.SPFDomain, " smtp.mailfrom="))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return ""
 }
 
 // apply reads the intent from the reply's own text and records the

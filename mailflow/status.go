@@ -159,7 +159,7 @@ type Decision struct {
 	Party     string    `json:"party"`
 	Intent    Intent    `json:"intent"`
 	Reason    string    `json:"reason,omitempty"`
-	Source    string    `json:"source"` // "email" or "manual"
+	Source    string    `json:"source"` // "email", "page", "manual" or "review" (SourceReview)
 	Actor     string    `json:"actor,omitempty"`
 	MessageID string    `json:"message_id,omitempty"`
 	At        time.Time `json:"at"`
@@ -173,6 +173,10 @@ type Decision struct {
 const (
 	SourceEmail  = "email"
 	SourceManual = "manual"
+	// SourcePage is a party's own declaration on the status page, signed
+	// in by an emailed link: it has the effects and mails of the same
+	// answer by email (docs/design.md §7).
+	SourcePage = "page"
 )
 
 // Decision effects, set by Evaluate.

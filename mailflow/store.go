@@ -29,8 +29,16 @@ type Store interface {
 type OrderFilter struct {
 	Status Status
 	Query  string // order number, customer or provider, case-insensitive substring
-	Limit  int
-	Offset int
+	// Party and PartyID, when Party is set, keep only the orders that
+	// party of the catalog is a deciding party of: PartyProvider, the
+	// orders placed with provider PartyID (DV and UV); PartyIntermediary,
+	// the UV orders of intermediary PartyID. Any other Party selects
+	// nothing. The status page scopes a signed-in provider or
+	// intermediary with it (docs/design.md §7).
+	Party   string
+	PartyID string
+	Limit   int
+	Offset  int
 }
 
 // Tx is the part of the store that runs inside one transaction.
@@ -83,6 +91,9 @@ type OutboxMessage struct {
 	LastError     string     `json:"last_error,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	SentAt        *time.Time `json:"sent_at,omitempty"`
+	// SHA256 is the hex SHA-256 of Raw, recorded when the message is
+	// stored; the evidence export checks the stored bytes against it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Outbox row states.
@@ -102,6 +113,9 @@ const (
 	KindReminder     = "reminder"
 	KindBilling      = "billing"
 	KindDigest       = "digest"
+	// KindSignin is a sign-in link to the status page; it belongs to no
+	// order and is never shown on the page (it is a credential).
+	KindSignin = "signin"
 )
 
 // InboundMessage is one received email kept as evidence with its verdict.
@@ -127,6 +141,36 @@ type InboundMessage struct {
 	AlertSuppressed bool   `json:"alert_suppressed,omitempty"`
 	Size            int64  `json:"size"`
 	Raw             []byte `json:"-"`
+	// Auth is how the message was tied to its order and its sender
+	// checked; nil when it matched no order.
+	Auth *AuthCheck `json:"auth,omitempty"`
+}
+
+// AuthCheck records, with a received reply, the checks of docs/design.md
+// §4 steps 3 and 4 as they were made: the verdict an evidence bundle
+// shows for the decision it carried. The configuration may change later;
+// this says what applied then.
+type AuthCheck struct {
+	// Match is what tied the message to the order: "reply token" (in a
+	// recipient address or In-Reply-To/References) or "subject tag".
+	Match string `json:"match"`
+	// Token is the reply token check: "valid" (its HMAC verified) or
+	// "none" (no token; matched by the subject tag).
+	Token string `json:"token"`
+	// Sender is the check of the From address against the party's
+	// registered addresses: "registered for the provider", or why not.
+	Sender string `json:"sender"`
+	// DMARC is the verdict on our trusted server's Authentication-Results:
+	// "pass" (a DMARC pass or an aligned DKIM or SPF pass), or why not.
+	DMARC string `json:"dmarc"`
+	// Results are the DMARC, DKIM and SPF results of the topmost
+	// Authentication-Results header of that server, as it wrote them
+	// ("mx.example.org; dmarc=pass header.from=…; dkim=pass header.d=…");
+	// "" when there is none or no trusted server is configured.
+	Results string `json:"authentication_results,omitempty"`
+	// DMARCRequired: replies.require_authenticated_sender was set, or the
+	// match was by subject tag, so a DMARC pass was needed to decide.
+	DMARCRequired bool `json:"dmarc_required"`
 }
 
 // InboxTx is what inbound processing needs inside its transaction.

@@ -59,6 +59,8 @@ type Config struct {
 	// BatchSize is how many orders one billing transaction handles;
 	// default 2000.
 	BatchSize int
+	// Retention says what the retention job deletes, and when it runs.
+	Retention Retention
 }
 
 // Validate checks the time zone, the specs and the durations.
@@ -66,7 +68,7 @@ func (c Config) Validate() error {
 	if c.Location == nil {
 		return errors.New("scheduler: no time zone")
 	}
-	for _, j := range []struct{ name, spec string }{{JobBilling, c.Billing}, {JobReminders, c.Reminders}, {JobDigest, c.Digest}} {
+	for _, j := range []struct{ name, spec string }{{JobBilling, c.Billing}, {JobReminders, c.Reminders}, {JobDigest, c.Digest}, {JobRetention, c.Retention.Spec}} {
 		if j.spec == "" {
 			continue
 		}
@@ -132,6 +134,10 @@ type Store interface {
 	OutboxStats(ctx context.Context, now time.Time) (map[string]int, time.Duration, error)
 	// OutboxList lists outbox rows of a status, newest first.
 	OutboxList(ctx context.Context, status string, limit int) ([]*mailflow.OutboxMessage, error)
+
+	// DeleteExpired deletes what is older than its cutoff, never an
+	// order that is not final, and counts what it deleted.
+	DeleteExpired(ctx context.Context, c mailflow.RetentionCutoffs) (mailflow.RetentionReport, error)
 }
 
 // Mailer composes the scheduler's mails. The real one is NewMailer over
@@ -180,7 +186,7 @@ func New(cfg Config, store Store, mailer Mailer, log *slog.Logger) *Scheduler {
 	}
 	return &Scheduler{
 		cfg: cfg, store: store, mail: mailer, log: log, Now: time.Now,
-		local: map[string]*sync.Mutex{JobBilling: {}, JobReminders: {}, JobDigest: {}},
+		local: map[string]*sync.Mutex{JobBilling: {}, JobReminders: {}, JobDigest: {}, JobRetention: {}},
 	}
 }
 
@@ -223,6 +229,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		}},
 		{JobDigest, s.cfg.Digest, func(ctx context.Context, at time.Time) error {
 			_, err := s.RunDigest(ctx, at)
+			return err
+		}},
+		{JobRetention, s.cfg.Retention.spec(), func(ctx context.Context, at time.Time) error {
+			_, err := s.RunRetention(ctx, at)
 			return err
 		}},
 	}

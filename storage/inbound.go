@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -60,8 +61,13 @@ func (t *Tx) FinishInbound(m *mailflow.InboundMessage) error {
 			}
 		}
 	}
-	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ?, alert_suppressed = ?, raw = ? WHERE id = ?`,
-		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, m.AlertSuppressed, inline, m.ID)
+	var auth string
+	if m.Auth != nil {
+		b, _ := json.Marshal(m.Auth)
+		auth = string(b)
+	}
+	_, err := t.exec(`UPDATE inbound SET verdict = ?, reason = ?, order_id = ?, party = ?, intent = ?, needs_review = ?, alert_suppressed = ?, auth = ?, raw = ? WHERE id = ?`,
+		m.Verdict, m.Reason, orderID, m.Party, string(m.Intent), m.NeedsReview, m.AlertSuppressed, auth, inline, m.ID)
 	if err != nil {
 		return fmt.Errorf("storage: finish inbound: %w", err)
 	}
@@ -128,10 +134,11 @@ type inboundRow struct {
 	Intent      string    `db:"intent"`
 	NeedsReview bool      `db:"needs_review"`
 	Size        int64     `db:"size"`
+	Auth        string    `db:"auth"`
 }
 
 const inboundColumns = `i.id, i.message_id, i.sha256, i.received_at, i.mailbox, i.uidvalidity, i.uid, i.from_addr, i.subject,
-	i.verdict, i.reason, i.order_id, o.number, i.party, i.intent, i.needs_review, i.size`
+	i.verdict, i.reason, i.order_id, o.number, i.party, i.intent, i.needs_review, i.size, i.auth`
 
 func (r inboundRow) message() *mailflow.InboundMessage {
 	m := &mailflow.InboundMessage{ID: r.ID, MessageID: r.MessageID, SHA256: r.SHA256, ReceivedAt: r.ReceivedAt.UTC(),
@@ -142,6 +149,10 @@ func (r inboundRow) message() *mailflow.InboundMessage {
 	}
 	if r.Number != nil {
 		m.OrderNumber = *r.Number
+	}
+	if r.Auth != "" {
+		m.Auth = &mailflow.AuthCheck{}
+		json.Unmarshal([]byte(r.Auth), m.Auth) // written by FinishInbound
 	}
 	return m
 }

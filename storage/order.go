@@ -323,11 +323,19 @@ func (s *Store) CountOrders(ctx context.Context, f mailflow.OrderFilter) (int, e
 
 // StatusCounts returns how many orders are in each status.
 func (s *Store) StatusCounts(ctx context.Context) (map[mailflow.Status]int, error) {
+	return s.StatusCountsFor(ctx, mailflow.OrderFilter{})
+}
+
+// StatusCountsFor returns how many orders are in each status among those
+// of f's party scope (f.Party, f.PartyID); f's other fields are ignored,
+// so the counts of a filtered list still show every status.
+func (s *Store) StatusCountsFor(ctx context.Context, f mailflow.OrderFilter) (map[mailflow.Status]int, error) {
 	var rows []struct {
 		Status string `db:"status"`
 		N      int    `db:"n"`
 	}
-	if err := s.sel(ctx, &rows, `SELECT status, COUNT(*) AS n FROM orders GROUP BY status`); err != nil {
+	where, args := ordersWhere(mailflow.OrderFilter{Party: f.Party, PartyID: f.PartyID})
+	if err := s.sel(ctx, &rows, `SELECT status, COUNT(*) AS n FROM orders`+where+` GROUP BY status`, args...); err != nil {
 		return nil, fmt.Errorf("storage: status counts: %w", err)
 	}
 	out := map[mailflow.Status]int{}
@@ -343,6 +351,17 @@ func ordersWhere(f mailflow.OrderFilter) (string, []any) {
 	if f.Status != "" {
 		conds = append(conds, "status = ?")
 		args = append(args, string(f.Status))
+	}
+	switch f.Party {
+	case "":
+	case mailflow.PartyProvider:
+		conds = append(conds, "provider_id = ?")
+		args = append(args, f.PartyID)
+	case mailflow.PartyIntermediary:
+		conds = append(conds, "contract_model = ? AND intermediary_id = ?")
+		args = append(args, mailflow.ModelUV, f.PartyID)
+	default:
+		conds = append(conds, "1 = 0") // an unknown scope sees nothing
 	}
 	if q := strings.TrimSpace(strings.ToLower(f.Query)); q != "" {
 		q = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q)

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,11 +58,12 @@ const outboxFrom = ` FROM outbox o LEFT JOIN orders ord ON ord.id = o.order_id`
 const (
 	enqueueSQL = `INSERT INTO outbox (order_id, ref, kind, party, sender, recipients, message_id, subject,
 		status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	enqueueRawSQL = `INSERT INTO outbox_raw (outbox_id, raw) VALUES (?, ?)`
+	enqueueRawSQL = `INSERT INTO outbox_raw (outbox_id, raw, sha256) VALUES (?, ?, ?)`
 	// enqueueOneSQL (PostgreSQL) is enqueueSQL and enqueueRawSQL in one
-	// statement; its parameters are enqueueSQL's and then the bytes.
+	// statement; its parameters are enqueueSQL's and then the bytes and
+	// their hash.
 	enqueueOneSQL = `WITH queued AS (` + enqueueSQL + `)
-		INSERT INTO outbox_raw (outbox_id, raw) SELECT id, ?::bytea FROM queued RETURNING outbox_id`
+		INSERT INTO outbox_raw (outbox_id, raw, sha256) SELECT id, ?::bytea, ? FROM queued RETURNING outbox_id`
 )
 
 // claimDueSQL selects the ids of due, unclaimed rows; with PostgreSQL
@@ -162,11 +165,16 @@ func (t *Tx) Enqueue(msgs ...*mailflow.OutboxMessage) error {
 		}
 		args := []any{orderID, m.Ref, m.Kind, m.Party, m.Sender, string(rcpt), m.MessageID, m.Subject,
 			m.Status, utc(m.NextAttemptAt), utc(m.CreatedAt)}
+		// The hash of the bytes as they will be sent, before the database
+		// stores (and PostgreSQL compresses) them: the evidence export
+		// checks the stored bytes against it.
+		sum := sha256.Sum256(m.Raw)
+		m.SHA256 = hex.EncodeToString(sum[:])
 		var err error
 		if t.s.d.inOne {
-			err = t.getPrepared(&m.ID, enqueueOneSQL, append(args, m.Raw)...)
+			err = t.getPrepared(&m.ID, enqueueOneSQL, append(args, m.Raw, m.SHA256)...)
 		} else if err = t.getPrepared(&m.ID, enqueueSQL, args...); err == nil {
-			_, err = t.execPrepared(enqueueRawSQL, m.ID, m.Raw)
+			_, err = t.execPrepared(enqueueRawSQL, m.ID, m.Raw, m.SHA256)
 		}
 		if err != nil {
 			return fmt.Errorf("storage: enqueue: %w", mapErr(err))
@@ -421,6 +429,16 @@ func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
 		return nil, fmt.Errorf("storage: outbox raw: %w", mapErr(err))
 	}
 	return raw, nil
+}
+
+// OutboxMessage returns one outbound message without its raw bytes, or
+// ErrNotFound.
+func (s *Store) OutboxMessage(ctx context.Context, id int64) (*mailflow.OutboxMessage, error) {
+	var r outboxRow
+	if err := s.get(ctx, &r, `SELECT `+outboxColumns+outboxFrom+` WHERE o.id = ?`, id); err != nil {
+		return nil, fmt.Errorf("storage: outbox message: %w", mapErr(err))
+	}
+	return r.message(), nil
 }
 
 // OutboxByMessageID finds an outbound message by its Message-ID.

@@ -107,6 +107,8 @@ var labels = map[string]map[string][2]string{
 	LabelSource: {
 		"email":  {"E-Mail", "email"},
 		"manual": {"manuell", "by hand"},
+		"page":   {"Statusseite", "status page"},
+		"review": {"geprüfte Nachricht", "reviewed message"},
 	},
 	LabelEffect: {
 		"applied":    {"wirksam", "in effect"},
@@ -124,6 +126,7 @@ var labels = map[string]map[string][2]string{
 		"reminder":     {"Erinnerung", "reminder"},
 		"billing":      {"Abrechnungserinnerung", "billing reminder"},
 		"digest":       {"Übersicht", "digest"},
+		"signin":       {"Anmeldelink", "sign-in link"},
 	},
 	LabelOutboxStatus: {
 		"pending": {"ausstehend", "pending"},

@@ -58,6 +58,9 @@ type Server struct {
 	// Invoices makes an order's e-invoices (scheduler.Scheduler); nil
 	// leaves GET /api/v1/orders/{number}/invoices unrouted.
 	Invoices Invoicer
+	// Evidence exports evidence bundles (evidence.Exporter); nil leaves
+	// GET /api/v1/orders/{number}/evidence unrouted.
+	Evidence Evidence
 
 	tokenSums [][32]byte
 }
@@ -97,6 +100,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Invoices != nil {
 		mux.Handle("GET /api/v1/orders/{number}/invoices", s.auth(s.listInvoices, RoleCoordinator, RolePortal))
 		mux.Handle("GET /api/v1/orders/{number}/invoices/{period}/{role}", s.auth(s.getInvoice, RoleCoordinator, RolePortal))
+	}
+	if s.Evidence != nil {
+		mux.Handle("GET /api/v1/orders/{number}/evidence", s.auth(s.getEvidence, RoleCoordinator, RolePortal))
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "Not Found", "no such API endpoint: "+r.Method+" "+r.URL.Path, nil)

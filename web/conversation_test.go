@@ -107,7 +107,7 @@ func TestPagesConversation(t *testing.T) {
 				{"reply", `<p lang="en" class="wrap">matched by reply token; found keyword; effect applied</p>`},
 				{"auto", "Ich bin abwesend."},
 				{"auto", "automatische Antwort"},
-				{"review", `<span class="flag">zur Prüfung</span>`},
+				{"review", `>zur Prüfung</a>`},
 				{"review", "Anna Beispiel &lt;bestellungen@dataport.example&gt;"},
 				{"review", "Wir melden uns.\nZeile zwei.</pre>"},
 			} {

@@ -38,7 +38,8 @@ func TestPagesBothLanguages(t *testing.T) {
 			seeds := seedAllStatuses(t, env.flow)
 			rej := seeds[mailflow.StatusRejectedProviderDV]
 			o, _ := env.st.Order(t.Context(), rej.Number)
-			conversationFixture(t, env.st, o, time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC))
+			ids := conversationFixture(t, env.st, o, time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC))
+			reviewID := strings.TrimPrefix(ids["review"], "eingang-")
 
 			for _, lang := range []struct {
 				name, accept, htmlLang string
@@ -76,6 +77,9 @@ func TestPagesBothLanguages(t *testing.T) {
 				for _, p := range pages {
 					all += get(p, 200)
 				}
+				// The review queue and one message in it.
+				all += get("/pruefung", 200)
+				all += get("/pruefung/"+reviewID, 200)
 				all += get("/gibt-es-nicht", 404)
 				all += get("/bestellungen/2026-999999", 404)
 				all += get("/bestellungen?q="+strings.Repeat("x", 201), 422)

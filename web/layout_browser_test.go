@@ -15,8 +15,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"mailflow/mailflow"
+	"mailflow/mailflow/compose"
 	"mailflow/storage"
 	"mailflow/storage/storagetest"
+	"mailflow/templates"
 	"mailflow/web"
 )
 
@@ -50,7 +52,7 @@ const layoutJS = `(() => {
 // seedLongOrders adds the orders that stretch a layout: a UV order
 // rejected with a long reason and a conversation with long Message-IDs,
 // and a DV order with a long property value and a long customer name.
-func seedLongOrders(t *testing.T, st *storage.Store, flow *mailflow.Flow) (uv, dv *mailflow.Order) {
+func seedLongOrders(t *testing.T, st *storage.Store, flow *mailflow.Flow) (uv, dv *mailflow.Order, review int64) {
 	t.Helper()
 	ctx := context.Background()
 	long := "Landkreis " + strings.Repeat("Oberallgäu-Unterallgäu-Ostallgäu ", 4) + "Zweckverband"
@@ -84,6 +86,7 @@ func seedLongOrders(t *testing.T, st *storage.Store, flow *mailflow.Flow) (uv, d
 	}); err != nil {
 		t.Fatal(err)
 	}
+	review = m.ID
 
 	b, err := os.ReadFile("../examples/order-dv.json")
 	if err != nil {
@@ -100,7 +103,7 @@ func seedLongOrders(t *testing.T, st *storage.Store, flow *mailflow.Flow) (uv, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	return uv, o
+	return uv, o, review
 }
 
 // TestBrowserLayout loads the pages at a desktop (1280 px) and a phone
@@ -112,9 +115,20 @@ func TestBrowserLayout(t *testing.T) {
 	flow := &mailflow.Flow{Store: st}
 	importCatalogFile(t, st)
 	seedAllStatuses(t, flow)
-	uv, dv := seedLongOrders(t, st, flow)
+	uv, dv, longReview := seedLongOrders(t, st, flow)
+	// With a public URL and a mailer the login page offers sign-in links
+	// too; the links are not followed here (TestBrowserSignin does).
+	tokens, err := mailflow.NewTokens([]string{"ein-geheimnis-fuer-das-layout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	composer, err := compose.New(compose.Config{From: "DVC Bestellservice <bestellungen@example.org>",
+		Coordinator: "koordinierung@example.org", Tokens: tokens, Templates: templates.Must(templates.New())})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pages, err := web.NewPages(web.Pages{Flow: flow, Store: st, Username: pageUser, Password: pagePassword,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		PublicURL: "https://bestellungen.example.org", Mailer: composer, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,14 +188,29 @@ func TestBrowserLayout(t *testing.T) {
 	}
 
 	for _, width := range []int64{1280, 390} {
-		check("anmelden", width, "/anmelden", "form.login", false)
+		check("anmelden", width, "/anmelden", "form#link-form", false)
+		check("anmeldelink-ungueltig", width, "/anmelden/link/"+strings.Repeat("x", 43), "#link-problem", false)
+	}
+	do("request a link",
+		chromedp.Navigate(srv.URL+"/anmelden"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "niemand@unbekannt.example"),
+		chromedp.Submit(chromedp.ID("email")),
+		chromedp.WaitVisible(chromedp.ID("link-gesendet")))
+	for _, width := range []int64{1280, 390} {
+		do("width", chromedp.EmulateViewport(width, 900))
+		rep := run(t, ctx, "measure link sent", chromedp.Evaluate[layoutReport](layoutJS))
+		if rep.ScrollWidth > rep.InnerWidth || len(rep.Clipped) > 0 {
+			t.Errorf("link sent at %d px: document %d px wide, clipped %v", width, rep.ScrollWidth, rep.Clipped)
+		}
+		saveScreenshot(t, shots, fmt.Sprintf("anmeldelink-gesendet-%d.png", width), run(t, ctx, "screenshot", chromedp.FullScreenshot(100)))
 	}
 	do("login",
 		chromedp.Navigate(srv.URL+"/anmelden"),
 		chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), pageUser),
 		chromedp.SendKeys(chromedp.ID("password"), pagePassword),
-		chromedp.Click(chromedp.CSS("form.login button[type=submit]")),
+		chromedp.Click(chromedp.CSS("#passwort-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("table.orders")))
 	for _, lang := range []string{"de", "en"} {
 		do("language "+lang, chromedp.Navigate(srv.URL+"/sprache/"+lang+"?weiter=/bestellungen"), chromedp.WaitVisible(chromedp.CSS(`html[lang="`+lang+`"] table.orders`)))
@@ -190,6 +219,8 @@ func TestBrowserLayout(t *testing.T) {
 			check("bestellung-uv-"+lang, width, "/bestellungen/"+uv.Number, "ol.conversation", true)
 			check("bestellung-dv-"+lang, width, "/bestellungen/"+dv.Number, "table.properties", true)
 			check("fehler-"+lang, width, "/gibt-es-nicht", "main h1", false)
+			check("pruefung-"+lang, width, "/pruefung", "table.review-queue", false)
+			check("pruefung-nachricht-"+lang, width, fmt.Sprintf("/pruefung/%d", longReview), "#kopf", false)
 		}
 	}
 }

@@ -28,11 +28,11 @@ func NoPagesHandler() http.Handler {
 
 // noPagesText is what NoPagesHandler says: the keys that turn the page
 // on, and where the API and health checks are.
-const noPagesText = `mailflow läuft. Die Statusseite „Eingegangene Bestellungen“ ist nicht eingerichtet: Setzen Sie in der Konfiguration coordinator.username und coordinator.password (mindestens 12 Zeichen) und starten Sie den Dienst neu; die Seite steht dann unter /bestellungen.
+const noPagesText = `mailflow läuft. Die Statusseite „Eingegangene Bestellungen“ ist nicht eingerichtet: Setzen Sie in der Konfiguration coordinator.username und coordinator.password (mindestens 12 Zeichen) für die Koordinierungsstelle oder http.public_url für Anmeldelinks an Anbieter und Intermediäre und starten Sie den Dienst neu; die Seite steht dann unter /bestellungen.
 
 Die Programmierschnittstelle liegt unter /api/v1/ (Bearer-Token), der Zustand unter /healthz und /readyz.`
 
 // noPagesTextEN is noPagesText in English.
-const noPagesTextEN = `mailflow is running. The status page "Incoming orders" is not configured: set coordinator.username and coordinator.password (at least 12 characters) in the configuration and restart; the page is then at /bestellungen.
+const noPagesTextEN = `mailflow is running. The status page "Incoming orders" is not configured: set coordinator.username and coordinator.password (at least 12 characters) for the coordination office, or http.public_url for sign-in links to providers and intermediaries, in the configuration and restart; the page is then at /bestellungen.
 
 The API is at /api/v1/ (bearer token), health at /healthz and /readyz.`

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -36,18 +36,22 @@ type PageStore interface {
 	Orders(ctx context.Context, f mailflow.OrderFilter) ([]mailflow.Order, error)
 	// CountOrders counts the orders a filter selects.
 	CountOrders(ctx context.Context, f mailflow.OrderFilter) (int, error)
-	// StatusCounts returns how many orders are in each status.
-	StatusCounts(ctx context.Context) (map[mailflow.Status]int, error)
+	// StatusCountsFor returns how many orders are in each status, among
+	// those of the filter's party scope.
+	StatusCountsFor(ctx context.Context, f mailflow.OrderFilter) (map[mailflow.Status]int, error)
 	// CountReview counts received messages waiting for a person.
 	CountReview(ctx context.Context) (int, error)
 	// OrderMessages returns the outbound messages of an order, oldest first.
 	OrderMessages(ctx context.Context, orderID int64) ([]*mailflow.OutboxMessage, error)
+	// OutboxMessage returns an outbound message without its bytes.
+	OutboxMessage(ctx context.Context, id int64) (*mailflow.OutboxMessage, error)
 	// OutboxRaw returns the stored bytes of an outbound message.
 	OutboxRaw(ctx context.Context, id int64) ([]byte, error)
 	// InboundList lists received messages newest first.
 	InboundList(ctx context.Context, review bool, orderID int64, limit int) ([]*mailflow.InboundMessage, error)
 	// InboundRaw returns the stored bytes of a received message.
 	InboundRaw(ctx context.Context, id int64) ([]byte, error)
+	ReviewStore // the review queue (review.go)
 }
 
 // pageSize is how many orders one page of the list shows.
@@ -57,30 +61,46 @@ const pageSize = 50
 // characters.
 const maxFormBody = 64 << 10
 
-// Pages is the coordinators' status page "Eingegangene Bestellungen":
-// server-rendered HTML behind a login, usable without JavaScript. Make it
+// Pages is the status page "Eingegangene Bestellungen": server-rendered
+// HTML behind a sign-in, usable without JavaScript. Coordinators sign in
+// with a password and see every order; providers and intermediaries sign
+// in by an emailed link and see their own (docs/design.md §7). Make it
 // with NewPages.
 type Pages struct {
 	Flow  *mailflow.Flow
 	Store PageStore
-	// Username and Password are the coordinators' configured credentials.
+	// Auth keeps sessions, sign-in links and rate limits; nil: Store,
+	// which must then implement AuthStore (storage.Store does).
+	Auth AuthStore
+	// Username and Password are one coordinator's credentials, the
+	// configuration's [coordinator]; Coordinators are more of them.
 	Username, Password string
-	Log                *slog.Logger
-	Now                func() time.Time
+	Coordinators       []Coordinator
+	// PublicURL is the URL under which people reach the page
+	// (http.public_url); sign-in links point there. Mailer composes the
+	// sign-in mail. Without both there is no sign-in by email: a link
+	// built from the request's Host could be steered to another site.
+	PublicURL string
+	Mailer    SigninMailer
+	Log       *slog.Logger
+	Now       func() time.Time
 	// SecureCookies marks the session cookie Secure; set it when the page
 	// is served behind TLS.
 	SecureCookies bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client the rate limits count (http.trusted_proxies).
+	TrustedProxies []netip.Prefix
+	// Evidence exports the bundle the order page offers for download;
+	// nil: the download answers that no signing key is set up.
+	Evidence Evidence
 
-	tmpl     map[string]map[string]*template.Template // language → page → template
-	static   fs.FS
-	userSum  [32]byte
-	passSum  [32]byte
-	sessions *sessionStore
-	limiter  *loginLimiter
+	tmpl         map[string]map[string]*template.Template // language → page → template
+	static       fs.FS
+	coordinators []coordinatorLogin
 }
 
 // pageTemplates are the pages, each parsed over base.html.
-var pageTemplates = []string{"login.html", "list.html", "detail.html", "error.html"}
+var pageTemplates = []string{"login.html", "signin.html", "list.html", "detail.html", "error.html", "review.html", "review_message.html"}
 
 // NewPages checks the configuration and parses every template, so a broken
 // template stops start-up rather than the first request.
@@ -89,8 +109,32 @@ func NewPages(cfg Pages) (*Pages, error) {
 	if p.Flow == nil || p.Store == nil {
 		return nil, errors.New("web: pages: Flow and Store are required")
 	}
-	if p.Username == "" || p.Password == "" {
-		return nil, errors.New("web: pages: username and password are required")
+	if (p.Username == "") != (p.Password == "") {
+		return nil, errors.New("web: pages: username and password are required together")
+	}
+	cs := p.Coordinators
+	if p.Username != "" {
+		cs = append([]Coordinator{{Username: p.Username, Password: p.Password}}, cs...)
+	}
+	var err error
+	if p.coordinators, err = prepareCoordinators(cs); err != nil {
+		return nil, err
+	}
+	if p.Auth == nil {
+		a, ok := p.Store.(AuthStore)
+		if !ok {
+			return nil, errors.New("web: pages: Auth is required (Store does not keep sessions)")
+		}
+		p.Auth = a
+	}
+	if p.PublicURL != "" {
+		u, err := url.Parse(p.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("web: pages: public URL %q is not an http(s) URL", p.PublicURL)
+		}
+	}
+	if len(p.coordinators) == 0 && !p.signinEnabled() {
+		return nil, errors.New("web: pages: nobody could sign in: give a coordinator's username and password, or a public URL and a mailer for sign-in links")
 	}
 	if p.Log == nil {
 		p.Log = slog.Default()
@@ -102,22 +146,17 @@ func NewPages(cfg Pages) (*Pages, error) {
 	for _, lang := range []string{langDE, langEN} {
 		p.tmpl[lang] = map[string]*template.Template{}
 		for _, name := range pageTemplates {
-			t, err := template.New("base.html").Funcs(pageFuncs(lang)).ParseFS(assets, "assets/base.html", "assets/"+name)
+			t, err := template.New("base.html").Funcs(pageFuncs(lang)).ParseFS(assets, "assets/base.html", "assets/review_parts.html", "assets/"+name)
 			if err != nil {
 				return nil, fmt.Errorf("web: pages: parse %s: %w", name, err)
 			}
 			p.tmpl[lang][name] = t
 		}
 	}
-	var err error
 	p.static, err = fs.Sub(assets, "assets")
 	if err != nil {
 		return nil, fmt.Errorf("web: pages: %w", err)
 	}
-	p.userSum = sha256.Sum256([]byte(p.Username))
-	p.passSum = sha256.Sum256([]byte(p.Password))
-	p.sessions = &sessionStore{m: map[string]*session{}}
-	p.limiter = &loginLimiter{fails: map[string][]time.Time{}}
 	return p, nil
 }
 
@@ -133,7 +172,11 @@ func (p *Pages) Handler() http.Handler {
 	mux.HandleFunc("GET /anmelden", p.loginForm)
 	mux.HandleFunc("POST /anmelden", p.login)
 	mux.HandleFunc("GET /sprache/{lang}", p.setLanguage)
+	mux.HandleFunc("POST /anmelden/link", p.requestLink)
+	mux.HandleFunc("GET /anmelden/link/{token}", p.confirmLink)
+	mux.HandleFunc("POST /anmelden/link/{token}", p.useLink)
 	mux.Handle("POST /abmelden", p.authed(p.logout))
+	mux.Handle("POST /abmelden/ueberall", p.authed(p.logoutEverywhere))
 	mux.Handle("GET /{$}", p.authed(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/bestellungen", http.StatusSeeOther)
 	}))
@@ -141,8 +184,10 @@ func (p *Pages) Handler() http.Handler {
 	mux.Handle("GET /bestellungen.csv", p.authed(p.listCSV))
 	mux.Handle("GET /bestellungen/{number}", p.authed(p.detail))
 	mux.Handle("POST /bestellungen/{number}/entscheidungen", p.authed(p.decide))
+	mux.Handle("GET /bestellungen/{number}/nachweis.zip", p.authed(p.evidenceZip))
 	mux.Handle("GET /nachrichten/ausgang/{file}", p.authed(p.outboundEML))
 	mux.Handle("GET /nachrichten/eingang/{file}", p.authed(p.inboundEML))
+	p.reviewRoutes(mux)
 	mux.Handle("/", p.authed(func(w http.ResponseWriter, r *http.Request) {
 		p.errorKey(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 	}))
@@ -183,6 +228,9 @@ type layout struct {
 	CSRF   string
 	Lang   string // "de" or "en"
 	Switch switchLink
+	// Coordinator: the signed-in person is a coordinator (the review
+	// queue and hand-recorded decisions are theirs).
+	Coordinator bool
 }
 
 // layoutFor starts a page's data; title is a phrase of the page's table
@@ -190,8 +238,8 @@ type layout struct {
 func (p *Pages) layoutFor(r *http.Request, title string, args ...any) layout {
 	lang := langFrom(r)
 	l := layout{Title: msgf(lang, title, args...), Lang: lang, Switch: languageSwitch(r, lang)}
-	if s := sessionFrom(r); s != nil {
-		l.User, l.CSRF = s.user, s.csrf
+	if v := viewerFrom(r); v != nil {
+		l.User, l.CSRF, l.Coordinator = v.label(lang), v.CSRF, v.coordinator()
 	}
 	return l
 }
@@ -327,9 +375,10 @@ func filterURL(path, status, q string, page int) string {
 	return path + "?" + v.Encode()
 }
 
-// listFilter reads the list's filter (status, q) from the query, as the
-// list and its CSV export share it. A search term that is too long
-// answers 422 and returns ok false.
+// listFilter reads the list's filter (status, q) from the query and
+// narrows it to the orders the viewer may see, as the list and its CSV
+// export share it. A search term that is too long answers 422 and
+// returns ok false.
 func (p *Pages) listFilter(w http.ResponseWriter, r *http.Request) (f mailflow.OrderFilter, ok bool) {
 	q := r.URL.Query()
 	if s := mailflow.Status(q.Get("status")); s.Valid() {
@@ -343,7 +392,7 @@ func (p *Pages) listFilter(w http.ResponseWriter, r *http.Request) (f mailflow.O
 			"Der Suchbegriff (q) darf höchstens %d Zeichen lang sein, nicht %d.", maxQuery, n)
 		return f, false
 	}
-	return f, true
+	return viewerFrom(r).scope(f), true
 }
 
 func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
@@ -355,7 +404,8 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	v := listView{layout: p.layoutFor(r, "Eingegangene Bestellungen"), Status: string(f.Status), Query: f.Query}
 	lang := v.Lang
 	v.Filtered = v.Status != "" || v.Query != ""
-	counts, err := p.Store.StatusCounts(ctx)
+	viewer := viewerFrom(r)
+	counts, err := p.Store.StatusCountsFor(ctx, viewer.scope(mailflow.OrderFilter{}))
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -368,9 +418,11 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 		v.Summary = append(v.Summary, sv)
 		v.Total += sv.Count
 	}
-	if v.Review, err = p.Store.CountReview(ctx); err != nil {
-		p.fail(w, r, err)
-		return
+	if viewer.coordinator() {
+		if v.Review, err = p.Store.CountReview(ctx); err != nil {
+			p.fail(w, r, err)
+			return
+		}
 	}
 	if v.Matched, err = p.Store.CountOrders(ctx, f); err != nil {
 		p.fail(w, r, err)
@@ -435,15 +487,28 @@ type detailView struct {
 	Conversation []conversationEntry
 	Form         decisionForm
 	Saved        bool
+	Reviews      []*resolutionView // messages attached or dismissed from the review queue
+}
+
+// visibleOrder loads the order of the request's {number} if the viewer
+// may see it; otherwise it answers 404, the same as for a number that
+// does not exist, and returns nil.
+func (p *Pages) visibleOrder(w http.ResponseWriter, r *http.Request) *mailflow.Order {
+	o, err := p.Store.Order(r.Context(), r.PathValue("number"))
+	if err == nil && !viewerFrom(r).canSee(o) {
+		err = mailflow.ErrNotFound
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return nil
+	}
+	return o
 }
 
 func (p *Pages) detail(w http.ResponseWriter, r *http.Request) {
-	o, err := p.Store.Order(r.Context(), r.PathValue("number"))
-	if err != nil {
-		p.fail(w, r, err)
-		return
+	if o := p.visibleOrder(w, r); o != nil {
+		p.renderDetail(w, r, http.StatusOK, o, mailflow.Decision{}, nil)
 	}
-	p.renderDetail(w, r, http.StatusOK, o, mailflow.Decision{}, nil)
 }
 
 func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int, o *mailflow.Order, entered mailflow.Decision, verr *mailflow.ValidationError) {
@@ -453,22 +518,43 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 	lang := v.Lang
 	v.Status = newStatusView(lang, o.Status)
 	v.RejectReason = rejectReason(o)
+	viewer := viewerFrom(r)
 	outbound, err := p.Store.OrderMessages(ctx, o.ID)
 	if err != nil {
 		p.fail(w, r, err)
 		return
+	}
+	// A provider or intermediary sees only its own correspondence.
+	var outs []*mailflow.OutboxMessage
+	for _, m := range outbound {
+		if viewer.seesMessage(m.Party) {
+			outs = append(outs, m)
+		}
 	}
 	inbound, err := p.Store.InboundList(ctx, false, o.ID, 1000)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	if v.Conversation, err = p.conversation(ctx, lang, outbound, inbound); err != nil {
+	var ins []*mailflow.InboundMessage
+	for _, m := range inbound {
+		if viewer.seesMessage(m.Party) {
+			ins = append(ins, m)
+		}
+	}
+	if v.Conversation, err = p.conversation(ctx, lang, outs, ins); err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	// The review queue is the coordinators' (docs/design.md §7).
+	if viewer.coordinator() {
+		if v.Reviews, err = p.orderReviews(ctx, o.ID); err != nil {
+			p.fail(w, r, err)
+			return
+		}
+	}
 	byMessageID := map[string]int64{}
-	for _, m := range inbound {
+	for _, m := range ins {
 		byMessageID[m.MessageID] = m.ID
 	}
 	for _, d := range o.History {
@@ -478,7 +564,7 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 		}
 		v.Timeline = append(v.Timeline, row)
 	}
-	v.Form = newDecisionForm(lang, o, entered, verr)
+	v.Form = newDecisionForm(lang, o, viewer.decidesFor(o), !viewer.coordinator(), entered, verr)
 	p.render(w, r, status, "detail.html", v)
 }
 
@@ -496,10 +582,13 @@ func rejectReason(o *mailflow.Order) string {
 	return ""
 }
 
-func newDecisionForm(lang string, o *mailflow.Order, entered mailflow.Decision, verr *mailflow.ValidationError) decisionForm {
+// newDecisionForm offers the parties the viewer may decide for: a
+// coordinator each party of the order, a provider or intermediary only
+// itself, preselected (own).
+func newDecisionForm(lang string, o *mailflow.Order, parties []string, own bool, entered mailflow.Decision, verr *mailflow.ValidationError) decisionForm {
 	f := decisionForm{Reason: entered.Reason, ByField: map[string]string{}}
-	for _, party := range o.Parties() {
-		f.Parties = append(f.Parties, option{Value: party, Label: label(lang, templates.LabelParty, party), Selected: entered.Party == party})
+	for _, party := range parties {
+		f.Parties = append(f.Parties, option{Value: party, Label: label(lang, templates.LabelParty, party), Selected: entered.Party == party || own})
 	}
 	for _, i := range []mailflow.Intent{mailflow.IntentAccept, mailflow.IntentReview, mailflow.IntentWorking, mailflow.IntentReject} {
 		f.Intents = append(f.Intents, option{Value: string(i), Label: label(lang, templates.LabelIntent, string(i)), Selected: entered.Intent == i})
@@ -559,11 +648,29 @@ func fieldMessage(lang string, fe mailflow.FieldError) string {
 	return msg(lang, de)
 }
 
+// decide records a decision from the page. A coordinator records one by
+// hand for either party (source manual, actor the user name). A provider
+// or intermediary records its own declaration (source page, actor the
+// signed-in address), which has the effects and mails of the same answer
+// by email; a decision for another party is refused with 403 and changes
+// nothing.
 func (p *Pages) decide(w http.ResponseWriter, r *http.Request) {
-	number := r.PathValue("number")
-	s := sessionFrom(r)
+	o := p.visibleOrder(w, r)
+	if o == nil {
+		return
+	}
+	number, viewer := o.Number, viewerFrom(r)
 	d := mailflow.Decision{Party: r.PostFormValue("party"), Intent: mailflow.Intent(r.PostFormValue("intent")),
-		Reason: r.PostFormValue("reason"), Source: mailflow.SourceManual, Actor: s.user}
+		Reason: r.PostFormValue("reason"), Source: mailflow.SourceManual, Actor: viewer.Subject}
+	if !viewer.coordinator() {
+		if d.Party != viewer.Role {
+			p.Log.Warn("status page: decision for another party refused", "order", number, "role", viewer.Role, "party", mailflow.CleanText(d.Party, 40))
+			p.errorPage(w, r, http.StatusForbidden, "Nicht erlaubt",
+				"Sie können nur die Erklärung Ihrer eigenen Organisation erfassen.")
+			return
+		}
+		d.Source = mailflow.SourcePage
+	}
 	o, err := p.Flow.Decide(r.Context(), number, d)
 	var verr *mailflow.ValidationError
 	if errors.As(err, &verr) {
@@ -579,7 +686,7 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	p.Log.Info("decision recorded", "order", o.Number, "party", d.Party, "intent", d.Intent, "source", "manual", "status", o.Status)
+	p.Log.Info("decision recorded", "order", o.Number, "party", d.Party, "intent", d.Intent, "source", d.Source, "status", o.Status)
 	http.Redirect(w, r, "/bestellungen/"+url.PathEscape(o.Number)+"?erfasst=1#verlauf", http.StatusSeeOther)
 }
 
@@ -594,19 +701,66 @@ func emlID(file string) (int64, bool) {
 }
 
 func (p *Pages) outboundEML(w http.ResponseWriter, r *http.Request) {
-	p.serveEML(w, r, "ausgang", p.Store.OutboxRaw)
+	p.serveEML(w, r, "ausgang", func(ctx context.Context, id int64) (string, string, error) {
+		m, err := p.Store.OutboxMessage(ctx, id)
+		if err != nil {
+			return "", "", err
+		}
+		if m.Kind == mailflow.KindSignin {
+			return "", "", mailflow.ErrNotFound // a credential, not evidence
+		}
+		return m.OrderNumber, m.Party, nil
+	}, p.Store.OutboxRaw)
 }
 
 func (p *Pages) inboundEML(w http.ResponseWriter, r *http.Request) {
-	p.serveEML(w, r, "eingang", p.Store.InboundRaw)
+	p.serveEML(w, r, "eingang", func(ctx context.Context, id int64) (string, string, error) {
+		m, _, err := p.Store.InboundMessage(ctx, id)
+		if err != nil {
+			return "", "", err
+		}
+		return m.OrderNumber, m.Party, nil
+	}, p.Store.InboundRaw)
+}
+
+// messageVisible reports whether the viewer may download a message of an
+// order (number, "" for none) sent to or received from party: a
+// coordinator any; a provider or intermediary only its own
+// correspondence on an order it can see.
+func (p *Pages) messageVisible(ctx context.Context, v *viewer, number, party string) (bool, error) {
+	if v.coordinator() {
+		return true, nil
+	}
+	if number == "" || !v.seesMessage(party) {
+		return false, nil
+	}
+	o, err := p.Store.Order(ctx, number)
+	if err != nil {
+		return false, err
+	}
+	return v.canSee(o), nil
 }
 
 // serveEML sends a stored message byte for byte as an attachment: it is
-// evidence, so it is neither parsed nor re-encoded.
-func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string, load func(context.Context, int64) ([]byte, error)) {
+// evidence, so it is neither parsed nor re-encoded. meta names the
+// message's order and party, for messageVisible.
+func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string,
+	meta func(context.Context, int64) (number, party string, err error), load func(context.Context, int64) ([]byte, error)) {
 	id, ok := emlID(r.PathValue("file"))
 	if !ok {
 		p.errorKey(w, r, http.StatusNotFound, "Nicht gefunden", "Diese Nachricht gibt es nicht.")
+		return
+	}
+	number, party, err := meta(r.Context(), id)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if ok, err := p.messageVisible(r.Context(), viewerFrom(r), number, party); err != nil || !ok {
+		if err == nil {
+			err = mailflow.ErrNotFound
+		}
+		p.fail(w, r, err)
 		return
 	}
 	raw, err := load(r.Context(), id)

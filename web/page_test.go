@@ -347,13 +347,24 @@ func TestPagesLogin(t *testing.T) {
 			resp, _ = c2.get("/bestellungen")
 			wantRedirect(t, resp, "/anmelden")
 
-			// Sessions expire after 12 hours.
+			// Sessions end after 2 hours without a request, and after
+			// 12 hours however busy.
 			c.login()
-			env.clock.Add(11 * time.Hour)
-			if resp, _ := c.get("/bestellungen"); resp.StatusCode != 200 {
-				t.Errorf("after 11h: %d, want 200", resp.StatusCode)
+			for i := 1; i <= 7; i++ {
+				env.clock.Add(100 * time.Minute)
+				if resp, _ := c.get("/bestellungen"); resp.StatusCode != 200 {
+					t.Fatalf("after %d×100 min with requests: %d, want 200", i, resp.StatusCode)
+				}
 			}
-			env.clock.Add(time.Hour + time.Second)
+			env.clock.Add(20*time.Minute + time.Second) // 12 h since login
+			resp, _ = c.get("/bestellungen")
+			wantRedirect(t, resp, "/anmelden")
+			c.login()
+			env.clock.Add(2*time.Hour - time.Second)
+			if resp, _ := c.get("/bestellungen"); resp.StatusCode != 200 {
+				t.Errorf("idle 2h less 1s: %d, want 200", resp.StatusCode)
+			}
+			env.clock.Add(2 * time.Hour)
 			resp, _ = c.get("/bestellungen")
 			wantRedirect(t, resp, "/anmelden")
 		})

@@ -18,6 +18,7 @@ func newScheduler(cfg *Config, s *storage.Store, composer *compose.Composer, a *
 	return scheduler.New(scheduler.Config{
 		Location: cfg.location, Billing: cfg.Schedule.Billing, Reminders: cfg.Schedule.Reminders,
 		Digest: cfg.Schedule.Digest, RemindAfter: cfg.remindAfter, EscalateAfter: cfg.escalateAfter,
+		Retention: cfg.retention,
 	}, s, scheduler.NewMailer(composer), a.log)
 }
 

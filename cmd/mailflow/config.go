@@ -8,17 +8,22 @@ import (
 	"mailflow/mailflow/compose"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/bcrypt"
 
 	"mailflow/mailflow"
+	"mailflow/scheduler"
 	"mailflow/templates"
+	"mailflow/web"
 )
 
 // Config is mailflow's TOML configuration. Its key names are a contract
@@ -36,7 +41,11 @@ type Config struct {
 		// SecureCookies forces the session cookie's Secure attribute
 		// (true or false); unset, it follows PublicURL's scheme.
 		SecureCookies *bool `toml:"secure_cookies"`
-		Tokens        []struct {
+		// TrustedProxies are reverse proxies (addresses or CIDR ranges)
+		// whose X-Forwarded-For names the client for the status page's
+		// rate limits.
+		TrustedProxies []string `toml:"trusted_proxies"`
+		Tokens         []struct {
 			Name  string `toml:"name"`
 			Role  string `toml:"role"`
 			Token string `toml:"token"`
@@ -82,6 +91,13 @@ type Config struct {
 		Username string `toml:"username"`
 		Password string `toml:"password"`
 	} `toml:"coordinator"`
+	// Coordinators are more status page logins besides [coordinator]'s,
+	// one per person, so that a decision by hand names who recorded it.
+	Coordinators []struct {
+		Username     string `toml:"username"`
+		Password     string `toml:"password"`
+		PasswordHash string `toml:"password_hash"`
+	} `toml:"coordinators"`
 	Schedule struct {
 		Timezone      string `toml:"timezone"`
 		Billing       string `toml:"billing"`
@@ -94,6 +110,18 @@ type Config struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
 	} `toml:"log"`
+	Evidence struct {
+		// KeyPath is the Ed25519 key that signs evidence bundles,
+		// generated there at first start; default beside the SQLite
+		// database, required for PostgreSQL.
+		KeyPath string `toml:"key_path"`
+	} `toml:"evidence"`
+	Retention struct {
+		Orders   string `toml:"orders"`
+		RawMail  string `toml:"raw_mail"`
+		Evidence string `toml:"evidence"`
+		Schedule string `toml:"schedule"`
+	} `toml:"retention"`
 
 	// Parsed values.
 	smtpRoots     *x509.CertPool // nil: the system's
@@ -105,6 +133,8 @@ type Config struct {
 	escalateAfter time.Duration
 	location      *time.Location
 	secureCookies bool
+	proxies       []netip.Prefix
+	retention     scheduler.Retention
 }
 
 // defaultConfig is what an empty file means: SQLite next to the binary,
@@ -133,6 +163,8 @@ func defaultConfig() *Config {
 	c.Schedule.RemindAfter = "48h"
 	c.Schedule.EscalateAfter = "120h"
 	c.Log.Level, c.Log.Format = "info", "text"
+	// 04:15 local: outside the 02:00–03:00 hour that DST skips or repeats.
+	c.Retention.Schedule = "15 4 * * *"
 	return c
 }
 
@@ -234,7 +266,7 @@ func pathErr(err error) string {
 // names the key ("smtp.port: must be 1–65535").
 func (c *Config) validate() error {
 	for _, check := range []func() error{c.validateDatabase, c.validateHTTP, c.validateSMTP,
-		c.validateIMAP, c.validateAddresses, c.validateSchedule, c.validateLog} {
+		c.validateIMAP, c.validateAddresses, c.validateSchedule, c.validateLog, c.validateRetention} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -275,6 +307,18 @@ func (c *Config) validateHTTP() error {
 	}
 	if c.HTTP.SecureCookies != nil {
 		c.secureCookies = *c.HTTP.SecureCookies
+	}
+	c.proxies = nil
+	for i, s := range c.HTTP.TrustedProxies {
+		pr, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "must be an IP address or CIDR range such as \"127.0.0.1\" or \"10.0.0.0/8\"")
+			}
+			pr = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.proxies = append(c.proxies, pr.Masked())
 	}
 	names := map[string]bool{}
 	for i, t := range c.HTTP.Tokens {
@@ -400,6 +444,37 @@ func (c *Config) validateLog() error {
 	return nil
 }
 
+// validateRetention checks [retention] and parses its periods.
+func (c *Config) validateRetention() error {
+	for _, p := range []struct {
+		key, value string
+		into       *scheduler.Period
+	}{{"retention.orders", c.Retention.Orders, &c.retention.Orders}, {"retention.raw_mail", c.Retention.RawMail, &c.retention.RawMail},
+		{"retention.evidence", c.Retention.Evidence, &c.retention.Evidence}} {
+		var err error
+		if *p.into, err = scheduler.ParsePeriod(p.value); err != nil {
+			return bad(p.key, "must be a period such as \"10y\" (whole years after the end of the calendar year) or \"90d\", or \"\" to keep everything")
+		}
+	}
+	if s := c.Retention.Schedule; len(strings.Fields(s)) != 5 && !strings.HasPrefix(s, "@") && s != "" {
+		return bad("retention.schedule", "must be a five-field cron spec such as \"15 4 * * *\"")
+	}
+	c.retention.Spec = c.Retention.Schedule
+	return nil
+}
+
+// evidenceKeyPath is where the evidence signing key lives: evidence.key_path,
+// or for SQLite a file beside the database ("mailflow.db" →
+// "mailflow-evidence.key"); "" for PostgreSQL without key_path, whose
+// daemons may run on several hosts and must share one configured key.
+func (c *Config) evidenceKeyPath() string {
+	if c.Evidence.KeyPath != "" || c.Database.Driver != "sqlite" {
+		return c.Evidence.KeyPath
+	}
+	db, _, _ := strings.Cut(strings.TrimPrefix(c.Database.DSN, "file:"), "?")
+	return strings.TrimSuffix(db, filepath.Ext(db)) + "-evidence.key"
+}
+
 // checkServe refuses what serve (and the demo) cannot run with, beyond
 // validate's per-key checks: the reply secret and the mail templates, and
 // the status page's credentials. serve and check-config both call it, so
@@ -416,7 +491,68 @@ func (c *Config) checkServe() error {
 			return fmt.Errorf("coordinator.password: %s", err)
 		}
 	}
+	names := map[string]bool{}
+	if c.Coordinator.Password != "" {
+		names[c.Coordinator.Username] = true
+	}
+	for i, co := range c.Coordinators {
+		key := fmt.Sprintf("coordinators[%d]", i)
+		switch {
+		case co.Username == "":
+			return fmt.Errorf("%s.username: is required", key)
+		case names[co.Username]:
+			return fmt.Errorf("%s.username: %q is the user name of another coordinator; names must be unique", key, co.Username)
+		case co.Password != "" && co.PasswordHash != "":
+			return fmt.Errorf("%s: give password or password_hash, not both", key)
+		case co.Password == "" && co.PasswordHash == "":
+			return fmt.Errorf("%s: password or password_hash is required", key)
+		case co.Password != "":
+			if err := weakPassword(co.Password); err != "" {
+				return fmt.Errorf("%s.password: %s", key, err)
+			}
+		default:
+			if _, err := bcrypt.Cost([]byte(co.PasswordHash)); err != nil {
+				return fmt.Errorf("%s.password_hash: is not a bcrypt hash (\"$2b$12$…\", e.g. from htpasswd -nbBC 12 \"\" PASSWORD)", key)
+			}
+		}
+		names[co.Username] = true
+	}
 	return nil
+}
+
+// statusPageSummary says who can sign in to the status page, for
+// check-config: the coordinators' user names (not secret) and whether
+// providers and intermediaries get sign-in links.
+func (c *Config) statusPageSummary() string {
+	var names []string
+	for _, co := range c.pageCoordinators() {
+		names = append(names, co.Username)
+	}
+	coord := "no coordinator login"
+	if len(names) > 0 {
+		coord = "coordinators " + strings.Join(names, ", ")
+	}
+	links := "no sign-in links for providers and intermediaries (http.public_url is not set)"
+	if c.HTTP.PublicURL != "" {
+		links = "sign-in links for providers and intermediaries to " + strings.TrimRight(c.HTTP.PublicURL, "/") + "/anmelden/link/…"
+	}
+	if len(names) == 0 && c.HTTP.PublicURL == "" {
+		return "status page: off (neither a coordinator password nor http.public_url is set)"
+	}
+	return "status page: " + coord + "; " + links
+}
+
+// pageCoordinators are the status page's password logins: [coordinator]
+// (when it has a password) and each of [[coordinators]].
+func (c *Config) pageCoordinators() []web.Coordinator {
+	var out []web.Coordinator
+	if c.Coordinator.Password != "" {
+		out = append(out, web.Coordinator{Username: c.Coordinator.Username, Password: c.Coordinator.Password})
+	}
+	for _, co := range c.Coordinators {
+		out = append(out, web.Coordinator{Username: co.Username, Password: co.Password, PasswordHash: co.PasswordHash})
+	}
+	return out
 }
 
 // minPasswordLength is the shortest coordinator password serve accepts.

@@ -56,6 +56,8 @@ func TestConfigErrors(t *testing.T) {
 		{"missing env", "[replies]\nsecret = \"${MAILFLOW_NOT_SET_ANYWHERE}\"\n", "replies.secret: environment variable MAILFLOW_NOT_SET_ANYWHERE is not set"},
 		{"bad duration", "[imap]\npoll_interval = \"often\"\n", "imap.poll_interval"},
 		{"bad zone", "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone"},
+		{"retention in months", "[retention]\norders = \"6m\"\n", "retention.orders"},
+		{"retention schedule", "[retention]\nschedule = \"daily\"\n", "retention.schedule"},
 		{"escalate before remind", "[schedule]\nremind_after = \"48h\"\nescalate_after = \"1h\"\n", "schedule.escalate_after"},
 		{"missing secret file", "[imap]\npassword_file = \"/nonexistent/pw\"\n", "imap.password_file"},
 		{"zero retry base", "[smtp]\nretry_base = \"0s\"\n", "smtp.retry_base"},
@@ -63,6 +65,7 @@ func TestConfigErrors(t *testing.T) {
 		{"short lease", "[smtp]\nlease = \"10ms\"\n", "smtp.lease"},
 		{"ca without a certificate", "[smtp]\nca = \"not a certificate\"\n", "smtp.ca"},
 		{"plus in reply address", "[replies]\naddress = \"a+b@example.org\"\n", "replies.address"},
+		{"bad proxy", "[http]\ntrusted_proxies = [\"127.0.0.1\", \"proxy.example.org\"]\n", "http.trusted_proxies[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +86,38 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if c.Replies.Secret != "file-secret-0123456789" || c.IMAP.Password != "file-secret-0123456789" {
 		t.Errorf("secret from file = %q", c.Replies.Secret)
+	}
+}
+
+// testHash is bcrypt (cost 4) of "tulpe-kanal-7".
+const testHash = "$2a$04$2BJWsjNMwFflf.Rc/VZv5.BAlQWw4baLIRdCb2a9EefpWguy0sFzW"
+
+// TestCoordinatorsConfig: [coordinator] and [[coordinators]] together
+// give the page one login each, a hash or a password from a file.
+func TestCoordinatorsConfig(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "max")
+	os.WriteFile(pw, []byte("rose-fluss-8x\n"), 0o600)
+	p := writeConfig(t, dir, okSecret+"[coordinator]\npassword = \"tulpe-kanal-7\"\n"+
+		"[[coordinators]]\nusername = \"erika\"\npassword_hash = \""+testHash+"\"\n"+
+		"[[coordinators]]\nusername = \"max\"\npassword_file = \""+pw+"\"\n")
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.checkServe(); err != nil {
+		t.Fatal(err)
+	}
+	got := c.pageCoordinators()
+	if len(got) != 3 || got[0].Username != "koordinierung" || got[1].PasswordHash != testHash || got[2].Password != "rose-fluss-8x" {
+		t.Errorf("page coordinators: %+v", got)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-config", p, "check-config"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if want := "status page: coordinators koordinierung, erika, max; no sign-in links"; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "rose") {
+		t.Errorf("check-config says %q, want %q and no password", out.String(), want)
 	}
 }
 
@@ -167,6 +202,12 @@ func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
 		{"duplicate token name", okSecret + "[[http.tokens]]\nname = \"p\"\nrole = \"portal\"\ntoken = \"0123456789abcdef0\"\n" +
 			"[[http.tokens]]\nname = \"p\"\nrole = \"coordinator\"\ntoken = \"0123456789abcdef1\"\n", "http.tokens[1].name"},
 		{"short token", okSecret + "[[http.tokens]]\nrole = \"portal\"\ntoken = \"short\"\n", "http.tokens[0].token"},
+		{"coordinator without name", okSecret + "[[coordinators]]\npassword = \"tulpe-kanal-7\"\n", "coordinators[0].username"},
+		{"coordinator named twice", okSecret + "[coordinator]\npassword = \"tulpe-kanal-7\"\n[[coordinators]]\nusername = \"koordinierung\"\npassword = \"rose-fluss-8x\"\n", "coordinators[0].username"},
+		{"coordinator weak password", okSecret + "[[coordinators]]\nusername = \"erika\"\npassword = \"password1234\"\n", "coordinators[0].password"},
+		{"coordinator both", okSecret + "[[coordinators]]\nusername = \"erika\"\npassword = \"tulpe-kanal-7\"\npassword_hash = \"" + testHash + "\"\n", "coordinators[0]: give password or password_hash"},
+		{"coordinator neither", okSecret + "[[coordinators]]\nusername = \"erika\"\n", "coordinators[0]: password or password_hash is required"},
+		{"coordinator bad hash", okSecret + "[[coordinators]]\nusername = \"erika\"\npassword_hash = \"5f4dcc3b5aa765d61d8327deb882cf99\"\n", "coordinators[0].password_hash"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

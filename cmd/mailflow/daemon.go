@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mailflow/mailflow/compose"
+	"mailflow/mailflow/evidence"
 	"mailflow/mailflow/inbound"
 	"mailflow/mailflow/outbound"
 	"net"
@@ -33,6 +34,7 @@ type daemon struct {
 	inbox    *mailflow.Inbox
 	watcher  *inbound.Watcher // nil when no IMAP host is configured
 	sched    *scheduler.Scheduler
+	evidence *evidence.Exporter // nil: no signing key (PostgreSQL without evidence.key_path)
 	http     *http.Server
 	listener net.Listener
 }
@@ -77,6 +79,12 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 		}, d.store, d.inbox)
 	}
 	d.sched = newScheduler(cfg, d.store, d.composer, &app{log: log})
+	if d.evidence, err = newExporter(cfg, d.store, d.composer, log); errors.Is(err, errNoEvidenceKey) {
+		log.Warn("evidence bundles disabled: set evidence.key_path")
+	} else if err != nil {
+		d.store.Close()
+		return nil, err
+	}
 	if err := d.buildHTTP(); err != nil {
 		d.store.Close()
 		return nil, err
@@ -86,6 +94,10 @@ func newDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, err
 
 func (d *daemon) buildHTTP() error {
 	srv := &web.Server{Flow: d.flow, Store: d.store, Log: d.log, Ready: d.ready, Extra: map[string]http.Handler{}, Invoices: d.sched}
+	var exp web.Evidence // stays a nil interface without a key
+	if d.evidence != nil {
+		exp, srv.Evidence = d.evidence, d.evidence
+	}
 	for _, t := range d.cfg.HTTP.Tokens {
 		srv.Tokens = append(srv.Tokens, web.Token{Name: t.Name, Role: t.Role, Token: t.Token})
 	}
@@ -94,15 +106,23 @@ func (d *daemon) buildHTTP() error {
 		return err
 	}
 	srv.Extra["GET /metrics"] = metrics
-	if d.cfg.Coordinator.Password != "" {
-		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Username: d.cfg.Coordinator.Username,
-			Password: d.cfg.Coordinator.Password, Log: d.log, SecureCookies: d.cfg.secureCookies})
+	// The status page: coordinators sign in with a password, providers
+	// and intermediaries by a link mailed to them, which needs the URL
+	// people reach the page under.
+	coordinators := d.cfg.pageCoordinators()
+	if len(coordinators) > 0 || d.cfg.HTTP.PublicURL != "" {
+		if d.cfg.HTTP.PublicURL == "" {
+			d.log.Warn("status page: no sign-in by email link: http.public_url is not set")
+		}
+		pages, err := web.NewPages(web.Pages{Flow: d.flow, Store: d.store, Coordinators: coordinators,
+			PublicURL: d.cfg.HTTP.PublicURL, Mailer: d.composer, Log: d.log, SecureCookies: d.cfg.secureCookies,
+			TrustedProxies: d.cfg.proxies, Evidence: exp})
 		if err != nil {
 			return err
 		}
 		srv.Extra["/"] = pages.Handler()
 	} else {
-		d.log.Warn("status page disabled: coordinator.password is not set")
+		d.log.Warn("status page disabled: neither a coordinator password nor http.public_url is set")
 		srv.Extra["/"] = web.NoPagesHandler()
 	}
 	d.http = &http.Server{
@@ -131,7 +151,7 @@ func (d *daemon) metrics() []web.Metric {
 			return float64(n)
 		}},
 	}
-	for _, job := range []string{scheduler.JobBilling, scheduler.JobReminders, scheduler.JobDigest} {
+	for _, job := range []string{scheduler.JobBilling, scheduler.JobReminders, scheduler.JobDigest, scheduler.JobRetention} {
 		ms = append(ms,
 			web.Metric{Name: "mailflow_job_" + job + "_runs_total", Help: "Cron runs of the " + job + " job.", Counter: true,
 				Value: func() float64 { return float64(d.sched.Stats(job).Runs) }},

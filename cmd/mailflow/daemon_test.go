@@ -30,6 +30,7 @@ type imapBox interface {
 	Port() int
 	Append(mailbox string, raw []byte) error
 	UIDs(mailbox string) ([]uint32, error)
+	Messages(mailbox string) ([]mailtest.IMAPMessage, error)
 }
 
 type e2e struct {
@@ -153,7 +154,9 @@ email = "koordinierung@example.org"
 	if c.coordPassword != "" {
 		text += fmt.Sprintf("password = %q\n", c.coordPassword)
 	}
-	path := filepath.Join(t.TempDir(), "mailflow.toml")
+	dir := t.TempDir()
+	text += fmt.Sprintf("[evidence]\nkey_path = %q\n", filepath.Join(dir, "evidence.key"))
+	path := filepath.Join(dir, "mailflow.toml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +327,7 @@ func (e *e2e) lifecycle() {
 		seen[id] = true
 	}
 	e.bounces(conf)
+	e.evidenceMatchesWire(dv, uv)
 }
 
 // bounces checks VERP: every message went out with its own bounce address

@@ -14,10 +14,13 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/mail"
 	"net/smtp"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -171,6 +174,14 @@ func startDemoDaemon(ctx context.Context, cfg *Config, w *demoWorld, log *slog.L
 			d.store.Close()
 			return nil, err
 		}
+	}
+	// Sign-in links point at the address the listener got, which is
+	// known only now: build the HTTP side again with it.
+	d.cfg.HTTP.PublicURL = "http://" + d.listener.Addr().String()
+	if err := d.buildHTTP(); err != nil {
+		d.listener.Close()
+		d.store.Close()
+		return nil, err
 	}
 	if err := w.freshUIDValidity(ctx, d); err != nil {
 		d.listener.Close()
@@ -369,8 +380,10 @@ func (r *demoRun) lifecycle(ctx context.Context) ([]*demoOrder, error) {
 		{order: dv, party: mailflow.PartyProvider, from: "Dataport Bestellannahme <bestellungen@dataport.example>", outOfOffice: true,
 			text: "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich 27.11. nicht im Büro.\nIn dringenden Fällen wenden Sie sich bitte an service@dataport.example.",
 			want: mailflow.StatusOpen},
-		{order: dv, party: mailflow.PartyProvider, from: "Dataport Bestellannahme <bestellungen@dataport.example>",
-			text: "IN PRÜFUNG\nWir prüfen die Kapazitäten und melden uns bis Freitag.", want: mailflow.StatusReviewProviderDV},
+		// The provider declares its review on the status page, signed
+		// in by the link mailed to its address.
+		{order: dv, party: mailflow.PartyProvider, from: "Dataport Bestellannahme <bestellungen@dataport.example>", page: mailflow.IntentReview,
+			text: "Wir prüfen die Kapazitäten und melden uns bis Freitag.", want: mailflow.StatusReviewProviderDV},
 		{order: dv, party: mailflow.PartyProvider, from: "Dataport Bestellannahme <bestellungen@dataport.example>",
 			text: "BESTÄTIGT\n\nMit freundlichen Grüßen\nIhre Bestellannahme", want: mailflow.StatusOrdered},
 		// UV: the intermediary confirms, the provider rejects with a reason.
@@ -464,7 +477,10 @@ type demoStep struct {
 	from        string
 	text        string
 	outOfOffice bool // an autoresponder's message (RFC 3834)
-	want        mailflow.Status
+	// page: the party declares this intent on the status page instead
+	// of by mail, with text as its note.
+	page mailflow.Intent
+	want mailflow.Status
 }
 
 // step sends a party's email through the demo's SMTP server to the reply
@@ -473,6 +489,9 @@ type demoStep struct {
 // mails that went out.
 func (r *demoRun) step(ctx context.Context, s demoStep) error {
 	o := s.order
+	if s.page != "" {
+		return r.pageStep(ctx, s)
+	}
 	note, err := r.notification(ctx, o.number, s.party)
 	if err != nil {
 		return err
@@ -500,6 +519,13 @@ func (r *demoRun) step(ctx context.Context, s demoStep) error {
 		verdict = "auto-reply: ignoriert"
 	}
 	r.say("%s     Eingang gelesen per IMAP: %s (%s)", o.number, verdict, in.Reason)
+	return r.reportStatus(ctx, s)
+}
+
+// reportStatus prints an order's status change after a step, the mails
+// it sent, and checks the status the step must lead to.
+func (r *demoRun) reportStatus(ctx context.Context, s demoStep) error {
+	o := s.order
 	var cur web.OrderResponse
 	if _, err := r.api(ctx, "GET", "/api/v1/orders/"+o.number, r.coord, nil, &cur); err != nil {
 		return err
@@ -517,6 +543,109 @@ func (r *demoRun) step(ctx context.Context, s demoStep) error {
 		return fmt.Errorf("demo: %s is %s (%s) after the reply, want %s", o.number, cur.Status, cur.StatusLabel, s.want)
 	}
 	return nil
+}
+
+// pageStep signs in as the party's address the way a person does: asks
+// for a link on /anmelden, takes it from the mail the demo's SMTP server
+// got, confirms it, and records the declaration with the form of the
+// order page.
+func (r *demoRun) pageStep(ctx context.Context, s demoStep) error {
+	o := s.order
+	from, err := mail.ParseAddress(s.from)
+	if err != nil {
+		return err
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: demoWait}
+	post := func(path string, form url.Values) (*http.Response, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "POST", r.base+path, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", r.base)
+		resp, err := browser.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		return resp, body, err
+	}
+	seen := len(r.w.smtp.Messages())
+	if resp, _, err := post("/anmelden/link", url.Values{"email": {from.Address}}); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("demo: ask for a sign-in link: %v %v", resp, err)
+	}
+	r.say("%s  %s <%s> fordert auf %s/anmelden einen Anmeldelink an", o.number, partyLabel(s.party), from.Address, r.base)
+	var link string
+	err = r.poll(ctx, "the sign-in link to "+from.Address, func() (bool, error) {
+		for _, m := range r.w.smtp.Messages()[seen:] {
+			if slices.Contains(m.To, from.Address) {
+				if links := signinLinks(m.Data); len(links) > 0 {
+					link = links[0].url
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	r.reportMails(ctx)
+	// GET shows the confirmation (a mail scanner's GET uses nothing
+	// up); the button POSTs.
+	resp, err := browser.Get(link)
+	if err != nil {
+		return fmt.Errorf("demo: open sign-in link: %w", err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(link)
+	resp, body, err := post(u.Path, url.Values{})
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/bestellungen" {
+		return fmt.Errorf("demo: sign in with the link: %v %v", resp, err)
+	}
+	r.say("%s     angemeldet als %s; die Liste zeigt %s", o.number, from.Address, demoRowCount(body))
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if csrf == nil {
+		return errors.New("demo: the order page has no CSRF token")
+	}
+	resp, _, err = post("/bestellungen/"+o.number+"/entscheidungen", url.Values{"csrf": {string(csrf[1])},
+		"party": {s.party}, "intent": {string(s.page)}, "reason": {s.text}})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("demo: decide on the page: %v %v", resp, err)
+	}
+	r.say("%s  ← %s <%s> erklärt auf der Statusseite: %s (POST /bestellungen/%s/entscheidungen)",
+		o.number, partyLabel(s.party), from.Address, templates.Label("de", templates.LabelIntent, string(s.page)), o.number)
+	return r.reportStatus(ctx, s)
+}
+
+// signinLink is one link of a sign-in mail and whom it signs in as.
+type signinLink struct{ who, url string }
+
+// signinLinks returns the sign-in links in a mail's text, each under
+// its line "Organization (role):".
+func signinLinks(raw []byte) []signinLink {
+	m, err := mailreply.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []signinLink
+	for _, l := range signinLinkRE.FindAllStringSubmatch(strings.ReplaceAll(m.Text, "\r\n", "\n"), -1) {
+		out = append(out, signinLink{who: l[1], url: l[2]})
+	}
+	return out
+}
+
+var signinLinkRE = regexp.MustCompile(`(?m)^(.+):\n(https?://\S+/anmelden/link/[A-Za-z0-9_-]+)$`)
+
+// demoRowCount says how many orders a list page shows.
+func demoRowCount(page []byte) string {
+	n := bytes.Count(page, []byte("<tr data-number="))
+	if n == 1 {
+		return "1 Bestellung"
+	}
+	return fmt.Sprintf("%d Bestellungen", n)
 }
 
 func partyLabel(party string) string { return templates.Label("de", templates.LabelParty, party) }
@@ -647,6 +776,7 @@ var kindLabels = map[string]string{
 	mailflow.KindReminder:     "Erinnerung",
 	mailflow.KindBilling:      "Abrechnung",
 	mailflow.KindDigest:       "Übersicht",
+	mailflow.KindSignin:       "Anmeldelink",
 }
 
 // reportMails prints each message the SMTP server accepted since the last
@@ -678,10 +808,18 @@ func (r *demoRun) reportMails(ctx context.Context) {
 			subject = h.Header.Get("Subject")
 		}
 		kind := "Nachricht"
-		if ob, err := r.d.store.OutboxByMessageID(ctx, strings.Trim(h.Header.Get("Message-ID"), "<>")); err == nil {
+		ob, err := r.d.store.OutboxByMessageID(ctx, strings.Trim(h.Header.Get("Message-ID"), "<>"))
+		if err == nil {
 			kind = kindLabels[ob.Kind]
 		}
 		r.say("           ✉ %s → %s: %s", kind, strings.Join(rcpts, ", "), subject)
+		if err == nil && ob.Kind == mailflow.KindSignin {
+			// Only the demo shows a sign-in link outside the mail: its
+			// mailbox is on this machine, and the daemon logs none.
+			for _, l := range signinLinks(m.Data) {
+				r.say("             Anmeldelink: %s  (%s)", l.url, l.who)
+			}
+		}
 	}
 	r.reported = len(msgs)
 }
@@ -762,7 +900,14 @@ func (r *demoRun) instructions(cfg *Config, keep bool, dbPath string) {
 	host, port, _ := net.SplitHostPort(r.w.imap.Addr())
 	_, smtpPort, _ := net.SplitHostPort(r.w.smtp.Addr)
 	fmt.Fprintf(r.out, `Statusseite  %[1]s/anmelden
-             Benutzer %[2]s, Passwort %[3]s
+             Koordinierungsstelle: Benutzer %[2]s, Passwort %[3]s (sieht alle Bestellungen)
+             Anbieter und Intermediär: eine eingetragene Adresse ins Feld „E-Mail-Adresse“,
+             „Anmeldelink anfordern“; der Link kommt per Mail ins Postfach %[8]s und steht
+             auch hier unten („Anmeldelink: …“). Jede Partei sieht nur ihre Bestellungen:
+               Dataport AöR (Anbieter, DV)       bestellungen@dataport.example
+               IT.NRW (Anbieter, UV)             orders@it.nrw.example
+               govdigital eG (Intermediär, UV)   auftrag@govdigital.example
+             %[11]s ist für alle drei eingetragen: die Mail hat einen Link je Organisation.
 API          %[1]s/api/v1/orders
              Portal-Token %[4]s
              Koordinierungs-Token %[5]s

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/smtp"
 	"net/url"
 	"path/filepath"
@@ -76,6 +77,10 @@ func TestDemoOnce(t *testing.T) {
 		"Abwesenheitsnotiz",
 		"auto-reply: ignoriert",
 		"2026-000001  Status bleibt Offen",
+		"Anmeldelink → Anbieter Dataport AöR <bestellungen@dataport.example>",
+		"Anmeldelink: http://",
+		"angemeldet als bestellungen@dataport.example; die Liste zeigt 1 Bestellung",
+		"erklärt auf der Statusseite: In Prüfung",
 		"2026-000001  Offen → In Prüfung durch Anbieter (DV)",
 		"Eingangsbestätigung → Anbieter Dataport AöR",
 		"2026-000001  In Prüfung durch Anbieter (DV) → Bestellt",
@@ -206,6 +211,44 @@ func TestDemoServes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
 		t.Errorf("login with the printed password: %s", resp.Status)
+	}
+
+	// A provider signs in with a link for one of the printed addresses;
+	// the demo prints the link it mailed, and the provider sees its own
+	// order only.
+	if !strings.Contains(out.String(), "IT.NRW (Anbieter, UV)             orders@it.nrw.example") {
+		t.Errorf("the instructions do not say how to sign in as a provider:\n%s", out.String())
+	}
+	printedLinks := func() []string {
+		return regexp.MustCompile(`Anmeldelink: (\S+)`).FindAllString(out.String(), -1)
+	}
+	before := len(printedLinks())
+	form = url.Values{"email": {"orders@it.nrw.example"}}
+	req, _ = http.NewRequest("POST", base+"/anmelden/link", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err = noRedirect.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ask for a sign-in link: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(printedLinks()) == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	links := printedLinks()
+	if len(links) == before {
+		t.Fatalf("no sign-in link printed:\n%s", out.String())
+	}
+	link := strings.TrimPrefix(links[len(links)-1], "Anmeldelink: ")
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	resp, err = browser.PostForm(link, url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/bestellungen" || bytes.Count(page, []byte("<tr data-number=")) != 1 || !bytes.Contains(page, []byte("2026-000002")) {
+		t.Errorf("signed in as IT.NRW: %s at %s, want the UV order only", resp.Status, resp.Request.URL)
 	}
 
 	// The person's mailbox holds the notifications.

@@ -37,6 +37,9 @@ verbs:
   inbox explain FILE.eml                  what would happen to this message and why
   outbox list [-status S]                 outbound messages
   outbox retry ID                         send a failed message again
+  order evidence NUMBER -o FILE.zip       the order's signed evidence bundle
+  evidence key [-pem]                     print the public key that signs evidence bundles
+  evidence verify FILE.zip [-key PUBKEY]  check a bundle's files and signature (exit 1 if not valid)
 `
 
 // errUsage marks bad usage: exit status 2.
@@ -108,6 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "configuration ok")
+		fmt.Fprintln(stdout, cfg.statusPageSummary())
 		return nil
 	case "catalog":
 		return a.catalog(ctx, rest)
@@ -119,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return a.billing(ctx, rest)
 	case "inbox":
 		return a.inbox(ctx, rest)
+	case "evidence":
+		return a.evidenceVerb(ctx, rest)
 	}
 	fmt.Fprintf(stderr, "mailflow: unknown verb %q\n", verb)
 	fs.Usage()

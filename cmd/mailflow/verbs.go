@@ -82,7 +82,7 @@ func (a *app) catalog(ctx context.Context, args []string) error {
 
 func (a *app) order(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(a.stderr, "usage: mailflow order create|list|show|decide …")
+		fmt.Fprintln(a.stderr, "usage: mailflow order create|list|show|decide|evidence …")
 		return errUsage
 	}
 	sub, args := args[0], args[1:]
@@ -114,6 +114,14 @@ func (a *app) order(ctx context.Context, args []string) error {
 		}, 1, "NUMBER -party P -intent I [-reason R]")
 		run = func(ctx context.Context, _ *storage.Store, flow *mailflow.Flow, number string) error {
 			return a.orderDecide(ctx, flow, number, d)
+		}
+	case "evidence":
+		var out string
+		pos, err = a.verbFlags("order evidence", args, func(fs *flag.FlagSet) {
+			fs.StringVar(&out, "o", "", "write the ZIP to this file")
+		}, 1, "NUMBER -o FILE.zip")
+		run = func(ctx context.Context, s *storage.Store, _ *mailflow.Flow, number string) error {
+			return a.orderEvidence(ctx, s, number, out)
 		}
 	default:
 		fmt.Fprintf(a.stderr, "mailflow: unknown order verb %q\n", sub)

@@ -212,7 +212,8 @@ func (c *Composer) notifications(o *mailflow.Order) []Mail {
 //     coordinator; the rejecting party gets nothing, not even when it
 //     repeats its rejection: an acknowledgement answers accept, working
 //     and review only;
-//   - any other declaration by email: an acknowledgement to its sender;
+//   - any other declaration by email or on the status page: an
+//     acknowledgement to its sender (the signed-in address);
 //   - a declaration after the order became final that disagrees with it: an
 //     alert to the coordinator and, by email, an answer that the order is
 //     already final.
@@ -227,7 +228,9 @@ func (c *Composer) DecisionRecorded(o *mailflow.Order, d mailflow.Decision, prev
 		out = append(out, m)
 		return nil
 	}
-	byEmail := d.Source == mailflow.SourceEmail
+	// A party's own declaration, by email or on the status page, is
+	// answered alike; one recorded by a coordinator is not.
+	byEmail := d.Source == mailflow.SourceEmail || d.Source == mailflow.SourcePage
 	switch {
 	case d.Effect == mailflow.EffectConflict:
 		if err := add(c.conflictAlert(o, d)); err != nil {

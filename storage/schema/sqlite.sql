@@ -112,14 +112,16 @@ CREATE INDEX outbox_order ON outbox (order_id);
 -- change only the small outbox row (docs/benchmarks.md).
 CREATE TABLE outbox_raw (
 	outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
-	raw BLOB NOT NULL
+	sha256 TEXT NOT NULL DEFAULT '',   -- of raw as sent, recorded when stored: the evidence export checks it
+	raw_deleted_at DATETIME,           -- when retention removed the bytes; the hash stays
+	raw BLOB NOT NULL                  -- last: reading the columns before it skips its overflow pages; '' once deleted
 );
 
 -- Received mail with its verdict.
 CREATE TABLE inbound (
 	id INTEGER PRIMARY KEY AUTOINCREMENT,
 	message_id TEXT NOT NULL UNIQUE,   -- Message-ID, or sha256:<hex> of the raw message
-	sha256 TEXT NOT NULL,
+	sha256 TEXT NOT NULL,              -- of raw as received ('' when not downloaded): the evidence export checks it
 	received_at DATETIME NOT NULL,
 	mailbox TEXT NOT NULL DEFAULT '',
 	uidvalidity BIGINT NOT NULL DEFAULT 0,
@@ -134,6 +136,8 @@ CREATE TABLE inbound (
 	needs_review BOOLEAN NOT NULL DEFAULT FALSE,
 	alert_suppressed BOOLEAN NOT NULL DEFAULT FALSE, -- its coordinator alert was held back (one per sender and hour); the digest counts them
 	size BIGINT NOT NULL DEFAULT 0,
+	auth TEXT NOT NULL DEFAULT '',     -- JSON of mailflow.AuthCheck: how the reply was tied to its order and its sender checked
+	raw_deleted_at DATETIME,           -- when retention removed the raw bytes; the hash stays
 	raw BLOB                           -- NULL when the message is in inbound_raw
 );
 CREATE INDEX inbound_order ON inbound (order_id);
@@ -214,3 +218,66 @@ CREATE TABLE billing_periods (
 	PRIMARY KEY (order_id, period_key)
 ) WITHOUT ROWID;
 CREATE INDEX billing_periods_unreminded ON billing_periods (order_id) WHERE reminded_at IS NULL;
+
+-- How a coordinator took a received message out of review (the review queue, docs/design.md §4): attached to an order with a decision, or dismissed with a reason.
+CREATE TABLE inbound_reviews (
+	inbound_id INTEGER PRIMARY KEY REFERENCES inbound(id) ON DELETE CASCADE, -- one resolution per message
+	action TEXT NOT NULL,              -- attached or dismissed
+	actor TEXT NOT NULL,               -- the coordinator
+	at DATETIME NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',   -- why it was dismissed
+	order_id BIGINT REFERENCES orders(id) ON DELETE SET NULL,       -- attached to, or (dismissed) matched to
+	decision_id BIGINT REFERENCES decisions(id) ON DELETE SET NULL  -- the decision an attachment recorded
+);
+CREATE INDEX inbound_reviews_order ON inbound_reviews (order_id);
+CREATE INDEX inbound_reviews_at ON inbound_reviews (at);
+
+-- Evidence bundles exported: which order, when, by whom, and the SHA-256
+-- of the signed manifest, to recognise a bundle handed over later.
+CREATE TABLE evidence_exports (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	order_number TEXT NOT NULL,        -- no foreign key: the record outlives a deleted order until its own retention
+	exported_at DATETIME NOT NULL,
+	actor TEXT NOT NULL,
+	manifest_sha256 TEXT NOT NULL
+);
+CREATE INDEX evidence_exports_at ON evidence_exports (exported_at);
+-- Sessions of the status page; only the SHA-256 of the cookie is stored (docs/design.md §7).
+CREATE TABLE page_sessions (
+	id_hash TEXT PRIMARY KEY,          -- hex SHA-256 of the session cookie's value
+	role TEXT NOT NULL,                -- coordinator, provider or intermediary
+	org TEXT NOT NULL DEFAULT '',      -- the party's catalog id; '' for a coordinator
+	subject TEXT NOT NULL,             -- the signed-in address, or the coordinator's user name
+	csrf TEXT NOT NULL,
+	created_at DATETIME NOT NULL,
+	last_seen_at DATETIME NOT NULL,
+	idle_until DATETIME NOT NULL,      -- last_seen_at plus the idle timeout
+	expires_at DATETIME NOT NULL       -- created_at plus the absolute lifetime
+);
+CREATE INDEX page_sessions_subject ON page_sessions (subject, role, org);
+CREATE INDEX page_sessions_expires ON page_sessions (expires_at);
+
+-- Sign-in links sent by email; only the SHA-256 of the token is stored, each signs in once.
+CREATE TABLE signin_links (
+	token_hash TEXT PRIMARY KEY,       -- hex SHA-256 of the token in the link
+	role TEXT NOT NULL,                -- provider or intermediary
+	org TEXT NOT NULL,                 -- the party's catalog id
+	email TEXT NOT NULL,               -- the address the link was sent to
+	created_at DATETIME NOT NULL,
+	expires_at DATETIME NOT NULL,
+	used_at DATETIME                   -- NULL until it signed in
+);
+CREATE INDEX signin_links_expires ON signin_links (expires_at);
+
+-- Sign-in attempts counted for the rate limits, shared by every daemon; keys are hashed.
+CREATE TABLE signin_attempts (
+	kind TEXT NOT NULL,                -- link-address, link-client or password-client
+	key_hash TEXT NOT NULL,            -- hex SHA-256 of the address or client address
+	at DATETIME NOT NULL
+);
+CREATE INDEX signin_attempts_key ON signin_attempts (kind, key_hash, at);
+CREATE INDEX signin_attempts_at ON signin_attempts (at);
+
+-- Orders by deciding party: the status page lists a signed-in party's orders only.
+CREATE INDEX orders_provider ON orders (provider_id, id);
+CREATE INDEX orders_intermediary ON orders (intermediary_id, id);
