@@ -227,13 +227,24 @@ func (in *Inbox) decide(tx InboxTx, rec *InboundMessage, msg *reply.Message, fm 
 
 // linkByToken files a message that decides nothing (an auto-reply) with
 // the order its reply token names, so that it is among the order's mails
-// (its evidence, docs/evidence.md). Only a verified token links: a
-// subject tag is anyone's to write.
+// (its evidence, docs/evidence.md, and the order page's conversation).
+// Only a verified token links: a subject tag is anyone's to write. An
+// auto-reply sent to the envelope sender (RFC 3834 §4) carries our
+// bounce token instead, which names the message it answers.
 func (d *decision) linkByToken() error {
 	msg := d.msg
 	candidates := append(append(append([]string{}, msg.Recipients...), msg.InReplyTo...), msg.References...)
 	tok, ok := d.in.Tokens.FindToken(candidates...)
 	if !ok {
+		if id, ok, _ := d.in.Tokens.FindBounceToken(msg.Recipients...); ok {
+			out, err := d.tx.OutboxByID(id)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			d.rec.OrderID = out.OrderID
+		}
 		return nil
 	}
 	o, err := d.tx.LockOrderByID(tok.OrderID)

@@ -157,6 +157,18 @@ func TestInboxVerdicts(t *testing.T) {
 					}
 				}
 			}
+			// The auto-reply stays with its order (found by the reply
+			// token), so the order page shows it; it decided nothing.
+			auto := 0
+			all, _ := e.st.InboundList(ctx, false, e.dv.ID, 100)
+			for _, m := range all {
+				if m.Verdict == mailflow.VerdictAutoReply {
+					auto++
+				}
+			}
+			if auto != 1 {
+				t.Errorf("order %s has %d auto-replies, want 1", e.dv.Number, auto)
+			}
 			// The rejection reason on the next line is recorded.
 			uv, _ := e.st.Order(ctx, e.uv.Number)
 			last := uv.History[len(uv.History)-1]

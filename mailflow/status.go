@@ -115,6 +115,35 @@ func (s Status) Colour() string {
 	return "red"
 }
 
+// Status families group the statuses that a card shows alike: one colour
+// and one icon each, so that colour is never the only carrier.
+const (
+	FamilyOpen     = "open"
+	FamilyWorking  = "working"
+	FamilyReview   = "review"
+	FamilyOrdered  = "ordered"
+	FamilyRejected = "rejected"
+)
+
+// Families lists the status families in the order of the status model.
+var Families = []string{FamilyOpen, FamilyWorking, FamilyReview, FamilyOrdered, FamilyRejected}
+
+// Family is the status's family: open, working, review, ordered or
+// rejected (docs/design.md §3: the grey, blue, amber, green and red rows).
+func (s Status) Family() string {
+	switch s.Colour() {
+	case "grey":
+		return FamilyOpen
+	case "blue":
+		return FamilyWorking
+	case "amber":
+		return FamilyReview
+	case "green":
+		return FamilyOrdered
+	}
+	return FamilyRejected
+}
+
 // Terminal reports whether no later decision can change the status.
 func (s Status) Terminal() bool {
 	switch s {

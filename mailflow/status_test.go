@@ -104,3 +104,22 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusFamily: the five families of the status cards follow the
+// status model's colours; the terminal statuses are ordered or rejected.
+func TestStatusFamily(t *testing.T) {
+	want := map[Status]string{
+		StatusOpen: "open", StatusWorkingProviderDV: "working", StatusReviewProviderDV: "review",
+		StatusWorkingIntermediary: "working", StatusReviewIntermediaryUV: "review",
+		StatusWorkingProviderUV: "working", StatusReviewProviderUV: "review", StatusOrdered: "ordered",
+		StatusRejectedProviderDV: "rejected", StatusRejectedIntermediary: "rejected", StatusRejectedProviderUV: "rejected",
+	}
+	for _, s := range Statuses {
+		if got := s.Family(); got != want[s] {
+			t.Errorf("%s: family %q, want %q", s, got, want[s])
+		}
+		if f := s.Family(); s.Terminal() != (f == FamilyOrdered || f == FamilyRejected) {
+			t.Errorf("%s: terminal %v but family %s", s, s.Terminal(), f)
+		}
+	}
+}

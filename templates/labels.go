@@ -18,6 +18,12 @@ const (
 	LabelKind         = "kind"          // kind of outbound mail
 	LabelOutboxStatus = "outbox_status" // state of an outbound mail
 	LabelVerdict      = "verdict"       // what became of a received mail
+	// LabelStatusExplanation is what a status means, in the portal's
+	// words: the status card's title and the legend on the list page.
+	LabelStatusExplanation = "status_explanation"
+	// LabelFamily names the five groups of statuses that share a card
+	// colour and icon (mailflow.Status.Family).
+	LabelFamily = "family"
 )
 
 // labels maps a kind and a code to its German and English label.
@@ -34,6 +40,37 @@ var labels = map[string]map[string][2]string{
 		"rejected_provider_dv":   {"Abgelehnt durch Anbieter (DV)", "rejected by the provider (DV)"},
 		"rejected_intermediary":  {"Abgelehnt durch Intermediär", "rejected by the intermediary"},
 		"rejected_provider_uv":   {"Abgelehnt durch Anbieter (UV)", "rejected by the provider (UV)"},
+	},
+	LabelStatusExplanation: {
+		"open": {"Die Bestellung ist eingegangen; weder Anbieter noch Intermediär haben bisher geantwortet.",
+			"The order has arrived; neither the provider nor the intermediary has answered yet."},
+		"working_provider_dv": {"Der Anbieter hat den Eingang bestätigt und bearbeitet die Bestellung (Direktvertrag). Noch nicht verbindlich.",
+			"The provider has acknowledged the order and is working on it (direct contract). Not yet binding."},
+		"review_provider_dv": {"Der Anbieter prüft den Vertragsschluss (Direktvertrag). Noch nicht verbindlich.",
+			"The provider is checking whether to conclude the contract (direct contract). Not yet binding."},
+		"working_intermediary": {"Der Intermediär bearbeitet die Bestellung oder hat sie angenommen, und die Antwort des Anbieters steht noch aus (Umklappvertrag). Noch nicht verbindlich.",
+			"The intermediary is working on the order, or has accepted it and the provider's answer is still due (three-party contract). Not yet binding."},
+		"review_intermediary_uv": {"Der Intermediär prüft den Vertragsschluss (Umklappvertrag). Noch nicht verbindlich.",
+			"The intermediary is checking whether to conclude the contract (three-party contract). Not yet binding."},
+		"working_provider_uv": {"Der Intermediär hat angenommen; der Anbieter bearbeitet die Bestellung (Umklappvertrag). Noch nicht verbindlich.",
+			"The intermediary has accepted; the provider is working on the order (three-party contract). Not yet binding."},
+		"review_provider_uv": {"Der Intermediär hat angenommen; der Anbieter prüft den Vertragsschluss (Umklappvertrag). Noch nicht verbindlich.",
+			"The intermediary has accepted; the provider is checking whether to conclude the contract (three-party contract). Not yet binding."},
+		"ordered": {"Alle erforderlichen Parteien haben angenommen: Die Bestellung ist verbindlich, die Leistung ist jetzt bereitzustellen.",
+			"Every required party has accepted: the order is binding and the service is to be provided now."},
+		"rejected_provider_dv": {"Der Anbieter hat die Bestellung mit Begründung abgelehnt (Direktvertrag). Abgeschlossen, es kommt kein Vertrag zustande.",
+			"The provider has rejected the order with a reason (direct contract). Closed; no contract is concluded."},
+		"rejected_intermediary": {"Der Intermediär hat die Bestellung mit Begründung abgelehnt (Umklappvertrag). Abgeschlossen, es kommt kein Vertrag zustande.",
+			"The intermediary has rejected the order with a reason (three-party contract). Closed; no contract is concluded."},
+		"rejected_provider_uv": {"Der Anbieter hat die Bestellung mit Begründung abgelehnt (Umklappvertrag). Abgeschlossen, es kommt kein Vertrag zustande.",
+			"The provider has rejected the order with a reason (three-party contract). Closed; no contract is concluded."},
+	},
+	LabelFamily: {
+		"open":     {"Offen", "open"},
+		"working":  {"In Bearbeitung", "in progress"},
+		"review":   {"In Prüfung", "in review"},
+		"ordered":  {"Bestellt (verbindlich)", "ordered (binding)"},
+		"rejected": {"Abgelehnt", "rejected"},
 	},
 	LabelParty: {
 		"provider":     {"Anbieter", "provider"},

@@ -32,3 +32,22 @@ func TestLabelFallsBackToCode(t *testing.T) {
 		t.Errorf("default language: %q", got)
 	}
 }
+
+// Every status has an explanation and every family a name, in both
+// languages: the status page shows them as the card's title and legend.
+func TestStatusExplanations(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range mailflow.Statuses {
+		de := templates.Label("de", templates.LabelStatusExplanation, string(s))
+		en := templates.Label("en", templates.LabelStatusExplanation, string(s))
+		if de == string(s) || en == string(s) || de == en || seen[de] {
+			t.Errorf("%s: explanation de %q en %q (missing, untranslated or shared)", s, de, en)
+		}
+		seen[de] = true
+	}
+	for _, f := range mailflow.Families {
+		if templates.Label("de", templates.LabelFamily, f) == f && f != "open" || templates.Label("en", templates.LabelFamily, f) == templates.Label("de", templates.LabelFamily, f) {
+			t.Errorf("family %s has no label in both languages", f)
+		}
+	}
+}

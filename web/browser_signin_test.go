@@ -96,6 +96,7 @@ func TestBrowserSignin(t *testing.T) {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1000),
+		chromedp.Flag("accept-lang", "de-DE,de"), // the test reads the German page
 	)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))

@@ -16,6 +16,7 @@ import (
 
 	"mailflow/mailflow"
 	"mailflow/storage/storagetest"
+	"mailflow/templates"
 	"mailflow/web"
 )
 
@@ -41,20 +42,23 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// statusRGB is each card colour's background as getComputedStyle reports it.
-var statusRGB = map[string]string{
-	"grey":  "rgb(95, 99, 104)",
-	"blue":  "rgb(26, 86, 219)",
-	"amber": "rgb(251, 191, 36)",
-	"green": "rgb(19, 115, 51)",
-	"red":   "rgb(179, 38, 30)",
+// familyRGB is each status family's card background and text colour as
+// getComputedStyle reports them.
+var familyRGB = map[string][2]string{
+	mailflow.FamilyOpen:     {"rgb(241, 243, 244)", "rgb(31, 35, 40)"},
+	mailflow.FamilyWorking:  {"rgb(26, 86, 219)", "rgb(255, 255, 255)"},
+	mailflow.FamilyReview:   {"rgb(251, 191, 36)", "rgb(0, 0, 0)"},
+	mailflow.FamilyOrdered:  {"rgb(76, 175, 80)", "rgb(0, 0, 0)"},
+	mailflow.FamilyRejected: {"rgb(127, 29, 29)", "rgb(255, 255, 255)"},
 }
 
 type cardInfo struct {
 	Number string `json:"number"`
 	Status string `json:"status"`
 	Label  string `json:"label"`
-	Colour string `json:"colour"`
+	Family string `json:"family"`
+	Shape  string `json:"shape"`
+	Title  string `json:"title"`
 	BG     string `json:"bg"`
 	FG     string `json:"fg"`
 }
@@ -62,8 +66,10 @@ type cardInfo struct {
 const cardsJS = `Array.from(document.querySelectorAll('table.orders tbody tr')).map(tr => {
 	const c = tr.querySelector('.status');
 	const cs = getComputedStyle(c);
+	const icon = c.querySelector('svg.status-icon');
 	return {number: tr.dataset.number, status: c.dataset.status, label: c.textContent.trim(),
-		colour: c.dataset.colour, bg: cs.backgroundColor, fg: cs.color};
+		family: c.dataset.family, shape: icon ? icon.getAttribute('class') : '', title: c.title,
+		bg: cs.backgroundColor, fg: cs.color};
 })`
 
 type timelineEntry struct {
@@ -121,6 +127,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1400, 1000),
+		// The page's language follows the browser; this test reads German.
+		chromedp.Flag("accept-lang", "de-DE,de"),
+		chromedp.Flag("lang", "de-DE"),
 	)
 	defer cancelAlloc() // runs before the temp dirs are removed: Chromium has exited then
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
@@ -171,18 +180,11 @@ func TestBrowser(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range list {
 		s := mailflow.Status(c.Status)
-		if !s.Valid() || c.Label != s.Label() || c.Colour != s.Colour() {
+		if !s.Valid() || c.Label != s.Label() || c.Family != s.Family() || !strings.Contains(c.Shape, "shape-") || c.Title != templates.Label("de", templates.LabelStatusExplanation, string(s)) {
 			t.Errorf("order %s: card %+v does not match its status", c.Number, c)
 		}
-		if c.BG != statusRGB[s.Colour()] {
-			t.Errorf("order %s (%s): background %s, want %s for %s", c.Number, c.Label, c.BG, statusRGB[s.Colour()], s.Colour())
-		}
-		want := "rgb(255, 255, 255)"
-		if s.Colour() == "amber" {
-			want = "rgb(0, 0, 0)"
-		}
-		if c.FG != want {
-			t.Errorf("order %s (%s): text colour %s, want %s", c.Number, c.Label, c.FG, want)
+		if want := familyRGB[s.Family()]; c.BG != want[0] || c.FG != want[1] {
+			t.Errorf("order %s (%s): colours %s on %s, want %s on %s for %s", c.Number, c.Label, c.FG, c.BG, want[1], want[0], s.Family())
 		}
 		seen[c.Status] = true
 	}
@@ -210,7 +212,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("filter Bestellt: %d rows, want 2", len(list))
 	}
 	for _, c := range list {
-		if c.Status != string(mailflow.StatusOrdered) || c.Label != "Bestellt" || c.BG != statusRGB["green"] {
+		if c.Status != string(mailflow.StatusOrdered) || c.Label != "Bestellt" || c.BG != familyRGB[mailflow.FamilyOrdered][0] {
 			t.Errorf("filter Bestellt shows %+v", c)
 		}
 	}

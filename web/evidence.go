@@ -101,7 +101,7 @@ func (p *Pages) evidenceZip(w http.ResponseWriter, r *http.Request) {
 // which order can wrap it.
 func (p *Pages) serveEvidence(w http.ResponseWriter, r *http.Request, number string) {
 	if p.Evidence == nil {
-		p.errorPage(w, r, http.StatusServiceUnavailable, "Nachweis nicht verfügbar",
+		p.errorKey(w, r, http.StatusServiceUnavailable, "Nachweis nicht verfügbar",
 			"Für diese Installation ist kein Signaturschlüssel eingerichtet (evidence.key_path).")
 		return
 	}
@@ -112,8 +112,8 @@ func (p *Pages) serveEvidence(w http.ResponseWriter, r *http.Request, number str
 	f, err := exportEvidence(r.Context(), p.Evidence, number, actor)
 	var ierr *evidence.IntegrityError
 	if errors.As(err, &ierr) {
-		p.errorPage(w, r, http.StatusInternalServerError, "Beweismittel verändert",
-			"Der Nachweis wurde nicht erstellt: "+ierr.What+" stimmt nicht mehr mit dem beim Speichern festgehaltenen SHA-256 überein. Die Koordinierungsstelle wurde benachrichtigt.")
+		p.errorKey(w, r, http.StatusInternalServerError, "Beweismittel verändert",
+			"Der Nachweis wurde nicht erstellt: %s stimmt nicht mehr mit dem beim Speichern festgehaltenen SHA-256 überein. Die Koordinierungsstelle wurde benachrichtigt.", ierr.What)
 		return
 	}
 	if err != nil {

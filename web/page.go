@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -95,7 +94,7 @@ type Pages struct {
 	// nil: the download answers that no signing key is set up.
 	Evidence Evidence
 
-	tmpl         map[string]*template.Template
+	tmpl         map[string]map[string]*template.Template // language → page → template
 	static       fs.FS
 	coordinators []coordinatorLogin
 }
@@ -143,20 +142,16 @@ func NewPages(cfg Pages) (*Pages, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	base, err := template.New("base.html").Funcs(pageFuncs).ParseFS(assets, "assets/base.html", "assets/review_parts.html")
-	if err != nil {
-		return nil, fmt.Errorf("web: pages: parse base: %w", err)
-	}
-	p.tmpl = map[string]*template.Template{}
-	for _, name := range pageTemplates {
-		t, err := base.Clone()
-		if err == nil {
-			t, err = t.ParseFS(assets, "assets/"+name)
+	p.tmpl = map[string]map[string]*template.Template{}
+	for _, lang := range []string{langDE, langEN} {
+		p.tmpl[lang] = map[string]*template.Template{}
+		for _, name := range pageTemplates {
+			t, err := template.New("base.html").Funcs(pageFuncs(lang)).ParseFS(assets, "assets/base.html", "assets/review_parts.html", "assets/"+name)
+			if err != nil {
+				return nil, fmt.Errorf("web: pages: parse %s: %w", name, err)
+			}
+			p.tmpl[lang][name] = t
 		}
-		if err != nil {
-			return nil, fmt.Errorf("web: pages: parse %s: %w", name, err)
-		}
-		p.tmpl[name] = t
 	}
 	p.static, err = fs.Sub(assets, "assets")
 	if err != nil {
@@ -176,6 +171,7 @@ func (p *Pages) Handler() http.Handler {
 	mux.HandleFunc("GET /static/style.css", p.stylesheet)
 	mux.HandleFunc("GET /anmelden", p.loginForm)
 	mux.HandleFunc("POST /anmelden", p.login)
+	mux.HandleFunc("GET /sprache/{lang}", p.setLanguage)
 	mux.HandleFunc("POST /anmelden/link", p.requestLink)
 	mux.HandleFunc("GET /anmelden/link/{token}", p.confirmLink)
 	mux.HandleFunc("POST /anmelden/link/{token}", p.useLink)
@@ -185,6 +181,7 @@ func (p *Pages) Handler() http.Handler {
 		http.Redirect(w, r, "/bestellungen", http.StatusSeeOther)
 	}))
 	mux.Handle("GET /bestellungen", p.authed(p.list))
+	mux.Handle("GET /bestellungen.csv", p.authed(p.listCSV))
 	mux.Handle("GET /bestellungen/{number}", p.authed(p.detail))
 	mux.Handle("POST /bestellungen/{number}/entscheidungen", p.authed(p.decide))
 	mux.Handle("GET /bestellungen/{number}/nachweis.zip", p.authed(p.evidenceZip))
@@ -192,7 +189,7 @@ func (p *Pages) Handler() http.Handler {
 	mux.Handle("GET /nachrichten/eingang/{file}", p.authed(p.inboundEML))
 	p.reviewRoutes(mux)
 	mux.Handle("/", p.authed(func(w http.ResponseWriter, r *http.Request) {
-		p.errorPage(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
+		p.errorKey(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 	}))
 	return securityHeaders(mux)
 }
@@ -226,31 +223,39 @@ func (p *Pages) stylesheet(w http.ResponseWriter, r *http.Request) {
 
 // layout is what base.html needs on every page.
 type layout struct {
-	Title string
-	User  string // "" on the login page
-	CSRF  string
+	Title  string
+	User   string // "" on the login page
+	CSRF   string
+	Lang   string // "de" or "en"
+	Switch switchLink
 	// Coordinator: the signed-in person is a coordinator (the review
 	// queue and hand-recorded decisions are theirs).
 	Coordinator bool
 }
 
-func (p *Pages) layoutFor(r *http.Request, title string) layout {
-	l := layout{Title: title}
+// layoutFor starts a page's data; title is a phrase of the page's table
+// (i18n.go), given in German.
+func (p *Pages) layoutFor(r *http.Request, title string, args ...any) layout {
+	lang := langFrom(r)
+	l := layout{Title: msgf(lang, title, args...), Lang: lang, Switch: languageSwitch(r, lang)}
 	if v := viewerFrom(r); v != nil {
-		l.User, l.CSRF, l.Coordinator = v.label(), v.CSRF, v.coordinator()
+		l.User, l.CSRF, l.Coordinator = v.label(lang), v.CSRF, v.coordinator()
 	}
 	return l
 }
 
 // render executes a page into a buffer first, so a template error answers
-// 500 instead of half a page.
+// 500 instead of half a page. The language is the request's.
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	var buf bytes.Buffer
-	if err := p.tmpl[name].ExecuteTemplate(&buf, "base", data); err != nil {
+	lang := langFrom(r)
+	if err := p.tmpl[lang][name].ExecuteTemplate(&buf, "base", data); err != nil {
 		p.Log.Error("render page", "page", name, "path", r.URL.Path, "err", err)
-		http.Error(w, "Interner Fehler", http.StatusInternalServerError)
+		http.Error(w, msg(lang, "Interner Fehler"), http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set("Content-Language", lang)
+	w.Header().Add("Vary", "Accept-Language, Cookie")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
@@ -261,35 +266,63 @@ type errorView struct {
 	Message string
 }
 
-func (p *Pages) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	p.render(w, r, status, "error.html", errorView{layout: p.layoutFor(r, title), Message: msg})
+// errorPage shows an error with a title and message already in the
+// request's language.
+func (p *Pages) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	l := p.layoutFor(r, "")
+	l.Title = title
+	p.render(w, r, status, "error.html", errorView{layout: l, Message: message})
+}
+
+// errorKey shows an error whose title and message are phrases of the
+// page's table, given in German.
+func (p *Pages) errorKey(w http.ResponseWriter, r *http.Request, status int, title, message string, args ...any) {
+	lang := langFrom(r)
+	p.errorPage(w, r, status, msg(lang, title), msgf(lang, message, args...))
 }
 
 // fail maps a domain error to an error page.
 func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, mailflow.ErrNotFound):
-		p.errorPage(w, r, http.StatusNotFound, "Nicht gefunden", "Das Gesuchte gibt es nicht (mehr).")
+		p.errorKey(w, r, http.StatusNotFound, "Nicht gefunden", "Das Gesuchte gibt es nicht (mehr).")
 	case errors.Is(err, context.Canceled):
 		w.WriteHeader(499)
 	default:
 		p.Log.Error("status page request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		p.errorPage(w, r, http.StatusInternalServerError, "Interner Fehler", "Die Anfrage ist fehlgeschlagen; der Fehler wurde protokolliert.")
+		p.errorKey(w, r, http.StatusInternalServerError, "Interner Fehler", "Die Anfrage ist fehlgeschlagen; der Fehler wurde protokolliert.")
 	}
 }
 
-// statusView is a status card.
+// statusView is a status card: label, family colour, icon and the
+// status's explanation as its title.
 type statusView struct {
-	Code   string
-	Label  string
-	Colour string
-	Count  int
-	URL    string
-	Active bool
+	Code        string
+	Label       string
+	Explanation string
+	Family      string
+	Shape       string
+	Count       int
+	URL         string
+	Active      bool
 }
 
-func newStatusView(s mailflow.Status) statusView {
-	return statusView{Code: string(s), Label: s.Label(), Colour: s.Colour()}
+// familyShapes gives each status family its icon (base.html "icon"), so
+// that colour is never the only carrier: a dashed ring for open, a half
+// filled circle for working, a magnifier for review, a tick for ordered
+// and a cross for rejected.
+var familyShapes = map[string]string{
+	mailflow.FamilyOpen:     "ring",
+	mailflow.FamilyWorking:  "half",
+	mailflow.FamilyReview:   "lens",
+	mailflow.FamilyOrdered:  "check",
+	mailflow.FamilyRejected: "cross",
+}
+
+func newStatusView(lang string, s mailflow.Status) statusView {
+	return statusView{Code: string(s), Label: label(lang, templates.LabelStatus, string(s)),
+		Explanation: templates.Label(lang, templates.LabelStatusExplanation, string(s)),
+		Family:      s.Family(), Shape: familyShapes[s.Family()]}
 }
 
 type listRow struct {
@@ -316,10 +349,16 @@ type listView struct {
 	Pages    int
 	PrevURL  string
 	NextURL  string
+	CSVURL   string
 	Filtered bool
 }
 
 func listURL(status, q string, page int) string {
+	return filterURL("/bestellungen", status, q, page)
+}
+
+// filterURL is path with the list's filter as its query.
+func filterURL(path, status, q string, page int) string {
 	v := url.Values{}
 	if status != "" {
 		v.Set("status", status)
@@ -331,26 +370,39 @@ func listURL(status, q string, page int) string {
 		v.Set("seite", strconv.Itoa(page))
 	}
 	if len(v) == 0 {
-		return "/bestellungen"
+		return path
 	}
-	return "/bestellungen?" + v.Encode()
+	return path + "?" + v.Encode()
+}
+
+// listFilter reads the list's filter (status, q) from the query and
+// narrows it to the orders the viewer may see, as the list and its CSV
+// export share it. A search term that is too long answers 422 and
+// returns ok false.
+func (p *Pages) listFilter(w http.ResponseWriter, r *http.Request) (f mailflow.OrderFilter, ok bool) {
+	q := r.URL.Query()
+	if s := mailflow.Status(q.Get("status")); s.Valid() {
+		f.Status = s
+	}
+	// A query string may hold any bytes; PostgreSQL refuses invalid UTF-8
+	// as a parameter.
+	f.Query = mailflow.CleanText(strings.TrimSpace(q.Get("q")), 0)
+	if n := utf8.RuneCountInString(f.Query); n > maxQuery {
+		p.errorKey(w, r, http.StatusUnprocessableEntity, "Suchbegriff zu lang",
+			"Der Suchbegriff (q) darf höchstens %d Zeichen lang sein, nicht %d.", maxQuery, n)
+		return f, false
+	}
+	return viewerFrom(r).scope(f), true
 }
 
 func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	q := r.URL.Query()
-	v := listView{layout: p.layoutFor(r, "Eingegangene Bestellungen"), Query: strings.TrimSpace(q.Get("q"))}
-	if s := mailflow.Status(q.Get("status")); s.Valid() {
-		v.Status = string(s)
-	}
-	// A query string may hold any bytes; PostgreSQL refuses invalid UTF-8
-	// as a parameter.
-	v.Query = mailflow.CleanText(v.Query, 0)
-	if n := utf8.RuneCountInString(v.Query); n > maxQuery {
-		p.errorPage(w, r, http.StatusUnprocessableEntity, "Suchbegriff zu lang",
-			fmt.Sprintf("Der Suchbegriff (q) darf höchstens %d Zeichen lang sein, nicht %d.", maxQuery, n))
+	f, ok := p.listFilter(w, r)
+	if !ok {
 		return
 	}
+	v := listView{layout: p.layoutFor(r, "Eingegangene Bestellungen"), Status: string(f.Status), Query: f.Query}
+	lang := v.Lang
 	v.Filtered = v.Status != "" || v.Query != ""
 	viewer := viewerFrom(r)
 	counts, err := p.Store.StatusCountsFor(ctx, viewer.scope(mailflow.OrderFilter{}))
@@ -359,7 +411,7 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, s := range mailflow.Statuses {
-		sv := newStatusView(s)
+		sv := newStatusView(lang, s)
 		sv.Count = counts[s]
 		sv.URL = listURL(string(s), "", 0)
 		sv.Active = v.Status == string(s)
@@ -372,13 +424,12 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f := viewer.scope(mailflow.OrderFilter{Status: mailflow.Status(v.Status), Query: v.Query})
 	if v.Matched, err = p.Store.CountOrders(ctx, f); err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	v.Pages = max(1, (v.Matched+pageSize-1)/pageSize)
-	v.Page, _ = strconv.Atoi(q.Get("seite"))
+	v.Page, _ = strconv.Atoi(r.URL.Query().Get("seite"))
 	v.Page = min(max(v.Page, 1), v.Pages)
 	f.Limit, f.Offset = pageSize, (v.Page-1)*pageSize
 	orders, err := p.Store.Orders(ctx, f)
@@ -389,7 +440,7 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	for _, o := range orders {
 		v.Rows = append(v.Rows, listRow{Number: o.Number, OrderedAt: o.OrderedAt, Customer: o.Snapshot.Customer.Name,
 			Provider: o.Snapshot.Provider.Name, Service: o.Snapshot.Service.Name, Model: o.ContractModel,
-			Status: newStatusView(o.Status), Conflict: o.Conflict})
+			Status: newStatusView(lang, o.Status), Conflict: o.Conflict})
 	}
 	if v.Page > 1 {
 		v.PrevURL = listURL(v.Status, v.Query, v.Page-1)
@@ -397,6 +448,7 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request) {
 	if v.Page < v.Pages {
 		v.NextURL = listURL(v.Status, v.Query, v.Page+1)
 	}
+	v.CSVURL = filterURL("/bestellungen.csv", v.Status, v.Query, 0)
 	p.render(w, r, http.StatusOK, "list.html", v)
 }
 
@@ -427,15 +479,15 @@ type timelineRow struct {
 
 type detailView struct {
 	layout
-	Order    *mailflow.Order
-	Status   statusView
-	Deadline *time.Time
-	Timeline []timelineRow
-	Outbound []*mailflow.OutboxMessage
-	Inbound  []*mailflow.InboundMessage
-	Form     decisionForm
-	Saved    bool
-	Reviews  []*resolutionView // messages attached or dismissed from the review queue
+	Order        *mailflow.Order
+	Status       statusView
+	RejectReason string // the reason of the rejection that closed the order
+	Deadline     *time.Time
+	Timeline     []timelineRow
+	Conversation []conversationEntry
+	Form         decisionForm
+	Saved        bool
+	Reviews      []*resolutionView // messages attached or dismissed from the review queue
 }
 
 // visibleOrder loads the order of the request's {number} if the viewer
@@ -461,17 +513,22 @@ func (p *Pages) detail(w http.ResponseWriter, r *http.Request) {
 
 func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int, o *mailflow.Order, entered mailflow.Decision, verr *mailflow.ValidationError) {
 	ctx := r.Context()
-	v := detailView{layout: p.layoutFor(r, "Bestellung "+o.Number), Order: o, Status: newStatusView(o.Status),
+	v := detailView{layout: p.layoutFor(r, "Bestellung %s", o.Number), Order: o,
 		Deadline: o.ProvisioningDeadline(), Saved: r.URL.Query().Get("erfasst") == "1" && verr == nil}
+	lang := v.Lang
+	v.Status = newStatusView(lang, o.Status)
+	v.RejectReason = rejectReason(o)
 	viewer := viewerFrom(r)
 	outbound, err := p.Store.OrderMessages(ctx, o.ID)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	// A provider or intermediary sees only its own correspondence.
+	var outs []*mailflow.OutboxMessage
 	for _, m := range outbound {
 		if viewer.seesMessage(m.Party) {
-			v.Outbound = append(v.Outbound, m)
+			outs = append(outs, m)
 		}
 	}
 	inbound, err := p.Store.InboundList(ctx, false, o.ID, 1000)
@@ -479,10 +536,15 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 		p.fail(w, r, err)
 		return
 	}
+	var ins []*mailflow.InboundMessage
 	for _, m := range inbound {
 		if viewer.seesMessage(m.Party) {
-			v.Inbound = append(v.Inbound, m)
+			ins = append(ins, m)
 		}
+	}
+	if v.Conversation, err = p.conversation(ctx, lang, outs, ins); err != nil {
+		p.fail(w, r, err)
+		return
 	}
 	// The review queue is the coordinators' (docs/design.md §7).
 	if viewer.coordinator() {
@@ -492,7 +554,7 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 		}
 	}
 	byMessageID := map[string]int64{}
-	for _, m := range v.Inbound {
+	for _, m := range ins {
 		byMessageID[m.MessageID] = m.ID
 	}
 	for _, d := range o.History {
@@ -502,34 +564,48 @@ func (p *Pages) renderDetail(w http.ResponseWriter, r *http.Request, status int,
 		}
 		v.Timeline = append(v.Timeline, row)
 	}
-	v.Form = newDecisionForm(o, viewer.decidesFor(o), !viewer.coordinator(), entered, verr)
+	v.Form = newDecisionForm(lang, o, viewer.decidesFor(o), !viewer.coordinator(), entered, verr)
 	p.render(w, r, status, "detail.html", v)
+}
+
+// rejectReason is the reason of the rejection that made the order's
+// status, "" unless it is rejected.
+func rejectReason(o *mailflow.Order) string {
+	if o.Status.Family() != mailflow.FamilyRejected {
+		return ""
+	}
+	for _, d := range o.History {
+		if d.Intent == mailflow.IntentReject && d.Effect == mailflow.EffectApplied {
+			return d.Reason
+		}
+	}
+	return ""
 }
 
 // newDecisionForm offers the parties the viewer may decide for: a
 // coordinator each party of the order, a provider or intermediary only
 // itself, preselected (own).
-func newDecisionForm(o *mailflow.Order, parties []string, own bool, entered mailflow.Decision, verr *mailflow.ValidationError) decisionForm {
+func newDecisionForm(lang string, o *mailflow.Order, parties []string, own bool, entered mailflow.Decision, verr *mailflow.ValidationError) decisionForm {
 	f := decisionForm{Reason: entered.Reason, ByField: map[string]string{}}
 	for _, party := range parties {
-		f.Parties = append(f.Parties, option{Value: party, Label: partyLabel(party), Selected: entered.Party == party || own})
+		f.Parties = append(f.Parties, option{Value: party, Label: label(lang, templates.LabelParty, party), Selected: entered.Party == party || own})
 	}
 	for _, i := range []mailflow.Intent{mailflow.IntentAccept, mailflow.IntentReview, mailflow.IntentWorking, mailflow.IntentReject} {
-		f.Intents = append(f.Intents, option{Value: string(i), Label: intentLabel(i), Selected: entered.Intent == i})
+		f.Intents = append(f.Intents, option{Value: string(i), Label: label(lang, templates.LabelIntent, string(i)), Selected: entered.Intent == i})
 	}
 	if verr != nil {
 		for _, name := range []string{"party", "intent", "reason"} {
 			for _, fe := range verr.Errors {
 				if fe.Field == name && f.ByField[name] == "" {
-					msg := germanFieldMessage(fe)
-					f.ByField[name] = msg
-					f.Errors = append(f.Errors, fieldError{Field: name, Label: formLabels[name], Message: msg})
+					m := fieldMessage(lang, fe)
+					f.ByField[name] = m
+					f.Errors = append(f.Errors, fieldError{Field: name, Label: msg(lang, formLabels[name]), Message: m})
 				}
 			}
 		}
 		for _, fe := range verr.Errors {
 			if _, known := formLabels[fe.Field]; !known {
-				f.Errors = append(f.Errors, fieldError{Field: fe.Field, Label: fe.Field, Message: fe.Message})
+				f.Errors = append(f.Errors, fieldError{Field: fe.Field, Label: fe.Field, Message: fieldMessage(lang, fe)})
 			}
 		}
 	}
@@ -539,32 +615,37 @@ func newDecisionForm(o *mailflow.Order, parties []string, own bool, entered mail
 // formLabels are the decision form's control labels, named in messages.
 var formLabels = map[string]string{"party": "Partei", "intent": "Erklärung", "reason": "Grund"}
 
-// germanFieldMessage translates ValidateDecision's messages.
-func germanFieldMessage(fe mailflow.FieldError) string {
+// fieldMessage says in lang what ValidateDecision found wrong with a
+// field; the domain's own messages are English, for the API.
+func fieldMessage(lang string, fe mailflow.FieldError) string {
 	m := fe.Message
+	de := "Die Angabe ist ungültig."
 	switch fe.Field {
 	case "party":
 		switch {
 		case strings.Contains(m, "has no intermediary"):
-			return "Eine Bestellung im Direktvertrag (DV) hat keinen Intermediär."
+			de = "Eine Bestellung im Direktvertrag (DV) hat keinen Intermediär."
 		case strings.HasPrefix(m, "is required"):
-			return "Bitte wählen Sie die Partei, für die Sie die Erklärung erfassen."
+			de = "Bitte wählen Sie die Partei, für die Sie die Erklärung erfassen."
 		default:
-			return "Bitte wählen Sie Anbieter oder Intermediär."
+			de = "Bitte wählen Sie Anbieter oder Intermediär."
 		}
 	case "intent":
-		return "Bitte wählen Sie eine Erklärung: Angenommen, In Prüfung, In Bearbeitung oder Abgelehnt."
+		de = "Bitte wählen Sie eine Erklärung: Angenommen, In Prüfung, In Bearbeitung oder Abgelehnt."
 	case "reason":
 		switch {
 		case strings.Contains(m, "required for reject"):
-			return "Für eine Ablehnung ist ein Grund erforderlich."
+			de = "Für eine Ablehnung ist ein Grund erforderlich."
 		case strings.Contains(m, "at most"):
-			return "Der Grund darf höchstens 4000 Zeichen lang sein."
+			de = "Der Grund darf höchstens 4000 Zeichen lang sein."
 		case strings.Contains(m, "without NUL"):
-			return "Der Grund enthält Zeichen, die kein Text sind."
+			de = "Der Grund enthält Zeichen, die kein Text sind."
 		}
 	}
-	return m
+	if lang == langEN && de == "Die Angabe ist ungültig." {
+		return m // the domain's English message says more
+	}
+	return msg(lang, de)
 }
 
 // decide records a decision from the page. A coordinator records one by
@@ -667,7 +748,7 @@ func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string,
 	meta func(context.Context, int64) (number, party string, err error), load func(context.Context, int64) ([]byte, error)) {
 	id, ok := emlID(r.PathValue("file"))
 	if !ok {
-		p.errorPage(w, r, http.StatusNotFound, "Nicht gefunden", "Diese Nachricht gibt es nicht.")
+		p.errorKey(w, r, http.StatusNotFound, "Nicht gefunden", "Diese Nachricht gibt es nicht.")
 		return
 	}
 	number, party, err := meta(r.Context(), id)
@@ -688,7 +769,7 @@ func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string,
 		return
 	}
 	if raw == nil {
-		p.errorPage(w, r, http.StatusNotFound, "Nicht gespeichert", "Die Nachricht war zu groß und wurde nicht gespeichert.")
+		p.errorKey(w, r, http.StatusNotFound, "Nicht gespeichert", "Die Nachricht war zu groß und wurde nicht gespeichert.")
 		return
 	}
 	w.Header().Set("Content-Type", "message/rfc822")
@@ -696,93 +777,3 @@ func (p *Pages) serveEML(w http.ResponseWriter, r *http.Request, prefix string,
 	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.Write(raw)
 }
-
-// berlin is the time zone the page shows times in.
-var berlin = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		return time.UTC // cmd/mailflow embeds time/tzdata, so only bare tests get here
-	}
-	return loc
-}()
-
-var pageFuncs = template.FuncMap{
-	"zeit": func(t any) string {
-		switch t := t.(type) {
-		case time.Time:
-			return t.In(berlin).Format("02.01.2006 15:04")
-		case *time.Time:
-			if t != nil {
-				return t.In(berlin).Format("02.01.2006 15:04")
-			}
-		}
-		return "–"
-	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"datum": func(d any) string {
-		switch d := d.(type) {
-		case mailflow.Date:
-			return d.Format("02.01.2006")
-		case *mailflow.Date:
-			if d != nil {
-				return d.Format("02.01.2006")
-			}
-		}
-		return "unbefristet"
-	},
-	"betrag": func(cents int64, currency string) string { return templates.Money("de", cents, currency) },
-	"prozent": func(f float64) string {
-		return strings.ReplaceAll(strconv.FormatFloat(f, 'f', -1, 64), ".", ",") + " %"
-	},
-	"intervall":     intervalLabel,
-	"partei":        partyLabel,
-	"erklaerung":    intentLabel,
-	"quelle":        sourceLabel,
-	"wirkung":       effectLabel,
-	"art":           kindLabel,
-	"versandstatus": outboxStatusLabel,
-	"ergebnis":      verdictLabel,
-	"modell":        modelLabel,
-	"wert":          propertyValue,
-	"join":          strings.Join,
-	"deref":         func(t *time.Time) time.Time { return *t },
-	"terms": func(s mailflow.Snapshot) []termsDoc {
-		return []termsDoc{{"AGB", s.Terms}, {"Leistungsbedingungen", s.Conditions}}
-	},
-}
-
-// termsDoc is one of the contract texts an order binds.
-type termsDoc struct {
-	Kind  string
-	Terms mailflow.Terms
-}
-
-func propertyValue(v any) string {
-	switch v := v.(type) {
-	case bool:
-		if v {
-			return "ja"
-		}
-		return "nein"
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-			return strconv.FormatInt(int64(v), 10)
-		}
-		return strings.ReplaceAll(strconv.FormatFloat(v, 'f', -1, 64), ".", ",")
-	case nil:
-		return "–"
-	}
-	return fmt.Sprint(v)
-}
-
-func intervalLabel(s string) string { return templates.Label("de", templates.LabelInterval, s) }
-func partyLabel(s string) string    { return templates.Label("de", templates.LabelParty, s) }
-func intentLabel(i mailflow.Intent) string {
-	return templates.Label("de", templates.LabelIntent, string(i))
-}
-func sourceLabel(s string) string       { return templates.Label("de", templates.LabelSource, s) }
-func effectLabel(s string) string       { return templates.Label("de", templates.LabelEffect, s) }
-func kindLabel(s string) string         { return templates.Label("de", templates.LabelKind, s) }
-func outboxStatusLabel(s string) string { return templates.Label("de", templates.LabelOutboxStatus, s) }
-func verdictLabel(s string) string      { return templates.Label("de", templates.LabelVerdict, s) }
-func modelLabel(s string) string        { return templates.Label("de", templates.LabelModel, s) }

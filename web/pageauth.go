@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mailflow/mailflow"
+	"mailflow/templates"
 )
 
 // Sessions and login limits (docs/design.md §7).
@@ -263,12 +264,12 @@ func (v *viewer) decidesFor(o *mailflow.Order) []string {
 	return []string{v.Role}
 }
 
-// label is how the page names the signed-in person.
-func (v *viewer) label() string {
+// label is how the page names the signed-in person, in lang.
+func (v *viewer) label(lang string) string {
 	if v.coordinator() {
 		return v.Subject
 	}
-	return v.Subject + " (" + v.OrgName + ", " + partyLabel(v.Role) + ")"
+	return v.Subject + " (" + v.OrgName + ", " + label(lang, templates.LabelParty, v.Role) + ")"
 }
 
 type viewerKey struct{}
@@ -394,13 +395,13 @@ func (p *Pages) authed(h http.HandlerFunc) http.Handler {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 			if err := r.ParseForm(); err != nil {
-				p.errorPage(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
+				p.errorKey(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
 				return
 			}
 			got := r.PostForm.Get("csrf")
 			if !sameOrigin(r) || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(v.CSRF)) != 1 {
 				p.Log.Warn("status page: CSRF check failed", "path", r.URL.Path)
-				p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt",
+				p.errorKey(w, r, http.StatusForbidden, "Anfrage abgelehnt",
 					"Die Anfrage kam nicht aus einem Formular dieser Seite (CSRF-Schutz). Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.")
 				return
 			}
@@ -459,8 +460,8 @@ type loginView struct {
 	LinkError string
 }
 
-func (p *Pages) newLoginView(next string) loginView {
-	return loginView{layout: layout{Title: "Anmelden"}, Next: safeNext(next),
+func (p *Pages) newLoginView(r *http.Request, next string) loginView {
+	return loginView{layout: p.layoutFor(r, "Anmelden"), Next: safeNext(next),
 		Signin: p.signinEnabled(), Password: len(p.coordinators) > 0}
 }
 
@@ -474,7 +475,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("weiter")), http.StatusSeeOther)
 		return
 	}
-	p.render(w, r, http.StatusOK, "login.html", p.newLoginView(r.URL.Query().Get("weiter")))
+	p.render(w, r, http.StatusOK, "login.html", p.newLoginView(r, r.URL.Query().Get("weiter")))
 }
 
 // blockedFor reports how long a key must wait before its next attempt of
@@ -489,21 +490,21 @@ func (p *Pages) blockedFor(ctx context.Context, kind, key string, limit int, win
 }
 
 // tooMany answers 429 with how long to wait.
-func tooMany(w http.ResponseWriter, wait time.Duration) string {
+func tooMany(w http.ResponseWriter, lang string, wait time.Duration) string {
 	w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-	return fmt.Sprintf("Bitte versuchen Sie es in %d Minuten noch einmal.", int(wait.Minutes())+1)
+	return msgf(lang, "Bitte versuchen Sie es in %d Minuten noch einmal.", int(wait.Minutes())+1)
 }
 
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		p.errorPage(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
+		p.errorKey(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
 		return
 	}
-	v := p.newLoginView(r.PostForm.Get("weiter"))
+	v := p.newLoginView(r, r.PostForm.Get("weiter"))
 	v.Username = r.PostForm.Get("username")
 	if !sameOrigin(r) {
-		p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
+		p.errorKey(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
 		return
 	}
 	ctx, key := r.Context(), p.clientKey(r)
@@ -513,7 +514,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait > 0 {
-		v.Error = "Zu viele fehlgeschlagene Anmeldeversuche. " + tooMany(w, wait)
+		v.Error = msg(v.Lang, "Zu viele fehlgeschlagene Anmeldeversuche.") + " " + tooMany(w, v.Lang, wait)
 		p.render(w, r, http.StatusTooManyRequests, "login.html", v)
 		return
 	}
@@ -524,7 +525,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Log.Warn("status page: login failed", "client", key)
-		v.Error = "Benutzername oder Passwort ist falsch."
+		v.Error = msg(v.Lang, "Benutzername oder Passwort ist falsch.")
 		p.render(w, r, http.StatusUnauthorized, "login.html", v)
 		return
 	}

@@ -3,13 +3,13 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"mailflow/mailflow"
+	"mailflow/templates"
 )
 
 // The review queue "Nachrichten zur Prüfung" (docs/design.md §4 "The
@@ -54,23 +54,25 @@ func (p *Pages) coordinatorOnly(h http.HandlerFunc) http.Handler {
 }
 
 func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
-	p.errorPage(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
+	p.errorKey(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 }
 
 // reviewTime shows a time to the second with its zone: the order of
 // messages that arrive within a minute matters.
 func reviewTime(t time.Time) string { return t.In(berlin).Format("02.01.2006 15:04:05 MST") }
 
-// stamp is a time as the page shows it and as a <time datetime>.
+// stamp is a time as the page shows it and as a <time datetime>; At
+// is the time itself, which the templates show in the page's language.
 type stamp struct {
 	Text, ISO string
+	At        time.Time
 }
 
 func newStamp(t time.Time) stamp {
 	if t.IsZero() {
 		return stamp{}
 	}
-	return stamp{Text: reviewTime(t), ISO: t.UTC().Format(time.RFC3339)}
+	return stamp{Text: reviewTime(t), ISO: t.UTC().Format(time.RFC3339), At: t}
 }
 
 // queueRow is one message in the queue.
@@ -224,7 +226,7 @@ func (p *Pages) renderReviewMessage(w http.ResponseWriter, r *http.Request, stat
 		p.fail(w, r, err)
 		return
 	}
-	v := reviewMessageView{layout: p.layoutFor(r, fmt.Sprintf("Nachricht %d", id)), Msg: m,
+	v := reviewMessageView{layout: p.layoutFor(r, "Nachricht %d", id), Msg: m,
 		Received: newStamp(m.ReceivedAt), Read: mailflow.ReadForReview(raw), Resolution: newResolutionView(res)}
 	v.Sent = newStamp(v.Read.Date)
 	v.Order, v.Linked = mailflow.SuggestOrder(m)
@@ -247,10 +249,10 @@ func (p *Pages) renderReviewMessage(w http.ResponseWriter, r *http.Request, stat
 	}
 	v.Forms.Order, v.Forms.Reason = number, d.Reason
 	for _, party := range []string{mailflow.PartyProvider, mailflow.PartyIntermediary} {
-		v.Forms.Parties = append(v.Forms.Parties, option{Value: party, Label: partyLabel(party), Selected: d.Party == party})
+		v.Forms.Parties = append(v.Forms.Parties, option{Value: party, Label: label(v.Lang, templates.LabelParty, party), Selected: d.Party == party})
 	}
 	for _, i := range []mailflow.Intent{mailflow.IntentAccept, mailflow.IntentReview, mailflow.IntentWorking, mailflow.IntentReject} {
-		v.Forms.Intents = append(v.Forms.Intents, option{Value: string(i), Label: intentLabel(i), Selected: d.Intent == i})
+		v.Forms.Intents = append(v.Forms.Intents, option{Value: string(i), Label: label(v.Lang, templates.LabelIntent, string(i)), Selected: d.Intent == i})
 	}
 	if in != nil && in.verr != nil {
 		v.Forms.AttachBy = map[string]string{}
@@ -265,9 +267,9 @@ func (p *Pages) renderReviewMessage(w http.ResponseWriter, r *http.Request, stat
 			if _, dup := v.Forms.AttachBy[fe.Field]; dup {
 				continue
 			}
-			msg := reviewErrorCode(fe)
-			v.Forms.AttachBy[fe.Field] = msg
-			v.Forms.AttachErrors = append(v.Forms.AttachErrors, fieldError{Field: fe.Field, Label: attachLabels[fe.Field], Message: msg})
+			m := reviewErrorCode(v.Lang, fe)
+			v.Forms.AttachBy[fe.Field] = m
+			v.Forms.AttachErrors = append(v.Forms.AttachErrors, fieldError{Field: fe.Field, Label: msg(v.Lang, attachLabels[fe.Field]), Message: m})
 		}
 	}
 	p.render(w, r, status, "review_message.html", v)
@@ -278,8 +280,8 @@ var attachLabels = map[string]string{"order": "Bestellnummer", "party": "Partei"
 
 // reviewErrorCode gives a field error as the code review_message.html
 // words ("order-required" …), or, for the fields the decision form shares,
-// its German message.
-func reviewErrorCode(fe mailflow.FieldError) string {
+// its message in lang.
+func reviewErrorCode(lang string, fe mailflow.FieldError) string {
 	switch fe.Field {
 	case "order":
 		if fe.Message == "is required" {
@@ -289,7 +291,7 @@ func reviewErrorCode(fe mailflow.FieldError) string {
 	case "message":
 		return "message-conflict"
 	}
-	return germanFieldMessage(fe)
+	return fieldMessage(lang, fe)
 }
 
 func (p *Pages) reviewAttach(w http.ResponseWriter, r *http.Request) {

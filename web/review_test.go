@@ -90,10 +90,10 @@ func TestReviewQueuePage(t *testing.T) {
 			if strings.Index(body, fmt.Sprintf(`data-inbound="%d"`, unmatched.ID)) > strings.Index(body, fmt.Sprintf(`data-inbound="%d"`, tagOnly.ID)) {
 				t.Error("the queue is not oldest first")
 			}
-			mustContainAll(t, "unmatched row", rows[fmt.Sprint(unmatched.ID)], "25.11.2026 10:00:00 CET", "info@werbung.example",
+			mustContainAll(t, "unmatched row", rows[fmt.Sprint(unmatched.ID)], "25.11.2026 10:00:00 MEZ", "info@werbung.example",
 				"&lt;script&gt;alert(1)&lt;/script&gt; Angebot", "nicht zugeordnet", "no reply token", `<span class="empty">keine</span>`,
 				fmt.Sprintf(`href="/pruefung/%d"`, unmatched.ID), fmt.Sprintf(`href="/nachrichten/eingang/%d.eml"`, unmatched.ID))
-			mustContainAll(t, "token-matched row", rows[fmt.Sprint(tokenMatched.ID)], "25.11.2026 10:00:01 CET", "Absender nicht berechtigt",
+			mustContainAll(t, "token-matched row", rows[fmt.Sprint(tokenMatched.ID)], "25.11.2026 10:00:01 MEZ", "Absender nicht berechtigt",
 				`<a href="/bestellungen/`+o.Number+`">`+o.Number+`</a>`)
 			mustContainAll(t, "subject-only row", rows[fmt.Sprint(tagOnly.ID)], o.Number+` <span class="small">(nur im Betreff genannt)</span>`)
 			if strings.Contains(body, "<script>") {
@@ -108,7 +108,7 @@ func TestReviewQueuePage(t *testing.T) {
 			}
 			mustContainAll(t, "message page", body, "ABGELEHNT: keine Kapazität &lt;b&gt;frei&lt;/b&gt;", "&gt; Ihre Bestellung",
 				`value="`+o.Number+`"`, `<option value="provider" selected>`, `<option value="reject" selected>`,
-				`>keine Kapazität &lt;b&gt;frei&lt;/b&gt;</textarea>`, "25.11.2026 09:59:58 CET", "bestellungen@example.org",
+				`>keine Kapazität &lt;b&gt;frei&lt;/b&gt;</textarea>`, "25.11.2026 09:59:58 MEZ", "bestellungen@example.org",
 				`action="/pruefung/`+fmt.Sprint(tagOnly.ID)+`/zuordnen"`, `action="/pruefung/`+fmt.Sprint(tagOnly.ID)+`/ablegen"`)
 			if strings.Contains(body, "<b>frei") {
 				t.Error("the message text is not escaped")
@@ -197,9 +197,9 @@ func TestReviewAttachPage(t *testing.T) {
 				"der Bestellung <a href=\"/bestellungen/"+o.Number+"\">"+o.Number+"</a> zugeordnet; erfasste Erklärung: Angenommen (Intermediär)",
 				"durch <strong>"+pageUser+"</strong>")
 			_, body = c.get("/bestellungen/" + o.Number)
-			mustContainAll(t, "order page", body, "<td>geprüfte Nachricht</td>", "Nachrichten aus der Prüfung",
+			mustContainAll(t, "order page", body, `data-label="Quelle">geprüfte Nachricht</td>`, "Nachrichten aus der Prüfung",
 				fmt.Sprintf(`<li data-inbound="%d" data-action="attached">`, m.ID), fmt.Sprintf(`href="/pruefung/%d"`, m.ID),
-				fmt.Sprintf(`(<a href="/nachrichten/eingang/%d.eml">Nachricht</a>)`, m.ID))
+				fmt.Sprintf(`(<a href="#nachricht-eingang-%d">Nachricht</a>)`, m.ID))
 
 			// The same post again (a double click, a second coordinator)
 			// is told who was first and changes nothing.

@@ -49,18 +49,18 @@ func (p *Pages) requestLink(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		p.errorPage(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
+		p.errorKey(w, r, http.StatusBadRequest, "Ungültige Anfrage", "Das Formular konnte nicht gelesen werden.")
 		return
 	}
 	if !sameOrigin(r) {
-		p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anfrage kam nicht aus dem Formular dieser Seite.")
+		p.errorKey(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anfrage kam nicht aus dem Formular dieser Seite.")
 		return
 	}
-	v := p.newLoginView(r.PostForm.Get("weiter"))
+	v := p.newLoginView(r, r.PostForm.Get("weiter"))
 	addr := strings.ToLower(strings.TrimSpace(r.PostForm.Get("email")))
 	v.Email = mailflow.CleanText(addr, 0)
 	if !mailflow.ValidEmail(addr) {
-		v.LinkError = "Bitte geben Sie eine E-Mail-Adresse ein, etwa name@behoerde.example."
+		v.LinkError = msg(v.Lang, "Bitte geben Sie eine E-Mail-Adresse ein, etwa name@behoerde.example.")
 		p.render(w, r, http.StatusUnprocessableEntity, "login.html", v)
 		return
 	}
@@ -76,7 +76,7 @@ func (p *Pages) requestLink(w http.ResponseWriter, r *http.Request) {
 		}
 		if wait > 0 {
 			p.Log.Warn("status page: sign-in links limited", "limit", lim.kind, "client", client)
-			v.LinkError = "Für diese Adresse oder von diesem Rechner wurden zu viele Anmeldelinks angefordert. " + tooMany(w, wait)
+			v.LinkError = msg(v.Lang, "Für diese Adresse oder von diesem Rechner wurden zu viele Anmeldelinks angefordert.") + " " + tooMany(w, v.Lang, wait)
 			p.render(w, r, http.StatusTooManyRequests, "login.html", v)
 			return
 		}
@@ -88,7 +88,7 @@ func (p *Pages) requestLink(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.renderFlushed(w, r, "signin.html", signinView{layout: layout{Title: "Anmeldelink angefordert"}, Sent: true})
+	p.renderFlushed(w, r, "signin.html", signinView{layout: p.layoutFor(r, "Anmeldelink angefordert"), Sent: true})
 	// The client has its answer; what follows it cannot see.
 	if err := p.sendLinks(context.WithoutCancel(ctx), addr, now); err != nil {
 		p.Log.Error("status page: sign-in link not sent", "err", err)
@@ -99,11 +99,14 @@ func (p *Pages) requestLink(w http.ResponseWriter, r *http.Request) {
 // the client has the whole answer while the handler goes on.
 func (p *Pages) renderFlushed(w http.ResponseWriter, r *http.Request, name string, data any) {
 	var buf bytes.Buffer
-	if err := p.tmpl[name].ExecuteTemplate(&buf, "base", data); err != nil {
+	lang := langFrom(r)
+	if err := p.tmpl[lang][name].ExecuteTemplate(&buf, "base", data); err != nil {
 		p.Log.Error("render page", "page", name, "path", r.URL.Path, "err", err)
-		http.Error(w, "Interner Fehler", http.StatusInternalServerError)
+		http.Error(w, msg(lang, "Interner Fehler"), http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set("Content-Language", lang)
+	w.Header().Add("Vary", "Accept-Language, Cookie")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	// A client must not send its next request on this connection: that
@@ -196,13 +199,13 @@ func (p *Pages) confirmLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PathValue("token")
-	v := signinView{layout: layout{Title: "Anmelden"}, Token: token}
+	v := signinView{layout: p.layoutFor(r, "Anmelden"), Token: token}
 	l, err := p.Auth.SigninLink(r.Context(), hashHex(token))
 	if err != nil && !errors.Is(err, mailflow.ErrNotFound) {
 		p.fail(w, r, err)
 		return
 	}
-	if v.Problem = linkProblem(l, err, p.Now()); v.Problem != "" {
+	if v.Problem = msg(v.Lang, linkProblem(l, err, p.Now())); v.Problem != "" {
 		status := http.StatusGone
 		if l == nil {
 			status = http.StatusNotFound
@@ -231,7 +234,7 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sameOrigin(r) {
-		p.errorPage(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
+		p.errorKey(w, r, http.StatusForbidden, "Anfrage abgelehnt", "Die Anmeldung kam nicht aus dem Formular dieser Seite.")
 		return
 	}
 	ctx, now := r.Context(), p.Now()
@@ -248,9 +251,10 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 		if l == nil {
 			status = http.StatusNotFound
 		}
-		v := signinView{layout: layout{Title: "Anmelden"}, Problem: linkProblem(l, err, now)}
+		v := signinView{layout: p.layoutFor(r, "Anmelden")}
+		v.Problem = msg(v.Lang, linkProblem(l, err, now))
 		if v.Problem == "" { // used between the two statements
-			v.Problem = linkProblem(&mailflow.SigninLink{Used: &now}, nil, now)
+			v.Problem = msg(v.Lang, linkProblem(&mailflow.SigninLink{Used: &now}, nil, now))
 		}
 		p.Log.Warn("status page: sign-in link refused", "client", p.clientKey(r))
 		p.render(w, r, status, "signin.html", v)
@@ -266,8 +270,8 @@ func (p *Pages) useLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if party == nil || !party.MaySignIn(l.Email) {
-		p.render(w, r, http.StatusForbidden, "signin.html", signinView{layout: layout{Title: "Anmelden"},
-			Problem: "Diese Adresse ist im Katalog nicht mehr für die Organisation eingetragen. Bitte wenden Sie sich an die Koordinierungsstelle."})
+		p.render(w, r, http.StatusForbidden, "signin.html", signinView{layout: p.layoutFor(r, "Anmelden"),
+			Problem: msg(langFrom(r), "Diese Adresse ist im Katalog nicht mehr für die Organisation eingetragen. Bitte wenden Sie sich an die Koordinierungsstelle.")})
 		return
 	}
 	if err := p.startSession(w, r, l.Role, l.Org, l.Email); err != nil {

@@ -63,11 +63,11 @@ func TestCLIOrderLifecycle(t *testing.T) {
 		t.Errorf("create with other content: %v, %q", err, stderr)
 	}
 	c.must("order", "create", "../../examples/order-uv.json")
-	if out := c.must("order", "list", "-status", "open"); strings.Count(out, "Offen") != 2 {
+	if out := c.must("order", "list", "-status", "open"); strings.Count(out, " open") != 2 || !strings.Contains(out, "NUMBER") {
 		t.Errorf("list: %q", out)
 	}
 	c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "working")
-	if out := c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "accept"); !strings.Contains(out, "Bestellt") {
+	if out := c.must("order", "decide", "2026-000001", "-party", "provider", "-intent", "accept"); !strings.Contains(out, "2026-000001: ordered (binding) [ordered]") {
 		t.Errorf("decide: %q", out)
 	}
 	out := c.must("-json", "order", "show", "2026-000001")
@@ -125,13 +125,26 @@ func TestCLIInboxExplain(t *testing.T) {
 	f.Close()
 	os.WriteFile(eml, []byte("Authentication-Results: mx.example.org; dmarc=pass header.from=dataport.example\r\n"+reply), 0o600)
 	out = c.must("inbox", "explain", eml)
-	for _, want := range []string{"applied", "2026-000001", "accept", "Bestellt", "nothing"} {
+	for _, want := range []string{"applied", "2026-000001", "accept", "ordered (binding) [ordered]", "nothing"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain of a DMARC-authenticated reply lacks %q:\n%s", want, out)
 		}
 	}
-	if show := c.must("order", "show", "2026-000001"); !strings.Contains(show, "Offen") {
+	show := c.must("order", "show", "2026-000001")
+	if !strings.Contains(show, "open [open]") {
 		t.Errorf("explain changed the order:\n%s", show)
+	}
+	// The command line speaks English only: no German heading above
+	// English columns.
+	for _, german := range []string{"Verlauf", "Nachrichten", "Bestellt am", "Vertragsmodell", "Kunde", "Anbieter", "Offen"} {
+		if strings.Contains(show, german) {
+			t.Errorf("order show mixes in German %q:\n%s", german, show)
+		}
+	}
+	for _, want := range []string{"contract model", "direct contract (DV)", "History:", "TIME"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("order show lacks %q:\n%s", want, show)
+		}
 	}
 }
 

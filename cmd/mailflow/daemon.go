@@ -123,6 +123,7 @@ func (d *daemon) buildHTTP() error {
 		srv.Extra["/"] = pages.Handler()
 	} else {
 		d.log.Warn("status page disabled: neither a coordinator password nor http.public_url is set")
+		srv.Extra["/"] = web.NoPagesHandler()
 	}
 	d.http = &http.Server{
 		Addr:              d.cfg.HTTP.Listen,

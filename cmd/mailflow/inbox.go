@@ -60,7 +60,7 @@ func (a *app) inbox(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "intent\t%s\n", res.Intent)
 	}
 	if res.Status != "" {
-		fmt.Fprintf(tw, "status after\t%s (%s)\n", res.Status.Label(), res.Status)
+		fmt.Fprintf(tw, "status after\t%s\n", statusText(res.Status))
 	}
 	fmt.Fprintf(tw, "folder\t%s\n", res.Dest)
 	fmt.Fprintf(tw, "changed\tnothing (explain only)\n")

@@ -16,6 +16,7 @@ import (
 
 	"mailflow/mailflow"
 	"mailflow/storage"
+	"mailflow/templates"
 	"mailflow/web"
 )
 
@@ -161,7 +162,7 @@ func (a *app) orderCreate(ctx context.Context, _ *storage.Store, flow *mailflow.
 	if !created {
 		verb = "exists"
 	}
-	fmt.Fprintf(a.stdout, "%s %s (%s, %s)\n", verb, o.Number, o.ContractModel, o.Status.Label())
+	fmt.Fprintf(a.stdout, "%s %s (%s, %s)\n", verb, o.Number, o.ContractModel, statusText(o.Status))
 	return nil
 }
 
@@ -184,7 +185,7 @@ func (a *app) orderList(ctx context.Context, s *storage.Store, status string) er
 	fmt.Fprintln(tw, "NUMBER\tORDERED\tMODEL\tSERVICE\tSTATUS")
 	for _, o := range orders {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Number, o.OrderedAt.In(a.cfg.location).Format("2006-01-02 15:04"),
-			o.ContractModel, o.Snapshot.Service.Name, o.Status.Label())
+			o.ContractModel, o.Snapshot.Service.Name, o.Status)
 	}
 	return tw.Flush()
 }
@@ -217,35 +218,44 @@ func (a *app) orderDecide(ctx context.Context, flow *mailflow.Flow, number strin
 	if a.json {
 		return a.printJSON(web.NewOrderResponse(o, nil))
 	}
-	fmt.Fprintf(a.stdout, "%s: %s\n", o.Number, o.Status.Label())
+	fmt.Fprintf(a.stdout, "%s: %s\n", o.Number, statusText(o.Status))
 	return nil
+}
+
+// statusText is a status for the command line, which speaks English
+// throughout (docs/operations.md "Language of the command line"): the English label and the
+// code that -status takes.
+func statusText(s mailflow.Status) string {
+	return templates.Label("en", templates.LabelStatus, string(s)) + " [" + string(s) + "]"
 }
 
 func (a *app) printOrder(o *mailflow.Order, msgs []*mailflow.OutboxMessage) {
 	loc := a.cfg.location
+	const day, minute = "2006-01-02", "2006-01-02 15:04"
 	sn := o.Snapshot
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Bestellung\t%s (%s)\n", o.Number, o.ExternalID)
-	fmt.Fprintf(tw, "Status\t%s [%s]\n", o.Status.Label(), o.Status)
-	fmt.Fprintf(tw, "Bestellt am\t%s\n", o.OrderedAt.In(loc).Format("02.01.2006 15:04"))
+	fmt.Fprintf(tw, "order\t%s (external id %s)\n", o.Number, o.ExternalID)
+	fmt.Fprintf(tw, "status\t%s\n", statusText(o.Status))
+	fmt.Fprintf(tw, "ordered at\t%s\n", o.OrderedAt.In(loc).Format(minute))
 	if o.BindingAt != nil {
-		fmt.Fprintf(tw, "Verbindlich seit\t%s (Bereitstellung bis %s)\n", o.BindingAt.In(loc).Format("02.01.2006 15:04"), o.ProvisioningDeadline().In(loc).Format("02.01.2006"))
+		fmt.Fprintf(tw, "binding since\t%s (to be provided by %s)\n", o.BindingAt.In(loc).Format(minute), o.ProvisioningDeadline().In(loc).Format(day))
 	}
-	fmt.Fprintf(tw, "Vertragsmodell\t%s\n", o.ContractModel)
-	fmt.Fprintf(tw, "Kunde\t%s, %s, %s %s (Leitweg-ID %s)\n", sn.Customer.Name, sn.Customer.Street, sn.Customer.PostalCode, sn.Customer.City, sn.Customer.LeitwegID)
-	fmt.Fprintf(tw, "Anbieter\t%s\n", sn.Provider.Name)
+	fmt.Fprintf(tw, "contract model\t%s\n", templates.Label("en", templates.LabelModel, o.ContractModel))
+	fmt.Fprintf(tw, "customer\t%s, %s, %s %s (Leitweg-ID %s)\n", sn.Customer.Name, sn.Customer.Street, sn.Customer.PostalCode, sn.Customer.City, sn.Customer.LeitwegID)
+	fmt.Fprintf(tw, "provider\t%s\n", sn.Provider.Name)
 	if sn.Intermediary != nil {
-		fmt.Fprintf(tw, "Intermediär\t%s\n", sn.Intermediary.Name)
+		fmt.Fprintf(tw, "intermediary\t%s\n", sn.Intermediary.Name)
 	}
-	fmt.Fprintf(tw, "Leistung\t%s\n", sn.Service.Name)
-	fmt.Fprintf(tw, "Preis\t%s: %d,%02d %s %s (USt %g %%)\n", sn.Price.Name, sn.Price.AmountCents/100, sn.Price.AmountCents%100, sn.Price.Currency, sn.Price.Interval, sn.Price.VATPercent)
-	fmt.Fprintf(tw, "AGB\t%s, sha256 %s\n", sn.Terms.Version, sn.Terms.SHA256)
-	fmt.Fprintf(tw, "Bedingungen\t%s, sha256 %s\n", sn.Conditions.Version, sn.Conditions.SHA256)
+	fmt.Fprintf(tw, "service\t%s\n", sn.Service.Name)
+	fmt.Fprintf(tw, "price\t%s: %s %s (VAT %g %%)\n", sn.Price.Name, templates.Money("en", sn.Price.AmountCents, sn.Price.Currency),
+		templates.Label("en", templates.LabelInterval, sn.Price.Interval), sn.Price.VATPercent)
+	fmt.Fprintf(tw, "general terms\t%s, sha256 %s\n", sn.Terms.Version, sn.Terms.SHA256)
+	fmt.Fprintf(tw, "conditions\t%s, sha256 %s\n", sn.Conditions.Version, sn.Conditions.SHA256)
 	if o.Conflict {
-		fmt.Fprintf(tw, "Konflikt\tspätere Erklärungen widersprechen dem Endstatus\n")
+		fmt.Fprintf(tw, "conflict\tlater declarations contradict the final status\n")
 	}
 	tw.Flush()
-	fmt.Fprintln(a.stdout, "\nVerlauf:")
+	fmt.Fprintln(a.stdout, "\nHistory:")
 	tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tPARTY\tINTENT\tSOURCE\tEFFECT\tREASON")
 	for _, d := range o.History {
@@ -253,7 +263,7 @@ func (a *app) printOrder(o *mailflow.Order, msgs []*mailflow.OutboxMessage) {
 	}
 	tw.Flush()
 	if len(msgs) > 0 {
-		fmt.Fprintln(a.stdout, "\nNachrichten:")
+		fmt.Fprintln(a.stdout, "\nMessages:")
 		a.printOutbox(msgs)
 	}
 }
