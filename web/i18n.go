@@ -521,6 +521,8 @@ var english = map[string]string{
 	// Evidence download (evidence.go).
 	"Nachweis herunterladen": "Download the evidence",
 	"(ZIP: Bestellung, Bedingungen, alle E-Mails, Erklärungen; signiert)": "(ZIP: order, terms, every email, declarations; signed)",
+	"Nachweis noch nicht verfügbar":                                       "Evidence not yet available",
+	"Den Nachweis erhalten Anbieter und Intermediär, sobald die Bestellung abgeschlossen ist (Bestellt oder Abgelehnt): Bis dahin enthält er die Antwortadressen aller Beteiligten, mit denen sich noch für sie entscheiden ließe.": "Providers and intermediaries get the evidence once the order is final (ordered or rejected): until then it holds every party's reply addresses, with which one could still decide for them.",
 	"Nachweis nicht verfügbar": "Evidence not available",
 	"Für diese Installation ist kein Signaturschlüssel eingerichtet (evidence.key_path).": "No signing key is set up for this installation (evidence.key_path).",
 	"Beweismittel verändert": "Evidence altered",

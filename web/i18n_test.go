@@ -2,6 +2,8 @@ package web
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -72,4 +74,43 @@ func httptestRequest(cookie, accept string) *http.Request {
 		r.Header.Set("Accept-Language", accept)
 	}
 	return r
+}
+
+// TestGoPhrases: every phrase Go code shows through the table is in it,
+// and no error page is given German text that bypasses it.
+func TestGoPhrases(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := regexp.MustCompile(`(?s)(?:errorKey\(w, r, [^,]+, |msgf?\([^,()]+, |layoutFor\(r, )"((?:[^"\\]|\\.)*)"(?:,\s*"((?:[^"\\]|\\.)*)")?`)
+	bypass := regexp.MustCompile(`errorPage\(w, r, [^,]+, "`)
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		for _, m := range uses.FindAllStringSubmatch(src, -1) {
+			for _, phrase := range m[1:] {
+				if phrase == "" {
+					continue
+				}
+				n++
+				if _, ok := english[phrase]; !ok {
+					t.Errorf("%s: no English for %q", f, phrase)
+				}
+			}
+		}
+		if loc := bypass.FindStringIndex(src); loc != nil {
+			t.Errorf("%s: an error page with a fixed text that bypasses the phrase table: %s", f, src[loc[0]:min(len(src), loc[1]+40)])
+		}
+	}
+	if n < 30 {
+		t.Errorf("found only %d phrases in the Go code", n)
+	}
 }

@@ -665,7 +665,7 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request) {
 	if !viewer.coordinator() {
 		if d.Party != viewer.Role {
 			p.Log.Warn("status page: decision for another party refused", "order", number, "role", viewer.Role, "party", mailflow.CleanText(d.Party, 40))
-			p.errorPage(w, r, http.StatusForbidden, "Nicht erlaubt",
+			p.errorKey(w, r, http.StatusForbidden, "Nicht erlaubt",
 				"Sie können nur die Erklärung Ihrer eigenen Organisation erfassen.")
 			return
 		}
