@@ -89,7 +89,7 @@ func (p *Pages) evidenceZip(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !viewerFrom(r).coordinator() && !o.Status.Terminal() {
-		p.errorPage(w, r, http.StatusConflict, "Nachweis noch nicht verfügbar",
+		p.errorKey(w, r, http.StatusConflict, "Nachweis noch nicht verfügbar",
 			"Den Nachweis erhalten Anbieter und Intermediär, sobald die Bestellung abgeschlossen ist (Bestellt oder Abgelehnt): Bis dahin enthält er die Antwortadressen aller Beteiligten, mit denen sich noch für sie entscheiden ließe.")
 		return
 	}
