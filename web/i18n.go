@@ -527,8 +527,6 @@ var english = map[string]string{
 	"Für diese Installation ist kein Signaturschlüssel eingerichtet (evidence.key_path).": "No signing key is set up for this installation (evidence.key_path).",
 	"Beweismittel verändert": "Evidence altered",
 	"Der Nachweis wurde nicht erstellt: %s stimmt nicht mehr mit dem beim Speichern festgehaltenen SHA-256 überein. Die Koordinierungsstelle wurde benachrichtigt.": "The evidence was not made: %s no longer matches the SHA-256 recorded when it was stored. The coordination office has been told.",
-	"Nachweis noch nicht verfügbar": "Evidence not available yet",
-	"Den Nachweis erhalten Anbieter und Intermediär, sobald die Bestellung abgeschlossen ist (Bestellt oder Abgelehnt): Bis dahin enthält er die Antwortadressen aller Beteiligten, mit denen sich noch für sie entscheiden ließe.": "Providers and intermediaries get the evidence once the order is final (ordered or rejected): until then it holds every party's reply address, with which one could still decide for them.",
 
 	// Without a status page (nopage.go).
 	noPagesText: noPagesTextEN,
