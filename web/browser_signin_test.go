@@ -30,7 +30,9 @@ import (
 // its review on the page, the intermediary the same way, and a
 // coordinator with a password. For each it checks which orders the
 // list shows and that the other orders' pages, decision POSTs and .eml
-// downloads answer 404.
+// downloads answer 404, and that what each sees fits a window of 1280
+// and of 390 px (screenshots under the test's temporary directory, or
+// MAILFLOW_TEST_SCREENSHOTS).
 func TestBrowserSignin(t *testing.T) {
 	exe := chromiumPath(t)
 	st := storagetest.Open(t, "sqlite")
@@ -118,8 +120,35 @@ func TestBrowserSignin(t *testing.T) {
 			map[string]string{"GET": "undefined", "POST": `new URLSearchParams({csrf: document.querySelector('input[name=csrf]').value, party: 'provider', intent: 'accept'})`}[method])
 		return run(t, ctx, method+" "+path, chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
 	}
+	// fits checks, as who sees them, the list and each visible order's
+	// page at a desktop and a phone width: a screenshot of each, no page
+	// wider than the window, no status card cut.
+	shots := t.TempDir()
+	fits := func(who string, sees []*mailflow.Order) {
+		t.Helper()
+		pages := map[string]string{"list": "/bestellungen"}
+		for _, o := range sees {
+			pages[o.Number] = "/bestellungen/" + o.Number
+		}
+		for _, width := range []int64{1280, 390} {
+			for name, path := range pages {
+				do(fmt.Sprintf("%s: %s at %d px", who, name, width), chromedp.EmulateViewport(width, 900),
+					chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS(".status")))
+				rep := run(t, ctx, "measure "+path, chromedp.Evaluate[layoutReport](layoutJS))
+				if rep.InnerWidth != int(width) || rep.ScrollWidth > rep.InnerWidth {
+					t.Errorf("%s: %s at %d px: document %d px wide in a %d px window", who, name, width, rep.ScrollWidth, rep.InnerWidth)
+				}
+				for _, b := range rep.CutBadges {
+					t.Errorf("%s: %s at %d px: status card cut: %s", who, name, width, b)
+				}
+				saveScreenshot(t, shots, fmt.Sprintf("%s-%s-%d.png", who, name, width), run(t, ctx, "screenshot "+path, chromedp.FullScreenshot(100)))
+			}
+		}
+		do(who+": back to the window's width", chromedp.EmulateViewport(1280, 1000))
+	}
 	checkScope := func(who string, sees []*mailflow.Order, mails []string) {
 		t.Helper()
+		fits(who, sees)
 		do(who+": list", chromedp.Navigate(base+"/bestellungen"), chromedp.WaitVisible(chromedp.ID("treffer")))
 		var want []string
 		for _, o := range sees {
