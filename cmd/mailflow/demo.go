@@ -514,11 +514,10 @@ func (r *demoRun) step(ctx context.Context, s demoStep) error {
 	if err != nil {
 		return err
 	}
-	verdict := in.Verdict
-	if in.Verdict == mailflow.VerdictAutoReply {
-		verdict = "auto-reply: ignoriert"
-	}
-	r.say("%s     Eingang gelesen per IMAP: %s (%s)", o.number, verdict, in.Reason)
+	// The inbox's reason is a technical English text: on its own line, so
+	// that no line mixes the two languages (as on the status page).
+	r.say("%s     Eingang gelesen per IMAP: %s", o.number, templates.Label("de", templates.LabelVerdict, in.Verdict))
+	r.say("%s       [%s]", o.number, in.Reason)
 	return r.reportStatus(ctx, s)
 }
 

@@ -75,7 +75,7 @@ func TestDemoOnce(t *testing.T) {
 		"2026-000002  neue Bestellung",
 		"Bestellbenachrichtigung → Anbieter Dataport AöR <bestellungen@dataport.example>",
 		"Abwesenheitsnotiz",
-		"auto-reply: ignoriert",
+		"Eingang gelesen per IMAP: automatische Antwort",
 		"2026-000001  Status bleibt Offen",
 		"Anmeldelink → Anbieter Dataport AöR <bestellungen@dataport.example>",
 		"Anmeldelink: http://",
