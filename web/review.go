@@ -163,11 +163,7 @@ func (p *Pages) reviewQueue(w http.ResponseWriter, r *http.Request) {
 // the fields only this page has, codes the template words.
 type reviewForms struct {
 	Order        string
-	Parties      []option
-	Intents      []option
-	Reason       string
-	AttachErrors []fieldError
-	AttachBy     map[string]string
+	Attach       decisionForm // party, intent and reason, as on the order page
 	DismissText  string
 	DismissError string
 }
@@ -247,15 +243,15 @@ func (p *Pages) renderReviewMessage(w http.ResponseWriter, r *http.Request, stat
 			v.Forms.DismissText = in.dismissal
 		}
 	}
-	v.Forms.Order, v.Forms.Reason = number, d.Reason
+	v.Forms.Order, v.Forms.Attach.Reason = number, d.Reason
 	for _, party := range []string{mailflow.PartyProvider, mailflow.PartyIntermediary} {
-		v.Forms.Parties = append(v.Forms.Parties, option{Value: party, Label: label(v.Lang, templates.LabelParty, party), Selected: d.Party == party})
+		v.Forms.Attach.Parties = append(v.Forms.Attach.Parties, option{Value: party, Label: label(v.Lang, templates.LabelParty, party), Selected: d.Party == party})
 	}
 	for _, i := range []mailflow.Intent{mailflow.IntentAccept, mailflow.IntentReview, mailflow.IntentWorking, mailflow.IntentReject} {
-		v.Forms.Intents = append(v.Forms.Intents, option{Value: string(i), Label: label(v.Lang, templates.LabelIntent, string(i)), Selected: d.Intent == i})
+		v.Forms.Attach.Intents = append(v.Forms.Attach.Intents, option{Value: string(i), Label: label(v.Lang, templates.LabelIntent, string(i)), Selected: d.Intent == i})
 	}
 	if in != nil && in.verr != nil {
-		v.Forms.AttachBy = map[string]string{}
+		v.Forms.Attach.ByField = map[string]string{}
 		for _, fe := range in.verr.Errors {
 			if !in.attach {
 				v.Forms.DismissError = "dismiss-required"
@@ -264,12 +260,12 @@ func (p *Pages) renderReviewMessage(w http.ResponseWriter, r *http.Request, stat
 				}
 				continue
 			}
-			if _, dup := v.Forms.AttachBy[fe.Field]; dup {
+			if _, dup := v.Forms.Attach.ByField[fe.Field]; dup {
 				continue
 			}
 			m := reviewErrorCode(v.Lang, fe)
-			v.Forms.AttachBy[fe.Field] = m
-			v.Forms.AttachErrors = append(v.Forms.AttachErrors, fieldError{Field: fe.Field, Label: msg(v.Lang, attachLabels[fe.Field]), Message: m})
+			v.Forms.Attach.ByField[fe.Field] = m
+			v.Forms.Attach.Errors = append(v.Forms.Attach.Errors, fieldError{Field: fe.Field, Label: msg(v.Lang, attachLabels[fe.Field]), Message: m})
 		}
 	}
 	p.render(w, r, status, "review_message.html", v)
