@@ -188,3 +188,28 @@ func (s *Store) ClearSigninAttempts(ctx context.Context, kind, keyHash string) e
 	}
 	return nil
 }
+
+// PageLanguage returns the language a person (role, organization and
+// address or user name) last chose on the status page, or "" if none.
+func (s *Store) PageLanguage(ctx context.Context, role, org, subject string) (string, error) {
+	var langs []string
+	if err := s.sel(ctx, &langs, `SELECT lang FROM page_preferences WHERE role = ? AND org = ? AND subject = ?`,
+		role, org, subject); err != nil {
+		return "", fmt.Errorf("storage: page language: %w", err)
+	}
+	if len(langs) == 0 {
+		return "", nil
+	}
+	return langs[0], nil
+}
+
+// SetPageLanguage keeps a person's choice of language for the status
+// page, replacing an earlier one.
+func (s *Store) SetPageLanguage(ctx context.Context, role, org, subject, lang string, at time.Time) error {
+	if _, err := s.exec(ctx, `INSERT INTO page_preferences (role, org, subject, lang, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (role, org, subject) DO UPDATE SET lang = excluded.lang, updated_at = excluded.updated_at`,
+		role, org, subject, lang, utc(at)); err != nil {
+		return fmt.Errorf("storage: set page language: %w", err)
+	}
+	return nil
+}

@@ -250,3 +250,40 @@ func TestOrderScope(t *testing.T) {
 		})
 	}
 }
+
+// TestPageLanguage: a person's choice of language is kept per person
+// (role, organization, address), a later choice replaces it, another
+// daemon sees it, and it is no one else's.
+func TestPageLanguage(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			daemons := openDaemons(t, driver)
+			a, b := daemons[0], daemons[1]
+			t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+			if got, err := a.PageLanguage(ctx, "provider", "dataport", "erika@dataport.example"); err != nil || got != "" {
+				t.Fatalf("before a choice: %q, %v; want none", got, err)
+			}
+			if err := a.SetPageLanguage(ctx, "provider", "dataport", "erika@dataport.example", "en", t0); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.SetPageLanguage(ctx, "coordinator", "", "koordinierung", "en", t0); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetPageLanguage(ctx, "coordinator", "", "koordinierung", "de", t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct{ role, org, subject, want string }{
+				{"provider", "dataport", "erika@dataport.example", "en"},
+				{"coordinator", "", "koordinierung", "de"},                 // the later choice
+				{"provider", "dataport", "max@dataport.example", ""},       // another address
+				{"intermediary", "dataport", "erika@dataport.example", ""}, // same address, other role
+				{"provider", "itnrw", "erika@dataport.example", ""},        // same address, other organization
+			} {
+				if got, err := b.PageLanguage(ctx, tc.role, tc.org, tc.subject); err != nil || got != tc.want {
+					t.Errorf("%s/%s/%s: %q, %v; want %q", tc.role, tc.org, tc.subject, got, err, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -40,7 +40,8 @@ const langCookie = "mailflow_lang"
 var langMatcher = language.NewMatcher([]language.Tag{language.German, language.English})
 
 // langFrom chooses the language of a response: the cookie set by the
-// language switch, else the browser's Accept-Language, else German.
+// language switch (or by a sign-in, from the person's stored choice),
+// else the browser's Accept-Language, else German.
 func langFrom(r *http.Request) string {
 	if c, err := r.Cookie(langCookie); err == nil && (c.Value == langDE || c.Value == langEN) {
 		return c.Value
@@ -108,7 +109,9 @@ func languageSwitch(r *http.Request, lang string) switchLink {
 	return switchLink{URL: "/sprache/en?weiter=" + url.QueryEscape(back), Lang: langEN, Label: "English"}
 }
 
-// setLanguage stores the chosen language in a cookie and returns to the
+// setLanguage stores the chosen language in a cookie and, for a
+// signed-in person, in the database, so that it follows them to another
+// browser at their next sign-in (startSession); then it returns to the
 // page the person came from. It is a plain link (no script, no form), so
 // it works on the login page too; it changes nothing but the language,
 // which makes a GET harmless.
@@ -118,9 +121,22 @@ func (p *Pages) setLanguage(w http.ResponseWriter, r *http.Request) {
 		p.errorKey(w, r, http.StatusNotFound, "Seite nicht gefunden", "Diese Seite gibt es nicht.")
 		return
 	}
+	v, err := p.session(r)
+	if err == nil && v != nil {
+		err = p.Auth.SetPageLanguage(r.Context(), v.Role, v.Org, v.Subject, lang, p.Now())
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.setLangCookie(w, lang)
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("weiter")), http.StatusSeeOther)
+}
+
+// setLangCookie keeps lang as this browser's language for a year.
+func (p *Pages) setLangCookie(w http.ResponseWriter, lang string) {
 	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
 		HttpOnly: true, Secure: p.SecureCookies, SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, safeNext(r.URL.Query().Get("weiter")), http.StatusSeeOther)
 }
 
 // berlin is the time zone the page shows times in.

@@ -69,6 +69,9 @@ type AuthStore interface {
 	OldestSigninAttempt(ctx context.Context, kind, keyHash string, since time.Time, n int) (time.Time, error)
 	RecordSigninAttempt(ctx context.Context, kind, keyHash string, at time.Time) error
 	ClearSigninAttempts(ctx context.Context, kind, keyHash string) error
+	// PageLanguage returns a person's stored choice of language, "" if none.
+	PageLanguage(ctx context.Context, role, org, subject string) (string, error)
+	SetPageLanguage(ctx context.Context, role, org, subject, lang string, at time.Time) error
 }
 
 // Coordinator is one coordinator's password login to the page. Give the
@@ -365,6 +368,15 @@ func (p *Pages) startSession(w http.ResponseWriter, r *http.Request, role, org, 
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
 		Secure: p.SecureCookies, SameSite: http.SameSiteStrictMode})
+	// The person's own choice of language, made in another browser or an
+	// earlier session, wins over this browser's cookie from now on.
+	lang, err := p.Auth.PageLanguage(ctx, role, org, subject)
+	if err != nil {
+		return err
+	}
+	if lang == langDE || lang == langEN {
+		p.setLangCookie(w, lang)
+	}
 	return nil
 }
 

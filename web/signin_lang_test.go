@@ -3,6 +3,7 @@ package web_test
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -72,5 +73,68 @@ func TestSigninPagesBothLanguages(t *testing.T) {
 				t.Errorf("%s sign-in pages show %q", tc.lang, w)
 			}
 		}
+	}
+}
+
+// TestLanguageFollowsPerson: a signed-in person's choice of language is
+// theirs, not the browser's: it holds in a fresh browser after a new
+// sign-in, over that browser's cookie and Accept-Language; a later choice
+// replaces it; a switch while signed out stores nothing for anyone, and
+// another person, or the coordinator, keeps the default.
+func TestLanguageFollowsPerson(t *testing.T) {
+	for _, driver := range storagetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			env := newSigninEnv(t, driver)
+			lang := func(c *pageClient) string {
+				t.Helper()
+				_, body := c.do("GET", "/bestellungen", nil, map[string]string{"Accept-Language": "de-DE"})
+				for _, l := range []string{"de", "en"} {
+					if strings.Contains(body, `<html lang="`+l+`">`) {
+						return l
+					}
+				}
+				t.Fatalf("order list in no language: %.200s", body)
+				return ""
+			}
+			first := env.client("192.0.2.1")
+			env.signIn(first, dataportAddr, "")
+			if got := lang(first); got != "de" {
+				t.Fatalf("before any choice: %s, want de", got)
+			}
+			if resp, _ := first.get("/sprache/en?weiter=/bestellungen"); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("switch: %d", resp.StatusCode)
+			}
+			// A fresh browser that asks for German, and whose cookie says
+			// German (switched while signed out): the sign-in form is
+			// German, the pages after sign-in are English.
+			second := env.client("192.0.2.2")
+			second.get("/sprache/de?weiter=/anmelden")
+			if _, body := second.get("/anmelden"); !strings.Contains(body, `<html lang="de">`) {
+				t.Error("signed out, the sign-in form does not follow the browser's cookie")
+			}
+			env.signIn(second, dataportAddr, "")
+			if got := lang(second); got != "en" {
+				t.Errorf("after signing in in a fresh browser: %s, want en (the person's choice)", got)
+			}
+			// Another person and the coordinator are not affected.
+			other := env.client("192.0.2.3")
+			env.signIn(other, itnrwAddr, "")
+			if got := lang(other); got != "de" {
+				t.Errorf("another person: %s, want de", got)
+			}
+			coord := env.client("192.0.2.4")
+			coord.login()
+			if got := lang(coord); got != "de" {
+				t.Errorf("the coordinator: %s, want de", got)
+			}
+			// A later choice replaces the earlier one.
+			second.get("/sprache/de?weiter=/bestellungen")
+			third := env.client("192.0.2.5")
+			third.get("/sprache/en?weiter=/anmelden")
+			env.signIn(third, dataportAddr, "")
+			if got := lang(third); got != "de" {
+				t.Errorf("after switching back to German: %s, want de", got)
+			}
+		})
 	}
 }

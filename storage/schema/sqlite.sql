@@ -281,3 +281,13 @@ CREATE INDEX signin_attempts_at ON signin_attempts (at);
 -- Orders by deciding party: the status page lists a signed-in party's orders only.
 CREATE INDEX orders_provider ON orders (provider_id, id);
 CREATE INDEX orders_intermediary ON orders (intermediary_id, id);
+
+-- Status page language chosen by each signed-in person, so it follows them to every browser.
+CREATE TABLE page_preferences (
+	role TEXT NOT NULL,                -- coordinator, provider or intermediary
+	org TEXT NOT NULL,                 -- the party's catalog id; '' for a coordinator
+	subject TEXT NOT NULL,             -- the signed-in address, or the coordinator's user name
+	lang TEXT NOT NULL,                -- de or en
+	updated_at DATETIME NOT NULL,
+	PRIMARY KEY (role, org, subject)
+);
