@@ -34,7 +34,7 @@ import (
 // and of 390 px (screenshots under the test's temporary directory, or
 // MAILFLOW_TEST_SCREENSHOTS).
 func TestBrowserSignin(t *testing.T) {
-	exe := chromiumPath(t)
+	chromiumPath(t) // skips without Chromium, before anything is set up
 	st := storagetest.Open(t, "sqlite")
 	importCatalogFile(t, st)
 	tokens, err := mailflow.NewTokens([]string{"ein-geheimnis-fuer-den-browser"})
@@ -87,28 +87,7 @@ func TestBrowserSignin(t *testing.T) {
 	defer srv.Close()
 	link := regexp.MustCompile(regexp.QuoteMeta(base) + `/anmelden/link/[A-Za-z0-9_-]+`)
 
-	root, cancelRoot := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancelRoot()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-		chromedp.Flag("accept-lang", "de-DE,de"), // the test reads the German page
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	ctx, do := newBrowser(t, 1280, 1000)
 	listed := func() []string {
 		return run(t, ctx, "list", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('table.orders tbody tr')).map(tr => tr.dataset.number)`))
 	}

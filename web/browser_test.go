@@ -90,7 +90,7 @@ const timelineJS = `Array.from(document.querySelectorAll('table.timeline tbody t
 // coloured cards of all eleven statuses, filter, search, the detail
 // timeline, a decision through the form, and logout.
 func TestBrowser(t *testing.T) {
-	exe := chromiumPath(t)
+	chromiumPath(t) // skips without Chromium, before anything is set up
 	st := storagetest.Open(t, "sqlite")
 	flow := &mailflow.Flow{Store: st}
 	importCatalogFile(t, st)
@@ -111,36 +111,7 @@ func TestBrowser(t *testing.T) {
 	defer srv.Close()
 
 	shots := t.TempDir()
-	profile := t.TempDir()
-	root, cancelRoot := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancelRoot()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1400, 1000),
-		// The page's language follows the browser; this test reads German.
-		chromedp.Flag("accept-lang", "de-DE,de"),
-		chromedp.Flag("lang", "de-DE"),
-	)
-	defer cancelAlloc() // runs before the temp dirs are removed: Chromium has exited then
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	ctx, do := newBrowser(t, 1400, 1000)
 	// markOld tags the current document, so that a wait for fresh(sel)
 	// only ends on the document that a form submission loads.
 	markOld := chromedp.Evaluate[chromedp.Void](`document.documentElement.setAttribute('data-old', '')`)
@@ -292,6 +263,41 @@ func TestBrowser(t *testing.T) {
 }
 
 // run runs one browser action that returns a value.
+// newBrowser starts a headless Chromium of the test's own (a fresh
+// profile, German as the browser's language, scrollbars hidden so that a
+// page's width is the window's) at width × height, and returns its
+// context and do, which runs steps or fails the test. Chromium exits
+// when the test ends, before its profile directory is removed.
+func newBrowser(t *testing.T, width, height int) (context.Context, func(what string, steps ...chromedp.Action[chromedp.Void])) {
+	t.Helper()
+	exe := chromiumPath(t)
+	profile := t.TempDir()
+	root, cancelRoot := context.WithTimeout(context.Background(), 3*time.Minute)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		// The page's language follows the browser; the tests read German.
+		chromedp.Flag("accept-lang", "de-DE,de"),
+		chromedp.Flag("lang", "de-DE"),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(width, height),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() { cancel(); cancelAlloc(); cancelRoot() })
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	return ctx, do
+}
+
 func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, a)

@@ -110,7 +110,7 @@ func seedLongOrders(t *testing.T, st *storage.Store, flow *mailflow.Flow) (uv, d
 // (390 px) width in headless Chromium, keeps screenshots, and checks
 // that no page scrolls sideways and no status card is cut.
 func TestBrowserLayout(t *testing.T) {
-	exe := chromiumPath(t)
+	chromiumPath(t) // skips without Chromium, before anything is set up
 	st := storagetest.Open(t, "sqlite")
 	flow := &mailflow.Flow{Store: st}
 	importCatalogFile(t, st)
@@ -136,34 +136,7 @@ func TestBrowserLayout(t *testing.T) {
 	defer srv.Close()
 
 	shots := t.TempDir()
-	profile := t.TempDir()
-	root, cancelRoot := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancelRoot()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("accept-lang", "de-DE,de"),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	ctx, do := newBrowser(t, 1280, 900)
 
 	check := func(name string, width int64, path, ready string, wantBadges bool) {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -17,7 +16,7 @@ import (
 // the decision it carries, another filed away with a reason; at 390 px no
 // review page scrolls sideways, even with a long unbroken line in a mail.
 func TestReviewBrowser(t *testing.T) {
-	exe := chromiumPath(t)
+	chromiumPath(t) // skips without Chromium, before anything is set up
 	env := newPageEnv(t, "sqlite", false)
 	o := createOrder(t, env.flow, "order-dv.json", "browser-review", "")
 	long := "https://portal.example/" + strings.Repeat("x", 300)
@@ -25,24 +24,7 @@ func TestReviewBrowser(t *testing.T) {
 		"BESTÄTIGT\n\nSiehe "+long+"\n", mailflow.VerdictUnauthenticated, "matched order "+o.Number+" by subject tag only — needs a person", 0)
 	junk := env.putInReview("info@werbung.example", "Sonderangebot", "Jetzt kaufen!\n", mailflow.VerdictUnmatched, "no subject tag", 0)
 
-	root, cancelRoot := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancelRoot()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000),
-		chromedp.Flag("accept-lang", "de-DE,de")) // the test reads the German page
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	ctx, do := newBrowser(t, 1280, 1000)
 	text := func(sel string) string { return run(t, ctx, "text of "+sel, chromedp.Text(chromedp.CSS(sel))) }
 	markOld := chromedp.Evaluate[chromedp.Void](`document.documentElement.setAttribute('data-old', '')`)
 	fresh := func(sel string) chromedp.Action[chromedp.Void] {
