@@ -60,13 +60,8 @@ func (p *Pages) conversation(ctx context.Context, lang string, out []*mailflow.O
 		if err != nil {
 			return nil, fmt.Errorf("web: conversation: %w", err)
 		}
-		if raw != nil {
-			e.Stored = true
-			if pm, err := reply.Parse(raw); err == nil {
-				e.From = displayAddress(pm.FromName, pm.From)
-				e.To = pm.Recipients
-				e.Text, e.Truncated = mailText(pm.Text)
-			}
+		if pm := e.read(raw); pm != nil {
+			e.To = pm.Recipients
 		}
 		list = append(list, e)
 	}
@@ -77,13 +72,7 @@ func (p *Pages) conversation(ctx context.Context, lang string, out []*mailflow.O
 		if err != nil {
 			return nil, fmt.Errorf("web: conversation: %w", err)
 		}
-		if raw != nil {
-			e.Stored = true
-			if pm, err := reply.Parse(raw); err == nil {
-				e.From = displayAddress(pm.FromName, pm.From)
-				e.Text, e.Truncated = mailText(pm.Text)
-			}
-		}
+		e.read(raw)
 		list = append(list, e)
 	}
 	for i := range list {
@@ -102,6 +91,23 @@ func (p *Pages) conversation(ctx context.Context, lang string, out []*mailflow.O
 		return a.ID < b.ID
 	})
 	return list, nil
+}
+
+// read takes the sender and the readable text from a mail's stored bytes
+// (nil when they are gone) and returns the parsed mail, or nil when there
+// is none to read.
+func (e *conversationEntry) read(raw []byte) *reply.Message {
+	if raw == nil {
+		return nil
+	}
+	e.Stored = true
+	pm, err := reply.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	e.From = displayAddress(pm.FromName, pm.From)
+	e.Text, e.Truncated = mailText(pm.Text)
+	return pm
 }
 
 // displayAddress writes "Name <addr>" (or the bare address) for a reader;
